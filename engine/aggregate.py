@@ -1,0 +1,78 @@
+"""Chunk aggregates: what a chunk returns, how chunks merge, how they are checkpointed.
+
+All fields are integers (or min/max), so merging is exact and the merged
+result is the same for any chunking; totals that could pass 2**63 over a
+long run (quantised sums) are kept as Python integers after a merge.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass
+class Aggregate:
+    """Exact summary of a set of episodes of one scenario."""
+    episodes: int
+    size_hist: np.ndarray          # (N + 1,) episodes by coalition size at T
+    offers_hist: np.ndarray        # (max_offers + 1,) by bilateral offers made
+    venue_hist: np.ndarray         # (N + 1,) by venue joins
+    withdrawal_hist: np.ndarray    # (N + 1,) by withdrawals
+    value_hist: np.ndarray         # (3, bins) capacity, spent, time to success
+    day_hist: np.ndarray           # (days + 1,) by ceil(time to success)
+    q_sum: np.ndarray              # (3,) sums on the 2**-32 grid of each range
+    q_sumsq: np.ndarray            # (3,) sums of squares, same grid squared
+    lowest: np.ndarray             # (3,) min
+    highest: np.ndarray            # (3,) max
+    successes: int                 # success at T
+    reached: int                   # success reached before T (time_to_success defined)
+    cand_counts: np.ndarray        # (3, N) member at T, ever joined, joined at a venue
+    cand_pay: np.ndarray           # (N,) payments received, on the spent grid
+    kept: np.ndarray               # (k, 8) leading episodes' outcomes (kernels.layout order)
+    kept_members: np.ndarray       # (k, N) member at T, per kept episode
+
+    @classmethod
+    def from_kernel(cls, episodes, arrays) -> "Aggregate":
+        """Reduce `kernels.chunk.simulate_chunk`'s per-thread rows to one aggregate."""
+        (size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
+         q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept,
+         kept_members) = arrays
+        return cls(episodes, size_hist.sum(0), offers_hist.sum(0), venue_hist.sum(0),
+                   withdrawal_hist.sum(0), value_hist.sum(0), day_hist.sum(0), q_sum.sum(0),
+                   q_sumsq.sum(0), lowest.min(0), highest.max(0), int(successes.sum()),
+                   int(reached.sum()), cand_counts.sum(0), cand_pay.sum(0), kept, kept_members)
+
+    def merge(self, later: "Aggregate") -> "Aggregate":
+        """Add the aggregate of the chunk that follows this one (chunk order matters for `kept`)."""
+        big = lambda a, b: a.astype(object) + b.astype(object)  # noqa: E731 - exact, unbounded
+        return Aggregate(
+            self.episodes + later.episodes,
+            self.size_hist + later.size_hist, self.offers_hist + later.offers_hist,
+            self.venue_hist + later.venue_hist, self.withdrawal_hist + later.withdrawal_hist,
+            self.value_hist + later.value_hist, self.day_hist + later.day_hist,
+            big(self.q_sum, later.q_sum), big(self.q_sumsq, later.q_sumsq),
+            np.minimum(self.lowest, later.lowest), np.maximum(self.highest, later.highest),
+            self.successes + later.successes, self.reached + later.reached,
+            self.cand_counts + later.cand_counts, big(self.cand_pay, later.cand_pay),
+            np.concatenate([self.kept, later.kept]),
+            np.concatenate([self.kept_members, later.kept_members]),
+        )
+
+    def save(self, path) -> None:
+        """Write a chunk's aggregate to `path` (a temporary name, then renamed: never half-written)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "Aggregate":
+        with np.load(path) as z:
+            values = {f.name: z[f.name] for f in fields(cls)}
+        for name in ("episodes", "successes", "reached"):
+            values[name] = int(values[name])
+        return cls(**values)

@@ -1,0 +1,96 @@
+"""The forecast directory: staging, chunk checkpoints, and publishing a run.
+
+Layout (docs/OUTPUTS.md):
+
+    DIR/<table>/run_id=<id>/part-0.parquet        published tables
+    DIR/_staging/run_id=<id>/plan.json           what the run was asked to do
+    DIR/_staging/run_id=<id>/chunks/<pos>.npz    one checkpoint per finished chunk
+    DIR/_staging/run_id=<id>/tables/<table>/...  tables being written
+
+Publishing moves each table's directory into place with one rename, and the
+`runs` table last: a reader who sees a run's `runs` row (status complete)
+sees all its tables, and never a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.aggregate import Aggregate
+
+TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
+          "time_to_success", "candidates", "episodes", "runs")
+
+
+class RunExistsError(RuntimeError):
+    """The run id is taken (finished, or staged without --resume) or cannot be resumed."""
+
+
+class RunDirectory:
+    """One run's place in a forecast directory."""
+
+    def __init__(self, out, run_id: str):
+        self.out = Path(out)
+        self.run_id = run_id
+        self.staging = self.out / "_staging" / f"run_id={run_id}"
+        self.chunks = self.staging / "chunks"
+
+    def published(self, table: str) -> Path:
+        return self.out / table / f"run_id={self.run_id}"
+
+    def prepare(self, plan: dict, resume: bool) -> None:
+        """Claim the run id (fresh run) or check the staged plan matches (resume)."""
+        if self.published("runs").exists():
+            raise RunExistsError(f"run id {self.run_id!r} is already complete in {self.out}; "
+                                 "choose another --run-id")
+        plan_file = self.staging / "plan.json"
+        if resume:
+            if not plan_file.exists():
+                raise RunExistsError(f"nothing to resume: no staged run {self.run_id!r} in {self.out}")
+            staged = json.loads(plan_file.read_text())
+            if staged != plan:
+                changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
+                raise RunExistsError(f"cannot resume run {self.run_id!r}: its arguments differ "
+                                     f"({', '.join(changed)}); resume with the same arguments")
+            return
+        if self.staging.exists() or any(self.published(t).exists() for t in TABLES):
+            raise RunExistsError(f"run id {self.run_id!r} is already used in {self.out} "
+                                 "(use --resume to finish an interrupted run, or another --run-id)")
+        self.chunks.mkdir(parents=True)
+        tmp = plan_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(plan, indent=1, sort_keys=True))
+        os.replace(tmp, plan_file)
+
+    def checkpoint_path(self, position: int) -> Path:
+        return self.chunks / f"{position:08d}.npz"
+
+    def finished_chunks(self) -> set[int]:
+        return {int(p.stem) for p in self.chunks.glob("*.npz")} if self.chunks.exists() else set()
+
+    def save_chunk(self, position: int, aggregate: Aggregate) -> None:
+        aggregate.save(self.checkpoint_path(position))
+
+    def load_chunk(self, position: int) -> Aggregate:
+        return Aggregate.load(self.checkpoint_path(position))
+
+    def publish(self, tables: dict[str, pa.Table]) -> None:
+        """Write every table to staging, move them into place, `runs` last; drop staging."""
+        staged = self.staging / "tables"
+        if staged.exists():
+            shutil.rmtree(staged)
+        for name, table in tables.items():
+            part = staged / name / "part-0.parquet"
+            part.parent.mkdir(parents=True)
+            pq.write_table(table, part, compression="snappy")
+        for name in sorted(tables, key=lambda t: t == "runs"):
+            target = self.published(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # left by a crash during an earlier publish of this run
+                shutil.rmtree(target)
+            os.replace(staged / name, target)
+        shutil.rmtree(self.staging)

@@ -1,0 +1,51 @@
+"""The readable summary printed after a run."""
+from __future__ import annotations
+
+import polars as pl
+
+from engine.run import Forecast
+from engine.scenario import Scenario
+from engine.tables import wilson
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}".rstrip("0").rstrip(".") if x == x else "-"
+
+
+def summary_text(result: Forecast, scenarios: list[Scenario], top: int = 5) -> str:
+    """Per scenario: success with a 95% interval, size/capacity quantiles, spent,
+    median time to success, and the candidates most and least likely to join."""
+    run = result.tables["runs"].row(0, named=True)
+    rate = run["episodes"] * run["scenarios"] / max(result.seconds, 1e-9)
+    lines = [f"run {result.run_id}  seed {run['seed']}  {run['episodes']:,} episodes x "
+             f"{run['scenarios']} scenario(s)  {run['executor']} x{run['workers']}  "
+             f"{result.seconds:.1f} s ({rate:,.0f} episodes/s)"]
+    for s in scenarios:
+        summary = result.tables["summary"].filter(pl.col("scenario_id") == s.id)
+        row = {r["metric"]: r for r in summary.iter_rows(named=True)}
+        n = row["size"]["n"]
+        wins = round(row["success"]["mean"] * n)
+        low, high = wilson(wins, n)
+        q = lambda m: "  ".join(f"p{p} {_fmt(row[m][f'p{p}'])}" for p in ("05", "50", "95"))  # noqa: E731
+        tts = row["time_to_success"]
+        lines += [
+            "",
+            f"{s.name}  [{s.id}]",
+            f"  pivot {s.pivot}; needs {_fmt(s.requirement)} {s.capacity_unit} and "
+            f"{s.min_partners} partners by day {_fmt(s.deadline_days)}; budget {_fmt(s.budget)} "
+            f"{s.payment_unit}",
+            f"  success          {row['success']['mean']:.1%}  (95% CI {low:.1%} - {high:.1%})",
+            f"  size             {q('size')}  (mean {row['size']['mean']:.2f})",
+            f"  capacity         {q('capacity')}  (mean {_fmt(row['capacity']['mean'])} {s.capacity_unit})",
+            f"  spent            {q('spent')}  (mean {_fmt(row['spent']['mean'])} {s.payment_unit})",
+            "  time to success  " + (f"median {_fmt(tts['p50'])} days (in the {tts['n'] / n:.1%} of "
+                                     "episodes that reached it)" if tts["n"] else "never reached"),
+        ]
+        cands = (result.tables["candidates"].filter(pl.col("scenario_id") == s.id)
+                 .sort(["p_member", "candidate_id"], descending=[True, False]))
+        pick = lambda df: ", ".join(f"{r['candidate_id']} {r['p_member']:.0%}"  # noqa: E731
+                                    for r in df.iter_rows(named=True))
+        k = min(top, max(1, cands.height // 2))
+        lines.append(f"  most likely      {pick(cands.head(k))}")
+        lines.append(f"  least likely     {pick(cands.tail(k).reverse())}")
+    return "\n".join(lines)

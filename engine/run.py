@@ -1,0 +1,188 @@
+"""The one entry point: run scenarios, merge chunks in order, build and publish tables."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from tqdm import tqdm
+
+from engine import __version__
+from engine.aggregate import Aggregate
+from engine.executors import ChunkError, Job, LocalExecutor, available_cores
+from engine.model_arrays import build_model_arrays, outcome_ranges
+from engine.output import RunDirectory
+from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
+from engine.scenario import Scenario, load_scenario
+from engine.tables import scenario_row, scenario_tables
+
+DEFAULT_EPISODES = 100_000
+DEFAULT_SEED = 1
+
+
+class RunSettingsError(ValueError):
+    """A run argument is out of range (reported like a scenario error: exit code 2)."""
+
+
+class RunFailedError(RuntimeError):
+    """A chunk failed: nothing was published, finished chunks are kept for --resume."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A finished run: its id, its tables as Polars DataFrames, and where they were written."""
+    run_id: str
+    tables: dict[str, pl.DataFrame]
+    out: Path | None
+    seconds: float
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _check(condition, message):
+    if not condition:
+        raise RunSettingsError(message)
+
+
+def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
+             out=None, run_id: str | None = None, workers: int | None = None,
+             chunk_size: int | None = None, executor: str = "local", keep_episodes: int = 0,
+             resume: bool = False, progress: bool | None = None) -> Forecast:
+    """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
+
+    Scenarios of one run share random numbers: episode e of each uses the same
+    draws. With `out`, tables are published under `out` and every finished
+    chunk is checkpointed there (so `resume=True` can finish a crashed run);
+    without it nothing is written.
+    """
+    started = dt.datetime.now(dt.timezone.utc)
+    items = [s if isinstance(s, Scenario) else load_scenario(s) for s in
+             ([scenarios] if isinstance(scenarios, (str, Path, Scenario)) else scenarios)]
+    _check(items, "no scenario given")
+    ids = [s.id for s in items]
+    _check(len(set(ids)) == len(ids), f"scenario ids must be unique in a run (got {ids})")
+    cores = available_cores()
+    workers = workers or cores
+    _check(episodes >= 1, f"--episodes must be >= 1 (got {episodes})")
+    _check(0 <= seed < 2**63, f"--seed must be in [0, 2**63) (got {seed})")
+    _check(1 <= workers, f"--workers must be >= 1 (got {workers})")
+    _check(keep_episodes >= 0, f"--keep-episodes must be >= 0 (got {keep_episodes})")
+    chunk_size = chunk_size or default_chunk_size(max(len(s.candidates) for s in items))
+    _check(1 <= chunk_size <= MAX_CHUNK_EPISODES,
+           f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
+    run_id = run_id or new_run_id()
+    _check(run_id and "/" not in run_id and run_id not in (".", ".."),
+           f"--run-id must be a plain name (got {run_id!r})")
+    runner = _executor(executor, workers, cores)
+
+    plan = {"engine_version": __version__, "seed": seed, "episodes": episodes,
+            "chunk_size": chunk_size, "keep_episodes": keep_episodes,
+            "scenarios": [[s.id, s.sha256 or _scenario_hash(s)] for s in items]}
+    config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    store = None
+    if out is not None:
+        store = RunDirectory(out, run_id)
+        store.prepare(plan, resume)
+
+    job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
+              tuple(outcome_ranges(s) for s in items))
+    chunks = plan_chunks(len(items), episodes, chunk_size)
+    try:
+        merged = _simulate(job, chunks, runner, store, len(items), progress)
+    except ChunkError as exc:
+        c = exc.chunk
+        kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
+        raise RunFailedError(f"scenario {ids[c.scenario]!r}, chunk {c.index} (episodes {c.first}.."
+                             f"{c.stop - 1}) failed: {exc}{kept}") from exc
+
+    finished = dt.datetime.now(dt.timezone.utc)
+    tables: dict[str, list[pa.Table]] = {}
+    for s, agg in zip(items, merged):
+        for name, table in scenario_tables(run_id, s, agg).items():
+            tables.setdefault(name, []).append(table)
+    arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
+    arrow["scenarios"] = pa.Table.from_pylist([scenario_row(run_id, s) for s in items])
+    arrow["runs"] = pa.Table.from_pylist([{
+        "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
+        "episodes": episodes, "scenarios": len(items), "seed": seed,
+        "engine_version": __version__, "config_sha256": config_sha256,
+        "executor": runner.name, "workers": workers, "chunk_size": chunk_size,
+        "keep_episodes": keep_episodes,
+    }], schema=RUNS_SCHEMA)
+    if store is not None:
+        store.publish(arrow)
+    return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()},
+                    Path(out) if out is not None else None, (finished - started).total_seconds())
+
+
+RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("status", pa.string()),
+    ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ("episodes", pa.int64()), ("scenarios", pa.int64()), ("seed", pa.int64()),
+    ("engine_version", pa.string()), ("config_sha256", pa.string()), ("executor", pa.string()),
+    ("workers", pa.int64()), ("chunk_size", pa.int64()), ("keep_episodes", pa.int64()),
+])
+
+
+def _scenario_hash(s: Scenario) -> str:
+    return hashlib.sha256(repr(s).encode()).hexdigest()
+
+
+def _executor(name: str, workers: int, cores: int):
+    if name == "local":
+        import numba
+        _check(workers <= numba.config.NUMBA_NUM_THREADS,
+               f"--workers must be <= {numba.config.NUMBA_NUM_THREADS} with the local executor "
+               f"(this machine has {cores} cores; NUMBA_NUM_THREADS raises the limit)")
+        return LocalExecutor(workers)
+    raise RunSettingsError(f"--executor must be 'local' (got {name!r})")
+
+
+def _simulate(job: Job, chunks, runner, store: RunDirectory | None, n_scenarios: int,
+              progress: bool | None) -> list[Aggregate]:
+    """Run the chunks not yet checkpointed and merge all chunks in chunk order."""
+    done = store.finished_chunks() if store else set()
+    merged: list[Aggregate | None] = [None] * n_scenarios
+    waiting: dict[int, Aggregate] = {}
+    next_position = 0
+
+    def merge_ready():
+        nonlocal next_position
+        while next_position < len(chunks):
+            position = next_position
+            if position in waiting:
+                agg = waiting.pop(position)
+            elif position in done:
+                agg = store.load_chunk(position)
+            else:
+                return
+            s = chunks[position].scenario
+            merged[s] = agg if merged[s] is None else merged[s].merge(agg)
+            next_position += 1
+
+    todo = [c for c in chunks if c.position not in done]
+    total = sum(c.episodes for c in chunks)
+    bar = tqdm(total=total, initial=total - sum(c.episodes for c in todo), unit="episodes",
+               unit_scale=True, delay=2.0, disable=progress is False, leave=False,
+               desc="episodes")
+    merge_ready()
+    try:
+        for chunk, agg in runner.map(job, todo):
+            if store is not None:
+                store.save_chunk(chunk.position, agg)
+            waiting[chunk.position] = agg
+            bar.update(chunk.episodes)
+            merge_ready()
+    finally:
+        bar.close()
+    assert next_position == len(chunks), "chunks missing after the run"
+    return merged
+

@@ -1,0 +1,303 @@
+"""Scenario files (TOML): loading, defaults and validation, all at the boundary.
+
+`load_scenario(path)` returns a `Scenario` or raises `ScenarioError` with one
+message naming the file, the key path and the rule broken. Nothing downstream
+checks inputs again. The format is docs/SCENARIOS.md (= shared SCENARIO_FORMAT).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ScenarioError(ValueError):
+    """A scenario file breaks a rule of the format."""
+
+    def __init__(self, path, key, rule):
+        self.path, self.key, self.rule = str(path), key, rule
+        super().__init__(f"{path}: {key}: {rule}" if key else f"{path}: {rule}")
+
+
+# name -> (default, kind, check); kinds: "number", "integer"; checks below.
+PARAMETERS = {
+    "info_noise": (1.0, "number", ">= 0"),
+    "credibility_floor": (0.5, "number", "in [0, 1]"),
+    "linkage": (1.0, "number", ">= 0"),
+    "holdout": (0.0, "number", ">= 0"),
+    "peer_weight": (0.0, "number", ">= 0"),
+    "bandwidth": (5, "integer", ">= 1"),
+    "delay_min_days": (7.0, "number", ">= 0"),
+    "delay_max_days": (60.0, "number", ">= 0"),
+    "max_rounds": (3, "integer", ">= 1"),
+    "escalation": (0.25, "number", ">= 0"),
+    "margin": (0.1, "number", ">= 0"),
+    "approach_cost": (1.0, "number", "> 0"),
+    "withdrawal_rate": (0.0, "number", ">= 0"),
+}
+MECHANISMS = ("information", "linkage", "credibility", "brokers", "venues", "peers", "withdrawals")
+TOP_LEVEL = {"name", "pivot", "deadline_days", "requirement", "min_partners", "budget",
+             "capacity_unit", "payment_unit", "description", "sources", "parameters",
+             "mechanisms", "candidates", "ties", "institutions"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    name: str
+    capacity: tuple[float, float, float]      # low, mode, high
+    preference: tuple[float, float]           # mean, sd
+    tie: tuple[float, float]                  # mean, concentration
+
+
+@dataclass(frozen=True)
+class Tie:
+    a: str
+    b: str
+    mean: float
+    concentration: float
+
+
+@dataclass(frozen=True)
+class Institution:
+    id: str
+    members: tuple[str, ...]
+    pivot_member: bool = False
+    broker: float = 0.0
+    venue_day: float | None = None
+    venue_bonus: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario with every default filled in."""
+    id: str
+    name: str
+    pivot: str
+    deadline_days: float
+    requirement: float
+    min_partners: int
+    budget: float
+    capacity_unit: str
+    payment_unit: str
+    parameters: dict
+    mechanisms: dict
+    candidates: tuple[Candidate, ...]
+    ties: tuple[Tie, ...] = ()
+    institutions: tuple[Institution, ...] = ()
+    description: str = ""
+    sources: tuple[str, ...] = ()
+    path: str = ""
+    sha256: str = field(default="", compare=False)
+
+
+class _Checker:
+    """Reads typed values from a TOML table, naming the key path on failure."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def fail(self, key, rule):
+        raise ScenarioError(self.path, key, rule)
+
+    def table(self, value, key):
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table")
+        return value
+
+    def no_unknown(self, table, allowed, prefix):
+        for k in table:
+            if k not in allowed:
+                where = f"{prefix}.{k}" if prefix else k
+                self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def get(self, table, name, prefix, kind, default=None, required=False, check=None):
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in table:
+            if required:
+                self.fail(key, "required key is missing")
+            return default
+        value = table[name]
+        if kind == "string":
+            if not isinstance(value, str) or (required and not value):
+                self.fail(key, "must be a non-empty string" if required else "must be a string")
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                self.fail(key, "must be true or false")
+        elif kind in ("number", "integer"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(key, f"must be {'an integer' if kind == 'integer' else 'a number'}")
+            if kind == "integer" and not isinstance(value, int):
+                self.fail(key, f"must be an integer (got {value})")
+            if not math.isfinite(value):
+                self.fail(key, f"must be finite (got {value})")
+            if check and not _holds(value, check):
+                self.fail(key, f"must be {check} (got {value})")
+            value = int(value) if kind == "integer" else float(value)
+        elif kind == "strings":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                self.fail(key, "must be a list of strings")
+        return value
+
+
+def _holds(value, check):
+    if check == "in [0, 1]":
+        return 0.0 <= value <= 1.0
+    op, bound = check.split()
+    return value >= float(bound) if op == ">=" else value > float(bound)
+
+
+def _candidate(c, raw, k):
+    p = f"candidates[{k}]"
+    c.table(raw, p)
+    c.no_unknown(raw, {"id", "name", "capacity", "preference", "tie"}, p)
+    cid = c.get(raw, "id", p, "string", required=True)
+    name = c.get(raw, "name", p, "string", default=cid)
+    cap = c.table(c.get(raw, "capacity", p, "table", required=True), f"{p}.capacity")
+    c.no_unknown(cap, {"low", "mode", "high"}, f"{p}.capacity")
+    low, mode, high = (c.get(cap, x, f"{p}.capacity", "number", required=True, check=">= 0")
+                       for x in ("low", "mode", "high"))
+    if low > mode:
+        c.fail(f"{p}.capacity", f"low must be <= mode (got low {low} > mode {mode})")
+    if mode > high:
+        c.fail(f"{p}.capacity", f"mode must be <= high (got mode {mode} > high {high})")
+    pref = c.table(c.get(raw, "preference", p, "table", required=True), f"{p}.preference")
+    c.no_unknown(pref, {"mean", "sd"}, f"{p}.preference")
+    pmean = c.get(pref, "mean", f"{p}.preference", "number", required=True)
+    psd = c.get(pref, "sd", f"{p}.preference", "number", required=True, check=">= 0")
+    tie = c.table(c.get(raw, "tie", p, "table", required=True), f"{p}.tie")
+    c.no_unknown(tie, {"mean", "concentration"}, f"{p}.tie")
+    tmean = c.get(tie, "mean", f"{p}.tie", "number", required=True, check="in [0, 1]")
+    tconc = c.get(tie, "concentration", f"{p}.tie", "number", required=True, check="> 0")
+    return Candidate(cid, name, (low, mode, high), (pmean, psd), (tmean, tconc))
+
+
+def _tie(c, raw, k, known):
+    p = f"ties[{k}]"
+    c.table(raw, p)
+    c.no_unknown(raw, {"a", "b", "mean", "concentration"}, p)
+    a = c.get(raw, "a", p, "string", required=True)
+    b = c.get(raw, "b", p, "string", required=True)
+    for end, v in (("a", a), ("b", b)):
+        if v not in known:
+            c.fail(f"{p}.{end}", f"names unknown candidate {v!r}")
+    if a == b:
+        c.fail(p, f"a tie must join two different candidates (got {a!r} twice)")
+    mean = c.get(raw, "mean", p, "number", required=True, check="in [0, 1]")
+    conc = c.get(raw, "concentration", p, "number", required=True, check="> 0")
+    return Tie(a, b, mean, conc)
+
+
+def _institution(c, raw, k, known, pivot):
+    p = f"institutions[{k}]"
+    c.table(raw, p)
+    c.no_unknown(raw, {"id", "members", "pivot_member", "broker", "venue_day", "venue_bonus"}, p)
+    iid = c.get(raw, "id", p, "string", required=True)
+    members = c.get(raw, "members", p, "strings", required=True)
+    seen = set()
+    for j, m in enumerate(members):
+        if m == pivot:
+            c.fail(f"{p}.members[{j}]", f"is the pivot {m!r}; use pivot_member = true instead")
+        if m not in known:
+            c.fail(f"{p}.members[{j}]", f"names unknown candidate {m!r}")
+        if m in seen:
+            c.fail(f"{p}.members[{j}]", f"lists member {m!r} twice")
+        seen.add(m)
+    return Institution(
+        iid, tuple(members),
+        pivot_member=c.get(raw, "pivot_member", p, "bool", default=False),
+        broker=c.get(raw, "broker", p, "number", default=0.0, check="in [0, 1]"),
+        venue_day=c.get(raw, "venue_day", p, "number", default=None, check=">= 0"),
+        venue_bonus=c.get(raw, "venue_bonus", p, "number", default=0.0, check=">= 0"),
+    )
+
+
+def _array_of_tables(c, doc, name, required=False):
+    value = doc.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        c.fail(name, f"must be an array of tables ([[{name}]])")
+    if required and not value:
+        c.fail(name, f"at least one [[{name}]] is required")
+    return value
+
+
+def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None = None) -> Scenario:
+    """Validate a parsed TOML document and return the `Scenario` with defaults applied."""
+    c = _Checker(path)
+    c.no_unknown(doc, TOP_LEVEL, "")
+    name = c.get(doc, "name", "", "string", required=True)
+    pivot = c.get(doc, "pivot", "", "string", required=True)
+    deadline = c.get(doc, "deadline_days", "", "number", required=True, check="> 0")
+    params_raw = c.table(doc.get("parameters", {}), "parameters")
+    c.no_unknown(params_raw, PARAMETERS, "parameters")
+    params = {k: c.get(params_raw, k, "parameters", kind, default=d, check=check)
+              for k, (d, kind, check) in PARAMETERS.items()}
+    params = {k: (int(v) if PARAMETERS[k][1] == "integer" else float(v)) for k, v in params.items()}
+    if params["delay_min_days"] > params["delay_max_days"]:
+        c.fail("parameters.delay_min_days",
+               f"must be <= delay_max_days (got {params['delay_min_days']} > {params['delay_max_days']})")
+    mech_raw = c.table(doc.get("mechanisms", {}), "mechanisms")
+    c.no_unknown(mech_raw, MECHANISMS, "mechanisms")
+    mechanisms = {k: c.get(mech_raw, k, "mechanisms", "bool", default=True) for k in MECHANISMS}
+
+    candidates = []
+    for k, raw in enumerate(_array_of_tables(c, doc, "candidates", required=True)):
+        cand = _candidate(c, raw, k)
+        if cand.id == pivot:
+            c.fail(f"candidates[{k}].id", f"is the pivot {pivot!r}; the pivot must not be a candidate")
+        if any(cand.id == other.id for other in candidates):
+            c.fail(f"candidates[{k}].id", f"duplicate candidate id {cand.id!r}")
+        candidates.append(cand)
+    known = {cand.id for cand in candidates}
+    ties, pairs = [], set()
+    for k, raw in enumerate(_array_of_tables(c, doc, "ties")):
+        tie = _tie(c, raw, k, known)
+        pair = frozenset((tie.a, tie.b))
+        if pair in pairs:
+            c.fail(f"ties[{k}]", f"the pair {tie.a!r}-{tie.b!r} is tied twice")
+        pairs.add(pair)
+        ties.append(tie)
+    institutions = []
+    for k, raw in enumerate(_array_of_tables(c, doc, "institutions")):
+        inst = _institution(c, raw, k, known, pivot)
+        if any(inst.id == other.id for other in institutions):
+            c.fail(f"institutions[{k}].id", f"duplicate institution id {inst.id!r}")
+        institutions.append(inst)
+
+    return Scenario(
+        id=scenario_id or name,
+        name=name,
+        pivot=pivot,
+        deadline_days=deadline,
+        requirement=c.get(doc, "requirement", "", "number", default=0.0, check=">= 0"),
+        min_partners=c.get(doc, "min_partners", "", "integer", default=0, check=">= 0"),
+        budget=c.get(doc, "budget", "", "number", default=0.0, check=">= 0"),
+        capacity_unit=c.get(doc, "capacity_unit", "", "string", default="capacity"),
+        payment_unit=c.get(doc, "payment_unit", "", "string", default="payment units"),
+        parameters=params,
+        mechanisms=mechanisms,
+        candidates=tuple(candidates),
+        ties=tuple(ties),
+        institutions=tuple(institutions),
+        description=c.get(doc, "description", "", "string", default=""),
+        sources=tuple(c.get(doc, "sources", "", "strings", default=[])),
+        path=str(path),
+    )
+
+
+def load_scenario(path) -> Scenario:
+    """Read and validate one scenario file; its id is the file name without `.toml`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(path, "", f"cannot read file ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, "", f"not valid TOML ({exc})") from None
+    scenario = parse_scenario(doc, str(path), scenario_id=path.stem)
+    object.__setattr__(scenario, "sha256", hashlib.sha256(data).hexdigest())
+    return scenario

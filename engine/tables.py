@@ -1,0 +1,151 @@
+"""Merged aggregates -> the output tables (docs/OUTPUTS.md), as pyarrow Tables."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from engine.aggregate import Aggregate
+from engine.model_arrays import VALUE_BINS, outcome_ranges
+from engine.scenario import PARAMETERS, Scenario
+from kernels.chunk import GRID
+from kernels.layout import N_OUTCOMES
+
+QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
+METRICS = ("size", "capacity", "spent", "success", "time_to_success", "offers",
+           "venue_joins", "withdrawals")
+OUTCOME_COLUMNS = ("size", "capacity", "spent", "success", "time_to_success", "offers",
+                   "venue_joins", "withdrawals")  # kernels.layout outcome order
+assert len(OUTCOME_COLUMNS) == N_OUTCOMES
+Z95 = 1.959963984540054
+
+
+def wilson(successes, n, z=Z95):
+    """95% Wilson score interval for a proportion (arrays allowed)."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _discrete_stats(hist):
+    """Statistics of an integer outcome from its exact histogram (values 0..len-1)."""
+    hist = np.asarray(hist, dtype=np.int64)
+    n = int(hist.sum())
+    values = np.arange(len(hist), dtype=np.float64)
+    mean = float((values * hist).sum() / n)
+    var = float(((values - mean) ** 2 * hist).sum() / (n - 1)) if n > 1 else 0.0
+    cdf = np.cumsum(hist) / n
+    quantiles = [float(np.searchsorted(cdf, q - 1e-12)) for q in QUANTILES]
+    nonzero = np.flatnonzero(hist)
+    return n, mean, var, quantiles, float(nonzero[0]), float(nonzero[-1])
+
+
+def _continuous_stats(agg: Aggregate, m: int, top: float, n: int):
+    """Statistics of a continuous outcome: exact mean/sd from the grid sums, quantiles
+    interpolated in its histogram (error below one bin, 1/1024 of the range)."""
+    if n == 0:
+        return 0, math.nan, math.nan, [math.nan] * len(QUANTILES), math.nan, math.nan
+    mean = int(agg.q_sum[m]) / GRID * top / n
+    sumsq = int(agg.q_sumsq[m]) / GRID * top * top
+    var = max(0.0, (sumsq - n * mean * mean) / (n - 1)) if n > 1 else 0.0
+    hist = np.asarray(agg.value_hist[m], dtype=np.int64)
+    edges = np.linspace(0.0, top, len(hist) + 1)
+    cdf = np.concatenate([[0.0], np.cumsum(hist) / n])
+    lo, hi = float(agg.lowest[m]), float(agg.highest[m])
+    quantiles = [float(min(max(np.interp(q, cdf, edges), lo), hi)) for q in QUANTILES]
+    return n, mean, var, quantiles, lo, hi
+
+
+def summary_rows(s: Scenario, agg: Aggregate):
+    """One row per metric: n, mean, sd, se, p05..p95, min, max."""
+    top = outcome_ranges(s).top
+    n = agg.episodes
+    stats = {
+        "size": _discrete_stats(agg.size_hist),
+        "capacity": _continuous_stats(agg, 0, top[0], n),
+        "spent": _continuous_stats(agg, 1, top[1], n),
+        "success": _discrete_stats([n - agg.successes, agg.successes]),
+        "time_to_success": _continuous_stats(agg, 2, top[2], agg.reached),
+        "offers": _discrete_stats(agg.offers_hist),
+        "venue_joins": _discrete_stats(agg.venue_hist),
+        "withdrawals": _discrete_stats(agg.withdrawal_hist),
+    }
+    rows = []
+    for metric in METRICS:
+        count, mean, var, qs, lo, hi = stats[metric]
+        sd = math.sqrt(var) if count else math.nan
+        rows.append({"metric": metric, "n": count, "mean": mean, "sd": sd,
+                     "se": sd / math.sqrt(count) if count else math.nan,
+                     **{f"p{round(q * 100):02d}": v for q, v in zip(QUANTILES, qs)},
+                     "min": lo, "max": hi})
+    return rows
+
+
+def _with_keys(run_id, scenario_id, columns: dict) -> pa.Table:
+    length = len(next(iter(columns.values()))) if columns else 0
+    return pa.table({"run_id": pa.array([run_id] * length, pa.string()),
+                     "scenario_id": pa.array([scenario_id] * length, pa.string()), **columns})
+
+
+def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Table]:
+    """The per-scenario tables: summary, distributions, candidates, kept episodes."""
+    n = agg.episodes
+    ranges = outcome_ranges(s)
+    rows = summary_rows(s, agg)
+    summary = _with_keys(run_id, s.id, {k: [r[k] for r in rows] for k in rows[0]})
+
+    size_counts = np.asarray(agg.size_hist, np.int64)
+    size = _with_keys(run_id, s.id, {
+        "size": np.arange(len(size_counts), dtype=np.int64), "episodes": size_counts,
+        "probability": size_counts / n, "cdf": np.cumsum(size_counts) / n})
+
+    cap_counts = np.asarray(agg.value_hist[0], np.int64)
+    edges = np.linspace(0.0, ranges.top[0], VALUE_BINS + 1)
+    capacity = _with_keys(run_id, s.id, {
+        "bin_low": edges[:-1], "bin_high": edges[1:], "episodes": cap_counts,
+        "probability": cap_counts / n, "cdf": np.cumsum(cap_counts) / n})
+
+    by_day = np.cumsum(np.asarray(agg.day_hist, np.int64))
+    time = _with_keys(run_id, s.id, {
+        "day": np.arange(ranges.days + 1, dtype=np.int64),
+        "episodes_succeeded_by_day": by_day, "p_success_by_day": by_day / n})
+
+    member, ever, venue = (np.asarray(x, np.int64) for x in agg.cand_counts)
+    low, high = wilson(member, n)
+    pay = np.array([int(x) for x in agg.cand_pay], dtype=np.float64) / GRID * ranges.top[1] / n
+    candidates = _with_keys(run_id, s.id, {
+        "candidate_id": [c.id for c in s.candidates],
+        "candidate_name": [c.name for c in s.candidates],
+        "p_member": member / n, "p_member_low": low, "p_member_high": high,
+        "p_ever_joined": ever / n, "p_venue_join": venue / n, "mean_payment": pay})
+
+    kept = np.asarray(agg.kept)
+    ids = np.array([c.id for c in s.candidates], dtype=object)
+    episodes = _with_keys(run_id, s.id, {
+        "episode": np.arange(len(kept), dtype=np.int64),
+        **{name: (kept[:, j].astype(np.int64) if name in ("size", "offers", "venue_joins", "withdrawals")
+                  else kept[:, j].astype(bool) if name == "success" else kept[:, j])
+           for j, name in enumerate(OUTCOME_COLUMNS)},
+        "members": pa.array([list(ids[row.astype(bool)]) for row in agg.kept_members],
+                            pa.list_(pa.string())),
+    })
+    return {"summary": summary, "size_distribution": size, "capacity_distribution": capacity,
+            "time_to_success": time, "candidates": candidates, "episodes": episodes}
+
+
+def scenario_row(run_id: str, s: Scenario) -> dict:
+    """The `scenarios` row: identity and every parameter of `s`."""
+    return {
+        "run_id": run_id, "scenario_id": s.id, "scenario_name": s.name, "pivot": s.pivot,
+        "source_path": s.path, "source_sha256": s.sha256,
+        "deadline_days": s.deadline_days, "requirement": s.requirement,
+        "min_partners": s.min_partners, "budget": s.budget,
+        "capacity_unit": s.capacity_unit, "payment_unit": s.payment_unit,
+        **{name: s.parameters[name] for name in PARAMETERS},
+        **{f"mechanism_{name}": on for name, on in s.mechanisms.items()},
+        "candidates": len(s.candidates), "ties": len(s.ties), "institutions": len(s.institutions),
+        "candidate_ids": [c.id for c in s.candidates],
+        "institution_ids": [i.id for i in s.institutions],
+    }

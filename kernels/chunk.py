@@ -1,0 +1,112 @@
+"""A chunk of episodes -> small exact aggregates, threads over contiguous slices.
+
+Every aggregate is an integer (histogram counts, counts, and sums of values
+quantised to a fixed grid of 2**-32 of the metric's range) or a min/max, so
+summing them over threads and chunks is exact and order-free: the result
+never depends on how episodes were split.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from kernels.episode import PAYMENT, new_workspace, run_episode
+from kernels.layout import (
+    CAPACITY, MEMBER, N_OUTCOMES, OFFERS, SIZE, SPENT, SUCCESS, TIME_TO_SUCCESS,
+    VENUE_JOINS, WITHDRAWALS, WITHDRAWN,
+)
+
+# continuous metrics, in this order in the continuous accumulators
+CONTINUOUS = (CAPACITY, SPENT, TIME_TO_SUCCESS)
+N_CONTINUOUS = 3
+# per-candidate counters
+CAND_MEMBER, CAND_EVER, CAND_VENUE = 0, 1, 2
+GRID = 4294967296.0  # 2**32 steps per metric range
+
+
+@njit(cache=True, inline="always")
+def _bin(x, top, n_bins):
+    b = int(x / top * n_bins)
+    return min(max(b, 0), n_bins - 1)
+
+
+@njit(cache=True, parallel=True)
+def simulate_chunk(seed, first, stop, n_slots, keep, n_bins, top, n_days, max_offers,
+                   cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members):
+    """Run episodes [first, stop) and return their aggregates, one row per thread slot.
+
+    `top[m]` is the upper end of continuous metric m's range (capacity: sum of
+    highs; spent: budget; time to success: deadline); `keep` is the number of
+    leading episodes of the whole run whose records are kept.
+    """
+    n = cand.shape[0]
+    n_ties = tie_ends.shape[0]
+    n_inst = inst.shape[0]
+    size_hist = np.zeros((n_slots, n + 1), np.int64)
+    offers_hist = np.zeros((n_slots, max_offers + 1), np.int64)
+    venue_hist = np.zeros((n_slots, n + 1), np.int64)
+    withdrawal_hist = np.zeros((n_slots, n + 1), np.int64)
+    value_hist = np.zeros((n_slots, N_CONTINUOUS, n_bins), np.int64)
+    day_hist = np.zeros((n_slots, n_days + 1), np.int64)
+    q_sum = np.zeros((n_slots, N_CONTINUOUS), np.int64)
+    q_sumsq = np.zeros((n_slots, N_CONTINUOUS), np.int64)
+    lowest = np.full((n_slots, N_CONTINUOUS), np.inf)
+    highest = np.full((n_slots, N_CONTINUOUS), -np.inf)
+    successes = np.zeros(n_slots, np.int64)
+    reached = np.zeros(n_slots, np.int64)
+    cand_counts = np.zeros((n_slots, 3, n), np.int64)
+    cand_pay = np.zeros((n_slots, n), np.int64)
+    n_kept = max(0, min(stop, keep) - first)
+    kept = np.zeros((n_kept, N_OUTCOMES))
+    kept_members = np.zeros((n_kept, n), np.int8)
+    scale = np.empty(N_CONTINUOUS)
+    for m in range(N_CONTINUOUS):
+        scale[m] = GRID / top[m]
+    pay_scale = GRID / top[1]
+
+    total = stop - first
+    for slot in prange(n_slots):
+        lo = first + total * slot // n_slots
+        hi = first + total * (slot + 1) // n_slots
+        (work, status, at_venue, order, peer_w, h_time, h_seq, h_item, h_round, h_offer,
+         out) = new_workspace(n, n_ties, n_inst)
+        for ep in range(lo, hi):
+            run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
+                        inst, inst_members, work, status, at_venue, order, peer_w,
+                        h_time, h_seq, h_item, h_round, h_offer, out)
+            size_hist[slot, int(out[SIZE])] += 1
+            offers_hist[slot, min(int(out[OFFERS]), max_offers)] += 1
+            venue_hist[slot, int(out[VENUE_JOINS])] += 1
+            withdrawal_hist[slot, int(out[WITHDRAWALS])] += 1
+            successes[slot] += int(out[SUCCESS])
+            for m in range(N_CONTINUOUS):
+                x = out[CONTINUOUS[m]]
+                if math.isnan(x):
+                    continue
+                x = max(x, 0.0)
+                value_hist[slot, m, _bin(x, top[m], n_bins)] += 1
+                q = x * scale[m]
+                q_sum[slot, m] += np.int64(q + 0.5)
+                q_sumsq[slot, m] += np.int64(q * q / GRID + 0.5)
+                lowest[slot, m] = min(lowest[slot, m], x)
+                highest[slot, m] = max(highest[slot, m], x)
+            tts = out[TIME_TO_SUCCESS]
+            if not math.isnan(tts):
+                reached[slot] += 1
+                day_hist[slot, min(int(math.ceil(tts)), n_days)] += 1
+            for i in range(n):
+                st = status[i]
+                if st == MEMBER:
+                    cand_counts[slot, CAND_MEMBER, i] += 1
+                if st == MEMBER or st == WITHDRAWN:
+                    cand_counts[slot, CAND_EVER, i] += 1
+                    cand_pay[slot, i] += np.int64(work[PAYMENT, i] * pay_scale + 0.5)
+                cand_counts[slot, CAND_VENUE, i] += at_venue[i]
+            if ep < keep:
+                r = ep - first
+                for o in range(N_OUTCOMES):
+                    kept[r, o] = out[o]
+                for i in range(n):
+                    kept_members[r, i] = 1 if status[i] == MEMBER else 0
+    return (size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
+            q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members)

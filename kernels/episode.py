@@ -1,0 +1,366 @@
+"""One REM-1 recruitment episode (docs/MODEL.md), as a tight event loop.
+
+The event queue is a binary heap ordered by (time, scheduling sequence), so
+events at the same time run in the order they were scheduled; venues are
+scheduled first, in institution order.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from kernels import rng
+from kernels.layout import (
+    APPROACH_COST, BANDWIDTH, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, DEADLINE,
+    DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, LINKAGE, LOW,
+    MARGIN, MAX_ROUNDS, MEMBER, MIN_PARTNERS, MODE, N_MEMBERS, N_OUTCOMES, NEGOTIATING,
+    OFFERS, PASSED, PEER_WEIGHT, PIVOT_MEMBER, PREF_MEAN, PREF_SD, REFUSED, REQUIREMENT,
+    SIZE, SPENT, SUCCESS, TIE_CONC, TIE_MEAN, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
+    USE_INFORMATION, USE_LINKAGE, VENUE_BONUS, VENUE_DAY, VENUE_JOINS, WITHDRAWAL_RATE,
+    WITHDRAWALS, WITHDRAWN,
+)
+
+# event kinds
+RESPONSE, WITHDRAW, VENUE = 0, 1, 2
+
+# per-candidate float workspace rows
+(TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
+ PEER_TOTAL, VENUE_OFFER) = range(10)
+N_WORK_ROWS = 10
+
+
+@njit(cache=True)
+def new_workspace(n_candidates, n_ties, n_institutions):
+    """Preallocated per-thread arrays for `run_episode`, reused across episodes."""
+    n = n_candidates
+    heap_size = 2 * n + n_institutions + 1
+    return (
+        np.zeros((N_WORK_ROWS, n)),            # work: float rows above
+        np.zeros(n, np.int8),                  # status
+        np.zeros(n, np.int8),                  # joined_at_venue
+        np.zeros(n, np.int64),                 # order (P's list)
+        np.zeros(max(n_ties, 1)),              # peer tie strengths
+        np.zeros(heap_size),                   # heap: time
+        np.zeros(heap_size, np.int64),         # heap: sequence
+        np.zeros(heap_size, np.int64),         # heap: kind + 4 * index
+        np.zeros(heap_size, np.int64),         # heap: round
+        np.zeros(heap_size),                   # heap: offer
+        np.zeros(N_OUTCOMES),                  # outcomes
+    )
+
+
+@njit(cache=True, inline="always")
+def _before(h_time, h_seq, a, b):
+    return h_time[a] < h_time[b] or (h_time[a] == h_time[b] and h_seq[a] < h_seq[b])
+
+
+@njit(cache=True, inline="always")
+def _swap(h_time, h_seq, h_item, h_round, h_offer, a, b):
+    h_time[a], h_time[b] = h_time[b], h_time[a]
+    h_seq[a], h_seq[b] = h_seq[b], h_seq[a]
+    h_item[a], h_item[b] = h_item[b], h_item[a]
+    h_round[a], h_round[b] = h_round[b], h_round[a]
+    h_offer[a], h_offer[b] = h_offer[b], h_offer[a]
+
+
+@njit(cache=True)
+def _push(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, item, rnd, offer):
+    h_time[size] = time
+    h_seq[size] = seq
+    h_item[size] = item
+    h_round[size] = rnd
+    h_offer[size] = offer
+    child = size
+    while child > 0:
+        parent = (child - 1) >> 1
+        if not _before(h_time, h_seq, child, parent):
+            break
+        _swap(h_time, h_seq, h_item, h_round, h_offer, child, parent)
+        child = parent
+    return size + 1
+
+
+@njit(cache=True)
+def _pop(h_time, h_seq, h_item, h_round, h_offer, size):
+    """Move the earliest event to slot `size - 1` and restore the heap on the rest."""
+    last = size - 1
+    _swap(h_time, h_seq, h_item, h_round, h_offer, 0, last)
+    parent = 0
+    while True:
+        left = 2 * parent + 1
+        if left >= last:
+            break
+        child = left
+        if left + 1 < last and _before(h_time, h_seq, left + 1, left):
+            child = left + 1
+        if not _before(h_time, h_seq, child, parent):
+            break
+        _swap(h_time, h_seq, h_item, h_round, h_offer, child, parent)
+        parent = child
+    return last
+
+
+@njit(cache=True)
+def _sort_by_priority(priority, order):
+    """P's list: candidates by priority descending, ties by index (insertion sort)."""
+    n = priority.shape[0]
+    for i in range(n):
+        order[i] = i
+    for i in range(1, n):
+        cur = order[i]
+        key = priority[cur]
+        j = i - 1
+        while j >= 0 and priority[order[j]] < key:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = cur
+
+
+@njit(cache=True)
+def _peer_share(i, status, peer_w, work, adj_ptr, adj_cand, adj_tie):
+    total = work[PEER_TOTAL, i]
+    if total <= 0.0:
+        return 0.0
+    inside = 0.0
+    for e in range(adj_ptr[i], adj_ptr[i + 1]):
+        if status[adj_cand[e]] == MEMBER:
+            inside += peer_w[adj_tie[e]]
+    return inside / total
+
+
+@njit(cache=True)
+def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
+                inst, inst_members, work, status, at_venue, order, peer_w,
+                h_time, h_seq, h_item, h_round, h_offer, out):
+    """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
+
+    After the call, for candidate i: status MEMBER = member at T; MEMBER or
+    WITHDRAWN = ever joined; at_venue[i] = joined at a venue; work[PAYMENT, i]
+    = payment received (0 if it never joined).
+    """
+    n = cand.shape[0]
+    deadline = scal[DEADLINE]
+    requirement = scal[REQUIREMENT]
+    min_partners = scal[MIN_PARTNERS]
+    beta = scal[PEER_WEIGHT]
+    rho = scal[CREDIBILITY_FLOOR]
+    sigma = scal[INFO_NOISE]
+    d_min = scal[DELAY_MIN]
+    d_span = scal[DELAY_MAX] - d_min
+    bandwidth = scal[BANDWIDTH]
+    max_rounds = scal[MAX_ROUNDS]
+    eps = scal[ESCALATION]
+    rate0 = scal[WITHDRAWAL_RATE]
+
+    # --- draws and derived quantities fixed for the episode -----------------
+    for i in range(n):
+        w = rng.beta_variate(cand[i, TIE_MEAN], cand[i, TIE_CONC], seed, episode, i,
+                             rng.TIE_X, rng.TIE_Y)
+        theta = cand[i, PREF_MEAN]
+        if cand[i, PREF_SD] > 0.0:
+            theta += cand[i, PREF_SD] * rng.normal(seed, episode, i, rng.PREFERENCE)
+        w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
+        estimate = theta
+        if sigma > 0.0 and w_info < 1.0:
+            estimate += sigma * (1.0 - w_info) * rng.normal(seed, episode, i, rng.ESTIMATE)
+        w_cred = w * scal[USE_CREDIBILITY]
+        value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w * scal[USE_LINKAGE])
+        demand = cand[i, DEMAND]
+        if estimate >= demand:
+            planned = 0.0
+        elif value > 0.0:
+            planned = (demand - estimate) / value * (1.0 + scal[MARGIN])
+        else:
+            planned = math.inf
+        work[TIE, i] = w
+        work[THETA, i] = theta
+        work[VALUE, i] = value
+        work[PLANNED, i] = planned
+        work[PRIORITY, i] = 0.0 if planned == math.inf else cand[i, EXPECTED] / (scal[APPROACH_COST] + planned)
+        work[CREDIBILITY_TIE, i] = w_cred
+        work[PAYMENT, i] = 0.0
+        work[PEER_TOTAL, i] = 0.0
+        status[i] = UNTOUCHED
+        at_venue[i] = 0
+    if beta > 0.0:
+        for e in range(tie_ends.shape[0]):
+            w = rng.beta_variate(tie_params[e, 0], tie_params[e, 1], seed, episode, e,
+                                 rng.PEER_TIE_X, rng.PEER_TIE_Y)
+            peer_w[e] = w
+            work[PEER_TOTAL, tie_ends[e, 0]] += w
+            work[PEER_TOTAL, tie_ends[e, 1]] += w
+    _sort_by_priority(work[PRIORITY], order)
+
+    # --- state ---------------------------------------------------------------
+    capacity = 0.0
+    size = 0
+    free = scal[BUDGET]
+    spent = 0.0
+    offers = 0
+    venue_joins = 0
+    withdrawals = 0
+    open_talks = 0
+    next_on_list = 0
+    time_to_success = math.nan
+    heap = 0
+    seq = 0
+    for k in range(inst.shape[0]):
+        if inst[k, VENUE_DAY] < deadline:  # NaN (no venue) compares False
+            heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
+                         inst[k, VENUE_DAY], VENUE + 4 * k, 0, 0.0)
+            seq += 1
+
+    t = 0.0
+    while True:
+        # success bookkeeping, then Open (t = 0 and after every event)
+        recruiting = not (capacity >= requirement and size >= min_partners)
+        if not recruiting and math.isnan(time_to_success):
+            time_to_success = t
+        while recruiting and open_talks < bandwidth and next_on_list < n:
+            i = order[next_on_list]
+            next_on_list += 1
+            if status[i] != UNTOUCHED:
+                continue
+            s = work[PLANNED, i]
+            if s > free:
+                status[i] = PASSED
+                continue
+            free -= s
+            status[i] = NEGOTIATING
+            open_talks += 1
+            offers += 1
+            delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(seed, episode, i, rng.DELAY, 1)
+            heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq, t + delay, RESPONSE + 4 * i, 1, s)
+            seq += 1
+
+        if heap == 0:
+            break
+        heap = _pop(h_time, h_seq, h_item, h_round, h_offer, heap)
+        t = h_time[heap]
+        if t >= deadline:
+            break
+        kind = h_item[heap] & 3
+        idx = h_item[heap] >> 2
+
+        if kind == RESPONSE:
+            i = idx
+            s = h_offer[heap]
+            rnd = h_round[heap]
+            free += s
+            u = work[THETA, i] + work[VALUE, i] * s - cand[i, DEMAND]
+            if beta > 0.0:
+                u += beta * _peer_share(i, status, peer_w, work, adj_ptr, adj_cand, adj_tie)
+            if u >= 0.0:
+                open_talks -= 1
+                joins = 1
+            else:
+                joins = 0
+                s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
+                if rnd < max_rounds and s_next <= free:
+                    free -= s_next
+                    offers += 1
+                    delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
+                        seed, episode, i, rng.DELAY, rnd + 1)
+                    heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
+                                 t + delay, RESPONSE + 4 * i, rnd + 1, s_next)
+                    seq += 1
+                else:
+                    status[i] = REFUSED
+                    open_talks -= 1
+            if joins == 1:
+                a = _join(i, s, cand, work, status, seed, episode)
+                free -= s
+                spent += s
+                capacity += a
+                size += 1
+                heap, seq = _schedule_withdrawal(i, t, rate0, work, seed, episode,
+                                                 h_time, h_seq, h_item, h_round, h_offer, heap, seq)
+
+        elif kind == WITHDRAW:
+            i = idx
+            status[i] = WITHDRAWN
+            capacity -= work[CONTRIBUTION, i]
+            size -= 1
+            withdrawals += 1
+
+        else:  # VENUE
+            k = idx
+            members_in = inst[k, PIVOT_MEMBER]
+            seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
+            n_eligible = 0
+            for p in range(n):
+                j = order[p]
+                if inst_members[k, j] == 0:
+                    continue
+                st = status[j]
+                if st == MEMBER:
+                    members_in += 1.0
+                elif st == UNTOUCHED or st == PASSED or st == REFUSED:
+                    offer = work[PLANNED, j]
+                    if not offer <= free:
+                        offer = 0.0
+                    free -= offer
+                    work[VENUE_OFFER, j] = offer
+                    n_eligible += 1
+            added = True
+            while added:
+                added = False
+                for p in range(n):
+                    j = order[p]
+                    if inst_members[k, j] == 0 or status[j] == MEMBER:
+                        continue
+                    st = status[j]
+                    if not (st == UNTOUCHED or st == PASSED or st == REFUSED):
+                        continue
+                    offer = work[VENUE_OFFER, j]
+                    bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0 else 0.0
+                    u = work[THETA, j] + work[VALUE, j] * offer + bonus - cand[j, DEMAND]
+                    if beta > 0.0:
+                        u += beta * _peer_share(j, status, peer_w, work, adj_ptr, adj_cand, adj_tie)
+                    if u >= 0.0:
+                        a = _join(j, offer, cand, work, status, seed, episode)
+                        at_venue[j] = 1
+                        spent += offer  # the reservation becomes the payment
+                        capacity += a
+                        size += 1
+                        venue_joins += 1
+                        members_in += 1.0
+                        added = True
+                        heap, seq = _schedule_withdrawal(j, t, rate0, work, seed, episode,
+                                                         h_time, h_seq, h_item, h_round, h_offer, heap, seq)
+            if n_eligible > 0:
+                for j in range(n):
+                    if inst_members[k, j] != 0 and status[j] != MEMBER and (
+                            status[j] == UNTOUCHED or status[j] == PASSED or status[j] == REFUSED):
+                        free += work[VENUE_OFFER, j]
+
+    out[SIZE] = size
+    out[CAPACITY] = capacity
+    out[SPENT] = spent
+    out[SUCCESS] = 1.0 if (capacity >= requirement and size >= min_partners) else 0.0
+    out[TIME_TO_SUCCESS] = time_to_success
+    out[OFFERS] = offers
+    out[VENUE_JOINS] = venue_joins
+    out[WITHDRAWALS] = withdrawals
+
+
+@njit(cache=True)
+def _join(i, payment, cand, work, status, seed, episode):
+    """Make i a member: draw its contribution, record its payment; return the contribution."""
+    status[i] = MEMBER
+    work[PAYMENT, i] = payment
+    u, _, _, _ = rng.uniforms(seed, episode, i, rng.CAPACITY, 0)
+    a = rng.triangular(cand[i, LOW], cand[i, MODE], cand[i, HIGH], u)
+    work[CONTRIBUTION, i] = a
+    return a
+
+
+@njit(cache=True)
+def _schedule_withdrawal(i, t, rate0, work, seed, episode, h_time, h_seq, h_item, h_round, h_offer,
+                         heap, seq):
+    rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
+    if rate > 0.0:
+        x = rng.exponential(seed, episode, i, rng.WITHDRAWAL, 0) / rate
+        heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq, t + x, WITHDRAW + 4 * i, 0, 0.0)
+        seq += 1
+    return heap, seq

@@ -16,8 +16,7 @@ from kernels.layout import (
     VENUE_JOINS, WITHDRAWALS, WITHDRAWN,
 )
 
-# continuous metrics, in this order in the continuous accumulators
-CONTINUOUS = (CAPACITY, SPENT, TIME_TO_SUCCESS)
+# continuous metrics, in this order in the continuous accumulators: capacity, spent, time to success
 N_CONTINUOUS = 3
 # per-candidate counters
 CAND_MEMBER, CAND_EVER, CAND_VENUE = 0, 1, 2
@@ -66,47 +65,61 @@ def simulate_chunk(seed, first, stop, n_slots, keep, n_bins, top, n_days, max_of
 
     total = stop - first
     for slot in prange(n_slots):
-        lo = first + total * slot // n_slots
-        hi = first + total * (slot + 1) // n_slots
-        (work, status, at_venue, order, peer_w, h_time, h_seq, h_item, h_round, h_offer,
-         out) = new_workspace(n, n_ties, n_inst)
-        for ep in range(lo, hi):
-            run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                        inst, inst_members, work, status, at_venue, order, peer_w,
-                        h_time, h_seq, h_item, h_round, h_offer, out)
-            size_hist[slot, int(out[SIZE])] += 1
-            offers_hist[slot, min(int(out[OFFERS]), max_offers)] += 1
-            venue_hist[slot, int(out[VENUE_JOINS])] += 1
-            withdrawal_hist[slot, int(out[WITHDRAWALS])] += 1
-            successes[slot] += int(out[SUCCESS])
-            for m in range(N_CONTINUOUS):
-                x = out[CONTINUOUS[m]]
-                if math.isnan(x):
-                    continue
-                x = max(x, 0.0)
-                value_hist[slot, m, _bin(x, top[m], n_bins)] += 1
-                q = x * scale[m]
-                q_sum[slot, m] += np.int64(q + 0.5)
-                q_sumsq[slot, m] += np.int64(q * q / GRID + 0.5)
-                lowest[slot, m] = min(lowest[slot, m], x)
-                highest[slot, m] = max(highest[slot, m], x)
-            tts = out[TIME_TO_SUCCESS]
-            if not math.isnan(tts):
-                reached[slot] += 1
-                day_hist[slot, min(int(math.ceil(tts)), n_days)] += 1
-            for i in range(n):
-                st = status[i]
-                if st == MEMBER:
-                    cand_counts[slot, CAND_MEMBER, i] += 1
-                if st == MEMBER or st == WITHDRAWN:
-                    cand_counts[slot, CAND_EVER, i] += 1
-                    cand_pay[slot, i] += np.int64(work[PAYMENT, i] * pay_scale + 0.5)
-                cand_counts[slot, CAND_VENUE, i] += at_venue[i]
-            if ep < keep:
-                r = ep - first
-                for o in range(N_OUTCOMES):
-                    kept[r, o] = out[o]
-                for i in range(n):
-                    kept_members[r, i] = 1 if status[i] == MEMBER else 0
+        _run_slot(seed, first + total * slot // n_slots, first + total * (slot + 1) // n_slots,
+                  first, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
+                  cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+                  size_hist[slot], offers_hist[slot], venue_hist[slot], withdrawal_hist[slot],
+                  value_hist[slot], day_hist[slot], q_sum[slot], q_sumsq[slot], lowest[slot],
+                  highest[slot], successes[slot:slot + 1], reached[slot:slot + 1],
+                  cand_counts[slot], cand_pay[slot], kept, kept_members)
     return (size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
             q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members)
+
+
+@njit(cache=True)
+def _run_slot(seed, lo, hi, first, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
+              cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+              size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
+              q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members):
+    """Episodes [lo, hi) on one thread, accumulated into this thread's rows."""
+    n = cand.shape[0]
+    (work, status, at_venue, order, peer_w, h_time, h_seq, h_item, h_round, h_offer,
+     out) = new_workspace(n, tie_ends.shape[0], inst.shape[0])
+    for ep in range(lo, hi):
+        run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
+                    inst, inst_members, work, status, at_venue, order, peer_w,
+                    h_time, h_seq, h_item, h_round, h_offer, out)
+        size_hist[int(out[SIZE])] += 1
+        offers_hist[min(int(out[OFFERS]), max_offers)] += 1
+        venue_hist[int(out[VENUE_JOINS])] += 1
+        withdrawal_hist[int(out[WITHDRAWALS])] += 1
+        successes[0] += int(out[SUCCESS])
+        for m in range(N_CONTINUOUS):
+            x = out[CAPACITY] if m == 0 else (out[SPENT] if m == 1 else out[TIME_TO_SUCCESS])
+            if math.isnan(x):
+                continue
+            x = max(x, 0.0)
+            value_hist[m, _bin(x, top[m], n_bins)] += 1
+            q = x * scale[m]
+            q_sum[m] += np.int64(q + 0.5)
+            q_sumsq[m] += np.int64(q * q / GRID + 0.5)
+            lowest[m] = min(lowest[m], x)
+            highest[m] = max(highest[m], x)
+        tts = out[TIME_TO_SUCCESS]
+        if not math.isnan(tts):
+            reached[0] += 1
+            day_hist[min(int(math.ceil(tts)), n_days)] += 1
+        for i in range(n):
+            st = status[i]
+            if st == MEMBER:
+                cand_counts[CAND_MEMBER, i] += 1
+            if st == MEMBER or st == WITHDRAWN:
+                cand_counts[CAND_EVER, i] += 1
+                cand_pay[i] += np.int64(work[PAYMENT, i] * pay_scale + 0.5)
+            cand_counts[CAND_VENUE, i] += at_venue[i]
+        if ep < keep:
+            r = ep - first
+            for o in range(N_OUTCOMES):
+                kept[r, o] = out[o]
+            for i in range(n):
+                kept_members[r, i] = 1 if status[i] == MEMBER else 0

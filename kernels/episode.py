@@ -25,8 +25,8 @@ RESPONSE, WITHDRAW, VENUE = 0, 1, 2
 
 # per-candidate float workspace rows
 (TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
- PEER_TOTAL, VENUE_OFFER) = range(10)
-N_WORK_ROWS = 10
+ PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER) = range(12)
+N_WORK_ROWS = 12
 
 
 @njit(cache=True)
@@ -63,7 +63,7 @@ def _swap(h_time, h_seq, h_item, h_round, h_offer, a, b):
     h_offer[a], h_offer[b] = h_offer[b], h_offer[a]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, item, rnd, offer):
     h_time[size] = time
     h_seq[size] = seq
@@ -80,7 +80,15 @@ def _push(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, item, rnd, o
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _schedule(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, deadline, item, rnd, offer):
+    """Push an event unless it falls at or after the deadline (it would never run)."""
+    if not time < deadline:
+        return size, seq
+    return _push(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, item, rnd, offer), seq + 1
+
+
+@njit(cache=True, inline="always")
 def _pop(h_time, h_seq, h_item, h_round, h_offer, size):
     """Move the earliest event to slot `size - 1` and restore the heap on the rest."""
     last = size - 1
@@ -116,16 +124,21 @@ def _sort_by_priority(priority, order):
         order[j + 1] = cur
 
 
-@njit(cache=True)
-def _peer_share(i, status, peer_w, work, adj_ptr, adj_cand, adj_tie):
-    total = work[PEER_TOTAL, i]
-    if total <= 0.0:
+@njit(cache=True, inline="always")
+def _peer_share(i, work):
+    """Share of i's tie strength that lies inside the coalition (0 without tied members)."""
+    if work[PEER_MEMBERS, i] == 0.0 or work[PEER_TOTAL, i] <= 0.0:
         return 0.0
-    inside = 0.0
-    for e in range(adj_ptr[i], adj_ptr[i + 1]):
-        if status[adj_cand[e]] == MEMBER:
-            inside += peer_w[adj_tie[e]]
-    return inside / total
+    return work[PEER_INSIDE, i] / work[PEER_TOTAL, i]
+
+
+@njit(cache=True, inline="always")
+def _move_peer_sums(j, sign, peer_w, work, adj_ptr, adj_cand, adj_tie):
+    """j joined (sign +1) or left (-1): update its tied candidates' inside sums."""
+    for e in range(adj_ptr[j], adj_ptr[j + 1]):
+        k = adj_cand[e]
+        work[PEER_MEMBERS, k] += sign
+        work[PEER_INSIDE, k] = work[PEER_INSIDE, k] + sign * peer_w[adj_tie[e]] if work[PEER_MEMBERS, k] > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -154,15 +167,11 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
 
     # --- draws and derived quantities fixed for the episode -----------------
     for i in range(n):
-        w = rng.beta_variate(cand[i, TIE_MEAN], cand[i, TIE_CONC], seed, episode, i,
-                             rng.TIE_X, rng.TIE_Y)
-        theta = cand[i, PREF_MEAN]
-        if cand[i, PREF_SD] > 0.0:
-            theta += cand[i, PREF_SD] * rng.normal(seed, episode, i, rng.PREFERENCE)
+        w = rng.beta_variate(cand[i, TIE_MEAN], cand[i, TIE_CONC], seed, episode, i, rng.TIE)
+        z_theta, z_estimate = rng.normal_pair(seed, episode, i, rng.PREFERENCE)
+        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * z_theta
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
-        estimate = theta
-        if sigma > 0.0 and w_info < 1.0:
-            estimate += sigma * (1.0 - w_info) * rng.normal(seed, episode, i, rng.ESTIMATE)
+        estimate = theta + sigma * (1.0 - w_info) * z_estimate
         w_cred = w * scal[USE_CREDIBILITY]
         value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w * scal[USE_LINKAGE])
         demand = cand[i, DEMAND]
@@ -180,12 +189,13 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
         work[CREDIBILITY_TIE, i] = w_cred
         work[PAYMENT, i] = 0.0
         work[PEER_TOTAL, i] = 0.0
+        work[PEER_INSIDE, i] = 0.0
+        work[PEER_MEMBERS, i] = 0.0
         status[i] = UNTOUCHED
         at_venue[i] = 0
     if beta > 0.0:
         for e in range(tie_ends.shape[0]):
-            w = rng.beta_variate(tie_params[e, 0], tie_params[e, 1], seed, episode, e,
-                                 rng.PEER_TIE_X, rng.PEER_TIE_Y)
+            w = rng.beta_variate(tie_params[e, 0], tie_params[e, 1], seed, episode, e, rng.PEER_TIE)
             peer_w[e] = w
             work[PEER_TOTAL, tie_ends[e, 0]] += w
             work[PEER_TOTAL, tie_ends[e, 1]] += w
@@ -204,15 +214,13 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     time_to_success = math.nan
     heap = 0
     seq = 0
-    for k in range(inst.shape[0]):
-        if inst[k, VENUE_DAY] < deadline:  # NaN (no venue) compares False
-            heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
-                         inst[k, VENUE_DAY], VENUE + 4 * k, 0, 0.0)
-            seq += 1
+    for k in range(inst.shape[0]):  # NaN venue day (no venue) is never < deadline
+        heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
+                              inst[k, VENUE_DAY], deadline, VENUE + 4 * k, 0, 0.0)
 
     t = 0.0
     while True:
-        # success bookkeeping, then Open (t = 0 and after every event)
+        # success bookkeeping, then Open (at t = 0 and after every event)
         recruiting = not (capacity >= requirement and size >= min_partners)
         if not recruiting and math.isnan(time_to_success):
             time_to_success = t
@@ -230,109 +238,88 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             open_talks += 1
             offers += 1
             delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(seed, episode, i, rng.DELAY, 1)
-            heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq, t + delay, RESPONSE + 4 * i, 1, s)
-            seq += 1
+            heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
+                                  t + delay, deadline, RESPONSE + 4 * i, 1, s)
 
         if heap == 0:
             break
         heap = _pop(h_time, h_seq, h_item, h_round, h_offer, heap)
         t = h_time[heap]
-        if t >= deadline:
-            break
         kind = h_item[heap] & 3
-        idx = h_item[heap] >> 2
+        i = h_item[heap] >> 2
 
         if kind == RESPONSE:
-            i = idx
             s = h_offer[heap]
             rnd = h_round[heap]
             free += s
-            u = work[THETA, i] + work[VALUE, i] * s - cand[i, DEMAND]
-            if beta > 0.0:
-                u += beta * _peer_share(i, status, peer_w, work, adj_ptr, adj_cand, adj_tie)
+            u = work[THETA, i] + work[VALUE, i] * s - cand[i, DEMAND] + beta * _peer_share(i, work)
+            s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
             if u >= 0.0:
                 open_talks -= 1
-                joins = 1
-            else:
-                joins = 0
-                s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
-                if rnd < max_rounds and s_next <= free:
-                    free -= s_next
-                    offers += 1
-                    delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
-                        seed, episode, i, rng.DELAY, rnd + 1)
-                    heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
-                                 t + delay, RESPONSE + 4 * i, rnd + 1, s_next)
-                    seq += 1
-                else:
-                    status[i] = REFUSED
-                    open_talks -= 1
-            if joins == 1:
-                a = _join(i, s, cand, work, status, seed, episode)
                 free -= s
                 spent += s
-                capacity += a
+                capacity += _admit(i, s, beta, cand, work, status, peer_w, adj_ptr, adj_cand,
+                                   adj_tie, seed, episode)
                 size += 1
-                heap, seq = _schedule_withdrawal(i, t, rate0, work, seed, episode,
+                heap, seq = _schedule_withdrawal(i, t, deadline, rate0, work, seed, episode,
                                                  h_time, h_seq, h_item, h_round, h_offer, heap, seq)
+            elif rnd < max_rounds and s_next <= free:
+                free -= s_next
+                offers += 1
+                delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
+                    seed, episode, i, rng.DELAY, rnd + 1)
+                heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
+                                      t + delay, deadline, RESPONSE + 4 * i, rnd + 1, s_next)
+            else:
+                status[i] = REFUSED
+                open_talks -= 1
 
         elif kind == WITHDRAW:
-            i = idx
             status[i] = WITHDRAWN
             capacity -= work[CONTRIBUTION, i]
             size -= 1
             withdrawals += 1
+            if beta > 0.0:
+                _move_peer_sums(i, -1.0, peer_w, work, adj_ptr, adj_cand, adj_tie)
 
-        else:  # VENUE
-            k = idx
+        else:  # VENUE of institution k = i
+            k = i
             members_in = inst[k, PIVOT_MEMBER]
             seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
-            n_eligible = 0
-            for p in range(n):
+            for p in range(n):  # reserve offers for the eligible, in list order
                 j = order[p]
-                if inst_members[k, j] == 0:
-                    continue
-                st = status[j]
-                if st == MEMBER:
-                    members_in += 1.0
-                elif st == UNTOUCHED or st == PASSED or st == REFUSED:
-                    offer = work[PLANNED, j]
-                    if not offer <= free:
-                        offer = 0.0
-                    free -= offer
-                    work[VENUE_OFFER, j] = offer
-                    n_eligible += 1
+                if inst_members[k, j] != 0:
+                    if status[j] == MEMBER:
+                        members_in += 1.0
+                    elif _eligible(status[j]):
+                        offer = work[PLANNED, j] if work[PLANNED, j] <= free else 0.0
+                        free -= offer
+                        work[VENUE_OFFER, j] = offer
             added = True
-            while added:
+            while added:  # whole passes until one adds no one
                 added = False
                 for p in range(n):
                     j = order[p]
-                    if inst_members[k, j] == 0 or status[j] == MEMBER:
-                        continue
-                    st = status[j]
-                    if not (st == UNTOUCHED or st == PASSED or st == REFUSED):
+                    if inst_members[k, j] == 0 or not _eligible(status[j]):
                         continue
                     offer = work[VENUE_OFFER, j]
-                    bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0 else 0.0
-                    u = work[THETA, j] + work[VALUE, j] * offer + bonus - cand[j, DEMAND]
-                    if beta > 0.0:
-                        u += beta * _peer_share(j, status, peer_w, work, adj_ptr, adj_cand, adj_tie)
-                    if u >= 0.0:
-                        a = _join(j, offer, cand, work, status, seed, episode)
+                    bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
+                    u = (work[THETA, j] + work[VALUE, j] * offer + bonus - cand[j, DEMAND]
+                         + beta * _peer_share(j, work))
+                    if u >= 0.0:  # the reservation becomes the payment
+                        spent += offer
+                        capacity += _admit(j, offer, beta, cand, work, status, peer_w, adj_ptr,
+                                           adj_cand, adj_tie, seed, episode)
                         at_venue[j] = 1
-                        spent += offer  # the reservation becomes the payment
-                        capacity += a
                         size += 1
                         venue_joins += 1
                         members_in += 1.0
                         added = True
-                        heap, seq = _schedule_withdrawal(j, t, rate0, work, seed, episode,
+                        heap, seq = _schedule_withdrawal(j, t, deadline, rate0, work, seed, episode,
                                                          h_time, h_seq, h_item, h_round, h_offer, heap, seq)
-            if n_eligible > 0:
-                for j in range(n):
-                    if inst_members[k, j] != 0 and status[j] != MEMBER and (
-                            status[j] == UNTOUCHED or status[j] == PASSED or status[j] == REFUSED):
-                        free += work[VENUE_OFFER, j]
+            for j in range(n):  # the rest get their reservation back
+                if inst_members[k, j] != 0 and _eligible(status[j]):
+                    free += work[VENUE_OFFER, j]
 
     out[SIZE] = size
     out[CAPACITY] = capacity
@@ -344,23 +331,35 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     out[WITHDRAWALS] = withdrawals
 
 
-@njit(cache=True)
-def _join(i, payment, cand, work, status, seed, episode):
-    """Make i a member: draw its contribution, record its payment; return the contribution."""
+@njit(cache=True, inline="always")
+def _eligible(st):
+    """A venue can recruit candidates not in talks, not members and never withdrawn."""
+    return st == UNTOUCHED or st == PASSED or st == REFUSED
+
+
+@njit(cache=True, inline="always")
+def _admit(i, payment, beta, cand, work, status, peer_w, adj_ptr, adj_cand, adj_tie, seed, episode):
+    """Make i a member: record its payment, draw its contribution, update peer sums.
+
+    Returns the contribution a_i.
+    """
     status[i] = MEMBER
     work[PAYMENT, i] = payment
     u, _, _, _ = rng.uniforms(seed, episode, i, rng.CAPACITY, 0)
     a = rng.triangular(cand[i, LOW], cand[i, MODE], cand[i, HIGH], u)
     work[CONTRIBUTION, i] = a
+    if beta > 0.0:
+        _move_peer_sums(i, 1.0, peer_w, work, adj_ptr, adj_cand, adj_tie)
     return a
 
 
-@njit(cache=True)
-def _schedule_withdrawal(i, t, rate0, work, seed, episode, h_time, h_seq, h_item, h_round, h_offer,
-                         heap, seq):
+@njit(cache=True, inline="always")
+def _schedule_withdrawal(i, t, deadline, rate0, work, seed, episode, h_time, h_seq, h_item, h_round,
+                         h_offer, heap, seq):
+    """Schedule Withdraw(i) at t + X, X ~ Exponential(rate h * (1 - wC_i)); none at rate 0."""
     rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
     if rate > 0.0:
         x = rng.exponential(seed, episode, i, rng.WITHDRAWAL, 0) / rate
-        heap = _push(h_time, h_seq, h_item, h_round, h_offer, heap, seq, t + x, WITHDRAW + 4 * i, 0, 0.0)
-        seq += 1
+        heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq, t + x, deadline,
+                              WITHDRAW + 4 * i, 0, 0.0)
     return heap, seq

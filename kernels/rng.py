@@ -16,14 +16,11 @@ from numba import njit
 
 # Purposes: one per kind of variate (see docs/MODEL.md, "Randomness").
 CAPACITY = 1
-PREFERENCE = 2
-ESTIMATE = 3
-TIE_X = 4
-TIE_Y = 5
-PEER_TIE_X = 6
-PEER_TIE_Y = 7
-DELAY = 8
-WITHDRAWAL = 9
+PREFERENCE = 2   # one block: the preference draw (cos) and P's estimation error (sin)
+TIE = 4
+PEER_TIE = 5
+DELAY = 6
+WITHDRAWAL = 7
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
@@ -32,7 +29,6 @@ _M1 = np.uint64(0xCD9E8D57)
 _W0 = np.uint64(0x9E3779B9)
 _W1 = np.uint64(0xBB67AE85)
 _TO_UNIT = 1.0 / 4294967296.0
-_TWO_PI = 2.0 * math.pi
 
 
 @njit(cache=True, inline="always")
@@ -67,15 +63,33 @@ def uniforms(seed, episode, slot, purpose, inner):
 
 
 @njit(cache=True, inline="always")
-def box_muller(u0, u1):
-    """One standard normal variate from two uniforms."""
-    return math.sqrt(-2.0 * math.log(u0)) * math.cos(_TWO_PI * u1)
+def inverse_normal(u):
+    """Standard normal quantile at u (Wichura's AS 241, PPND16; relative error ~1e-16).
 
-
-@njit(cache=True)
-def normal(seed, episode, slot, purpose):
-    u0, u1, _, _ = uniforms(seed, episode, slot, purpose, 0)
-    return box_muller(u0, u1)
+    The tail branch for sqrt(-log(min(u, 1 - u))) > 5 is left out: our
+    uniforms are at least 2**-33 away from 0 and 1, where that value is 4.78.
+    """
+    q = u - 0.5
+    if abs(q) <= 0.425:
+        r = 0.180625 - q * q
+        return q * (((((((2509.0809287301226727 * r + 33430.575583588128105) * r
+                         + 67265.770927008700853) * r + 45921.953931549871457) * r
+                       + 13731.693765509461125) * r + 1971.5909503065514427) * r
+                     + 133.14166789178437745) * r + 3.387132872796366608) / (
+            ((((((5226.495278852854561 * r + 28729.085735721942674) * r
+                 + 39307.89580009271061) * r + 21213.794301586595867) * r
+               + 5394.1960214247511077) * r + 687.1870074920579083) * r
+             + 42.313330701600911252) * r + 1.0)
+    r = math.sqrt(-math.log(u if q < 0.0 else 1.0 - u)) - 1.6
+    z = (((((((7.7454501427834140764e-4 * r + 0.0227238449892691845833) * r
+              + 0.24178072517745061177) * r + 1.27045825245236838258) * r
+            + 3.64784832476320460504) * r + 5.7694972214606914055) * r
+          + 4.6303378461565452959) * r + 1.42343711074968357734) / (
+        ((((((1.05075007164441684324e-9 * r + 5.475938084995344946e-4) * r
+             + 0.0151986665636164571966) * r + 0.14810397642748007459) * r
+           + 0.68976733498510000455) * r + 1.6763848301838038494) * r
+         + 2.05319162663775882187) * r + 1.0)
+    return -z if q < 0.0 else z
 
 
 @njit(cache=True)
@@ -96,40 +110,67 @@ def triangular(low, mode, high, u):
     return high - math.sqrt((1.0 - u) * span * (high - mode))
 
 
-@njit(cache=True)
-def log_gamma_variate(shape, seed, episode, slot, purpose):
-    """log of a Gamma(shape, 1) variate (Marsaglia-Tsang; shape < 1 boosted).
+_BOOST_BLOCK = (1 << 24) - 1  # the block reserved for the shape < 1 boosts of a Beta draw
 
-    Working on the log scale keeps tiny shapes (Beta with a mean near 0 or 1)
-    from underflowing to zero.
+
+@njit(cache=True, inline="always")
+def _gamma_constants(shape):
+    """Marsaglia-Tsang constants (d, c) for Gamma(shape); shape < 1 is drawn as Gamma(shape + 1)."""
+    d = shape - 1.0 / 3.0 if shape >= 1.0 else shape + 2.0 / 3.0
+    return d, 1.0 / math.sqrt(9.0 * d)
+
+
+@njit(cache=True, inline="always")
+def _marsaglia_tsang(d, c, x, u):
+    """One Marsaglia-Tsang trial from normal x and uniform u: d * v if accepted, else -1."""
+    v = 1.0 + c * x
+    if v <= 0.0:
+        return -1.0
+    v = v * v * v
+    x2 = x * x
+    if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
+        return d * v
+    return -1.0
+
+
+@njit(cache=True)
+def beta_variate(mean, concentration, seed, episode, slot, purpose):
+    """Beta(mean * conc, (1 - mean) * conc) as X / (X + Y) of two Gamma variates.
+
+    mean 0 or 1 gives that value exactly. A shape below 1 is
+    boosted, Gamma(a) = Gamma(a + 1) * U**(1/a), with U from a reserved block;
+    the ratio is then formed on the log scale so tiny shapes do not underflow.
+    Block j of the key feeds trial j of both gammas: normals from its first
+    two uniforms (inverse CDF), acceptance uniforms from the last two.
     """
-    boost = 0.0
-    d = shape - 1.0 / 3.0
-    if shape < 1.0:
-        d = shape + 2.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    inner = 0
-    while True:
-        u0, u1, u2, u3 = uniforms(seed, episode, slot, purpose, inner)
-        if inner == 0 and shape < 1.0:
-            boost = math.log(u3) / shape
-        inner += 1
-        x = box_muller(u0, u1)
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        if math.log(u2) < 0.5 * x * x + d - d * v + d * math.log(v):
-            return math.log(d * v) + boost
-
-
-@njit(cache=True)
-def beta_variate(mean, concentration, seed, episode, slot, purpose_x, purpose_y):
-    """Beta(mean * conc, (1 - mean) * conc); mean 0 or 1 gives that value exactly."""
     if mean <= 0.0:
         return 0.0
     if mean >= 1.0:
         return 1.0
-    lx = log_gamma_variate(mean * concentration, seed, episode, slot, purpose_x)
-    ly = log_gamma_variate((1.0 - mean) * concentration, seed, episode, slot, purpose_y)
-    return 1.0 / (1.0 + math.exp(ly - lx))
+    a = mean * concentration
+    b = (1.0 - mean) * concentration
+    da, ca = _gamma_constants(a)
+    db, cb = _gamma_constants(b)
+    x = -1.0
+    y = -1.0
+    block = 0
+    while x < 0.0 or y < 0.0:
+        u0, u1, u2, u3 = uniforms(seed, episode, slot, purpose, block)
+        block += 1
+        if x < 0.0:
+            x = _marsaglia_tsang(da, ca, inverse_normal(u0), u2)
+        if y < 0.0:
+            y = _marsaglia_tsang(db, cb, inverse_normal(u1), u3)
+    if a >= 1.0 and b >= 1.0:
+        return x / (x + y)
+    _, _, ua, ub = uniforms(seed, episode, slot, purpose, _BOOST_BLOCK)
+    log_x = math.log(x) + (math.log(ua) / a if a < 1.0 else 0.0)
+    log_y = math.log(y) + (math.log(ub) / b if b < 1.0 else 0.0)
+    return 1.0 / (1.0 + math.exp(log_y - log_x))
+
+
+@njit(cache=True)
+def normal_pair(seed, episode, slot, purpose):
+    """Two independent standard normals from one block (inverse CDF)."""
+    u0, u1, _, _ = uniforms(seed, episode, slot, purpose, 0)
+    return inverse_normal(u0), inverse_normal(u1)

@@ -70,12 +70,13 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     ids = [s.id for s in items]
     _check(len(set(ids)) == len(ids), f"scenario ids must be unique in a run (got {ids})")
     cores = available_cores()
-    workers = workers or cores
+    workers = cores if workers is None else workers
     _check(episodes >= 1, f"--episodes must be >= 1 (got {episodes})")
     _check(0 <= seed < 2**63, f"--seed must be in [0, 2**63) (got {seed})")
     _check(1 <= workers, f"--workers must be >= 1 (got {workers})")
     _check(keep_episodes >= 0, f"--keep-episodes must be >= 0 (got {keep_episodes})")
-    chunk_size = chunk_size or default_chunk_size(max(len(s.candidates) for s in items))
+    if chunk_size is None:
+        chunk_size = default_chunk_size(max(len(s.candidates) for s in items))
     _check(1 <= chunk_size <= MAX_CHUNK_EPISODES,
            f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
     run_id = run_id or new_run_id()

@@ -1,0 +1,57 @@
+"""The engine against an independent plain-SimPy implementation of REM-1 (bench/peers/),
+written from MODEL.md alone: their outcome distributions must agree."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pivotal
+from bench.peers import simpy_rem1
+from random_scenarios import random_scenario_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINE_EPISODES, PEER_EPISODES = 200_000, 20_000
+Z_LIMIT = 4.5  # ~150 comparisons in all; a real rule difference shows up far beyond this
+
+
+def z_scores(path):
+    tables = pivotal.forecast(path, episodes=ENGINE_EPISODES, seed=2, progress=False).tables
+    peer = simpy_rem1.simulate(str(path), PEER_EPISODES, seed=3)
+    summary = {r["metric"]: r for r in tables["summary"].iter_rows(named=True)}
+    z = {}
+    for m in ("size", "capacity", "spent", "success", "offers", "venue_joins", "withdrawals"):
+        x = np.asarray(peer[m], float)
+        se = np.hypot(x.std() / np.sqrt(PEER_EPISODES), summary[m]["se"])
+        z[m] = 0.0 if se == 0 else (summary[m]["mean"] - x.mean()) / se
+    reached_engine = summary["time_to_success"]["n"] / ENGINE_EPISODES
+    reached_peer = np.mean(~np.isnan(peer["time_to_success"]))
+    z["reached"] = _binomial_z(reached_engine, reached_peer)
+    cands = tables["candidates"]
+    for column, key in (("p_member", "member_at_T"), ("p_ever_joined", "ever_joined"),
+                        ("p_venue_join", "venue_joined")):
+        for cid, a, b in zip(cands["candidate_id"], cands[column], peer[key].mean(axis=0)):
+            z[f"{column}[{cid}]"] = _binomial_z(a, b)
+    return z
+
+
+def _binomial_z(p_engine, p_peer):
+    var = max(p_peer * (1 - p_peer), 1 / PEER_EPISODES) / PEER_EPISODES
+    var += p_engine * (1 - p_engine) / ENGINE_EPISODES
+    return (p_engine - p_peer) / np.sqrt(var)
+
+
+@pytest.mark.parametrize("name,make", [
+    ("tutorial", lambda tmp: ROOT / "configs" / "scenarios" / "tutorial.toml"),
+    *[(f"random-{seed}", lambda tmp, seed=seed: _write(tmp, seed, all_mechanisms=True)) for seed in (1, 5, 14)],
+    *[(f"random-{seed}-switches", lambda tmp, seed=seed: _write(tmp, seed)) for seed in (21, 26)],
+])
+def test_engine_agrees_with_independent_simpy_model(tmp_path, name, make):
+    z = z_scores(make(tmp_path))
+    worst = max(z, key=lambda k: abs(z[k]))
+    assert abs(z[worst]) < Z_LIMIT, (worst, z[worst])
+
+
+def _write(tmp, seed, all_mechanisms=False):
+    path = tmp / f"random_{seed}.toml"
+    path.write_text(random_scenario_toml(seed, all_mechanisms))
+    return path

@@ -27,7 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", help="name of the run (default: generated from the time)")
     r.add_argument("--workers", type=int, help="cores to use (default: all)")
     r.add_argument("--chunk-size", type=int, help="episodes per chunk (default: about 1-2 s of work)")
-    r.add_argument("--executor", default="local", choices=["local"], help="where chunks run")
+    r.add_argument("--executor", choices=["local", "ray"], help="where chunks run: this process "
+                   "(local) or Ray (default: ray when --ray-address or RAY_ADDRESS is set, else local)")
+    r.add_argument("--ray-address", help="Ray cluster to attach to (default: RAY_ADDRESS, or a "
+                   "local Ray sized to --workers)")
     r.add_argument("--keep-episodes", type=int, default=0, metavar="K",
                    help="also write the first K episodes' records (table episodes)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run (same arguments "
@@ -60,7 +63,8 @@ def _run(args) -> int:
     try:
         result = forecast(scenarios, episodes=args.episodes, seed=args.seed, out=args.out,
                           run_id=args.run_id, workers=args.workers, chunk_size=args.chunk_size,
-                          executor=args.executor, keep_episodes=args.keep_episodes,
+                          executor=args.executor, ray_address=args.ray_address,
+                          keep_episodes=args.keep_episodes,
                           resume=args.resume, progress=False if args.quiet else None)
     except (RunSettingsError, RunExistsError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +55,15 @@ def _check(condition, message):
 
 def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
              out=None, run_id: str | None = None, workers: int | None = None,
-             chunk_size: int | None = None, executor: str = "local", keep_episodes: int = 0,
-             resume: bool = False, progress: bool | None = None) -> Forecast:
+             chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
+             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
     draws. With `out`, tables are published under `out` and every finished
     chunk is checkpointed there (so `resume=True` can finish a crashed run);
-    without it nothing is written.
+    without it nothing is written. `executor` is "local" (Numba threads in this
+    process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
     """
     started = dt.datetime.now(dt.timezone.utc)
     items = [s if isinstance(s, Scenario) else load_scenario(s) for s in
@@ -82,7 +84,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     run_id = run_id or new_run_id()
     _check(run_id and "/" not in run_id and run_id not in (".", ".."),
            f"--run-id must be a plain name (got {run_id!r})")
-    runner = _executor(executor, workers, cores)
+    runner = _executor(executor, workers, cores, ray_address)
 
     plan = {"engine_version": __version__, "seed": seed, "episodes": episodes,
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
@@ -137,14 +139,19 @@ def _scenario_hash(s: Scenario) -> str:
     return hashlib.sha256(repr(s).encode()).hexdigest()
 
 
-def _executor(name: str, workers: int, cores: int):
+def _executor(name: str | None, workers: int, cores: int, ray_address: str | None):
+    if name is None:  # Ray when a cluster is named, else this process
+        name = "ray" if (ray_address or os.environ.get("RAY_ADDRESS")) else "local"
+    if name == "ray":
+        from engine.ray_executor import RayExecutor
+        return RayExecutor(workers, ray_address)
     if name == "local":
         import numba
         _check(workers <= numba.config.NUMBA_NUM_THREADS,
                f"--workers must be <= {numba.config.NUMBA_NUM_THREADS} with the local executor "
                f"(this machine has {cores} cores; NUMBA_NUM_THREADS raises the limit)")
         return LocalExecutor(workers)
-    raise RunSettingsError(f"--executor must be 'local' (got {name!r})")
+    raise RunSettingsError(f"--executor must be 'local' or 'ray' (got {name!r})")
 
 
 def _simulate(job: Job, chunks, runner, store: RunDirectory | None, n_scenarios: int,

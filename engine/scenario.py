@@ -31,7 +31,7 @@ PARAMETERS = {
     "bandwidth": (5, "integer", ">= 1"),
     "delay_min_days": (7.0, "number", ">= 0"),
     "delay_max_days": (60.0, "number", ">= 0"),
-    "max_rounds": (3, "integer", ">= 1"),
+    "max_rounds": (3, "integer", "in [1, 1000000]"),
     "escalation": (0.25, "number", ">= 0"),
     "margin": (0.1, "number", ">= 0"),
     "approach_cost": (1.0, "number", "> 0"),
@@ -143,8 +143,9 @@ class _Checker:
 
 
 def _holds(value, check):
-    if check == "in [0, 1]":
-        return 0.0 <= value <= 1.0
+    if check.startswith("in ["):
+        low, high = (float(x) for x in check[4:-1].split(","))
+        return low <= value <= high
     op, bound = check.split()
     return value >= float(bound) if op == ">=" else value > float(bound)
 

@@ -16,7 +16,7 @@ from numba import njit
 
 # Purposes: one per kind of variate (see docs/MODEL.md, "Randomness").
 CAPACITY = 1
-PREFERENCE = 2   # one block: the preference draw (cos) and P's estimation error (sin)
+PREFERENCE = 2   # one block: the preference draw and P's estimation error (first two uniforms)
 TIE = 4
 PEER_TIE = 5
 DELAY = 6

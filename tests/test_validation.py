@@ -44,7 +44,7 @@ CASES = [
     (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\napproach_cost = 0"),
      "parameters.approach_cost", "> 0"),
     (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\nmax_rounds = 0"),
-     "parameters.max_rounds", ">= 1"),
+     "parameters.max_rounds", "in [1, 1000000]"),
     (lambda t: t.replace("deadline_days = 100",
                          "deadline_days = 100\n[parameters]\ndelay_min_days = 9\ndelay_max_days = 8"),
      "parameters.delay_min_days", "<= delay_max_days"),

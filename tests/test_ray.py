@@ -1,0 +1,106 @@
+"""The Ray executor: same numbers as local, lost workers survived, crashed runs resumed.
+
+All tests share one Ray instance (num_cpus=2) started once per test session."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import pivotal
+from engine.executors import ChunkError, Job
+from engine.model_arrays import build_model_arrays, outcome_ranges
+from engine.plan import Chunk
+from engine.scenario import load_scenario
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
+BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
+NUMBERS = ("summary", "size_distribution", "capacity_distribution", "time_to_success",
+           "candidates", "episodes", "scenarios")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def assert_same_numbers(a, b):
+    for name in NUMBERS:
+        assert_frame_equal(a[name].drop("run_id"), b[name].drop("run_id"), check_exact=True)
+
+
+def test_ray_equals_local_for_any_workers_and_chunks(ray_cluster):
+    local = pivotal.forecast(TUTORIAL, episodes=20_000, seed=4, keep_episodes=30, progress=False).tables
+    for workers, chunk_size in [(2, 3000), (1, 7001)]:
+        remote = pivotal.forecast(TUTORIAL, episodes=20_000, seed=4, keep_episodes=30, workers=workers,
+                                  chunk_size=chunk_size, executor="ray", progress=False)
+        assert remote.tables["runs"]["executor"].item() == "ray"
+        assert_same_numbers(local, remote.tables)
+
+
+def _busy_chunk_processes():
+    return [p for p in psutil.process_iter(["cmdline"])
+            if any("_chunk_task" in part for part in (p.info["cmdline"] or []))]
+
+
+def test_a_killed_busy_worker_loses_and_doubles_nothing(ray_cluster):
+    args = dict(episodes=24_000, seed=8, chunk_size=1500, progress=False)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(
+        tables=pivotal.forecast(BENCH_120, executor="ray", workers=2, **args).tables))
+    runner.start()
+    killed = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and runner.is_alive():
+        busy = _busy_chunk_processes()
+        if busy:
+            killed = busy[0].pid
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    runner.join(timeout=300)
+    assert killed is not None, "no busy worker was seen"
+    assert_same_numbers(result["tables"], pivotal.forecast(BENCH_120, **args).tables)
+
+
+def test_a_failing_task_names_its_chunk(ray_cluster):
+    from engine.ray_executor import RayExecutor
+
+    s = load_scenario(TUTORIAL)
+    job = Job(1, 0, (build_model_arrays(s),), (outcome_ranges(s),))
+    broken = Chunk(position=0, scenario=3, index=0, first=0, stop=10)  # no scenario 3
+    with pytest.raises(ChunkError, match="IndexError") as err:
+        list(RayExecutor(2).map(job, [broken]))
+    assert err.value.chunk == broken
+
+
+def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp_path):
+    cmd = [sys.executable, "-m", "engine.cli", "run", str(BENCH_120), "--episodes", "40000",
+           "--chunk-size", "2000", "--seed", "12", "--out", str(tmp_path), "--run-id", "r",
+           "--executor", "ray", "--ray-address", ray_cluster, "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    chunks = tmp_path / "_staging" / "run_id=r" / "chunks"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "summary").exists()
+    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    resumed = {t: pl.read_parquet(tmp_path / t / "run_id=r" / "part-0.parquet") for t in NUMBERS}
+    clean = pivotal.forecast(BENCH_120, episodes=40000, chunk_size=2000, seed=12, progress=False).tables
+    assert_same_numbers(resumed, clean)

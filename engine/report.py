@@ -8,8 +8,15 @@ from engine.scenario import Scenario
 from engine.tables import wilson
 
 
+def _pct(p: float) -> str:
+    """A share as a percentage, with enough digits to tell a rare event from none."""
+    return f"{p:.1%}" if p == 0 or p >= 0.01 else f"{p * 100:.2g}%"
+
+
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}".rstrip("0").rstrip(".") if x == x else "-"
+    if x != x:
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.1f}" if abs(x) >= 10 else f"{x:,.2f}"
 
 
 def summary_text(result: Forecast, scenarios: list[Scenario], top: int = 5) -> str:
@@ -34,11 +41,11 @@ def summary_text(result: Forecast, scenarios: list[Scenario], top: int = 5) -> s
             f"  pivot {s.pivot}; needs {_fmt(s.requirement)} {s.capacity_unit} and "
             f"{s.min_partners} partners by day {_fmt(s.deadline_days)}; budget {_fmt(s.budget)} "
             f"{s.payment_unit}",
-            f"  success          {row['success']['mean']:.1%}  (95% CI {low:.1%} - {high:.1%})",
+            f"  success          {_pct(row['success']['mean'])}  (95% CI {_pct(low)} - {_pct(high)})",
             f"  size             {q('size')}  (mean {row['size']['mean']:.2f})",
             f"  capacity         {q('capacity')}  (mean {_fmt(row['capacity']['mean'])} {s.capacity_unit})",
             f"  spent            {q('spent')}  (mean {_fmt(row['spent']['mean'])} {s.payment_unit})",
-            "  time to success  " + (f"median {_fmt(tts['p50'])} days (in the {tts['n'] / n:.1%} of "
+            "  time to success  " + (f"median {_fmt(tts['p50'])} days (in the {_pct(tts['n'] / n)} of "
                                      "episodes that reached it)" if tts["n"] else "never reached"),
         ]
         cands = (result.tables["candidates"].filter(pl.col("scenario_id") == s.id)

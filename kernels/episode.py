@@ -3,6 +3,10 @@
 The event queue is a binary heap ordered by (time, scheduling sequence), so
 events at the same time run in the order they were scheduled; venues are
 scheduled first, in institution order.
+
+Helpers take few arrays on purpose: every array handed to a Numba function
+costs an atomic reference-count increment and decrement, which in the inner
+loops used to cost more than the model itself.
 """
 import math
 
@@ -25,115 +29,107 @@ RESPONSE, WITHDRAW, VENUE = 0, 1, 2
 
 # per-candidate float workspace rows
 (TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
- PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER) = range(12)
-N_WORK_ROWS = 12
+ PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, OFFER, ROUND) = range(15)
+N_WORK_ROWS = 15
+# event record columns (one float row per pending event)
+EVENT_TIME, EVENT_SEQ, EVENT_ITEM = 0, 1, 2
 
 
 @njit(cache=True)
 def new_workspace(n_candidates, n_ties, n_institutions):
     """Preallocated per-thread arrays for `run_episode`, reused across episodes."""
     n = n_candidates
-    heap_size = 2 * n + n_institutions + 1
     return (
-        np.zeros((N_WORK_ROWS, n)),            # work: float rows above
-        np.zeros(n, np.int8),                  # status
-        np.zeros(n, np.int8),                  # joined_at_venue
-        np.zeros(n, np.int64),                 # order (P's list)
-        np.zeros(max(n_ties, 1)),              # peer tie strengths
-        np.zeros(heap_size),                   # heap: time
-        np.zeros(heap_size, np.int64),         # heap: sequence
-        np.zeros(heap_size, np.int64),         # heap: kind + 4 * index
-        np.zeros(heap_size, np.int64),         # heap: round
-        np.zeros(heap_size),                   # heap: offer
-        np.zeros(N_OUTCOMES),                  # outcomes
+        np.zeros((N_WORK_ROWS, n)),                  # work: float rows above
+        np.zeros(n, np.int8),                        # status
+        np.zeros(n, np.int8),                        # joined at a venue
+        np.zeros(n, np.int64),                       # order: P's list
+        np.zeros(max(n_ties, 1)),                    # peer tie strengths
+        np.zeros((2 * n + n_institutions + 1, 3)),   # event heap: time, sequence, kind + 4 * index
+        np.zeros(N_OUTCOMES),                        # outcomes
     )
 
 
 @njit(cache=True, inline="always")
-def _before(h_time, h_seq, a, b):
-    return h_time[a] < h_time[b] or (h_time[a] == h_time[b] and h_seq[a] < h_seq[b])
+def _earlier(time_a, seq_a, time_b, seq_b):
+    return time_a < time_b or (time_a == time_b and seq_a < seq_b)
 
 
 @njit(cache=True, inline="always")
-def _swap(h_time, h_seq, h_item, h_round, h_offer, a, b):
-    h_time[a], h_time[b] = h_time[b], h_time[a]
-    h_seq[a], h_seq[b] = h_seq[b], h_seq[a]
-    h_item[a], h_item[b] = h_item[b], h_item[a]
-    h_round[a], h_round[b] = h_round[b], h_round[a]
-    h_offer[a], h_offer[b] = h_offer[b], h_offer[a]
+def _schedule(events, size, seq, time, deadline, item):
+    """Push an event unless it falls at or after the deadline (it would never run).
 
-
-@njit(cache=True, inline="always")
-def _push(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, item, rnd, offer):
-    h_time[size] = time
-    h_seq[size] = seq
-    h_item[size] = item
-    h_round[size] = rnd
-    h_offer[size] = offer
+    Returns the new heap size and the next sequence number."""
+    if not time < deadline:
+        return size, seq
+    events[size, EVENT_TIME] = time
+    events[size, EVENT_SEQ] = seq
+    events[size, EVENT_ITEM] = item
     child = size
     while child > 0:
         parent = (child - 1) >> 1
-        if not _before(h_time, h_seq, child, parent):
+        if not _earlier(events[child, 0], events[child, 1], events[parent, 0], events[parent, 1]):
             break
-        _swap(h_time, h_seq, h_item, h_round, h_offer, child, parent)
+        for c in range(3):
+            events[child, c], events[parent, c] = events[parent, c], events[child, c]
         child = parent
-    return size + 1
+    return size + 1, seq + 1
 
 
 @njit(cache=True, inline="always")
-def _schedule(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, deadline, item, rnd, offer):
-    """Push an event unless it falls at or after the deadline (it would never run)."""
-    if not time < deadline:
-        return size, seq
-    return _push(h_time, h_seq, h_item, h_round, h_offer, size, seq, time, item, rnd, offer), seq + 1
-
-
-@njit(cache=True, inline="always")
-def _pop(h_time, h_seq, h_item, h_round, h_offer, size):
-    """Move the earliest event to slot `size - 1` and restore the heap on the rest."""
+def _pop(events, size):
+    """Move the earliest event to row `size - 1` and restore the heap on the rest."""
     last = size - 1
-    _swap(h_time, h_seq, h_item, h_round, h_offer, 0, last)
+    for c in range(3):
+        events[0, c], events[last, c] = events[last, c], events[0, c]
     parent = 0
     while True:
-        left = 2 * parent + 1
-        if left >= last:
+        child = 2 * parent + 1
+        if child >= last:
             break
-        child = left
-        if left + 1 < last and _before(h_time, h_seq, left + 1, left):
-            child = left + 1
-        if not _before(h_time, h_seq, child, parent):
+        if child + 1 < last and _earlier(events[child + 1, 0], events[child + 1, 1],
+                                         events[child, 0], events[child, 1]):
+            child += 1
+        if not _earlier(events[child, 0], events[child, 1], events[parent, 0], events[parent, 1]):
             break
-        _swap(h_time, h_seq, h_item, h_round, h_offer, child, parent)
+        for c in range(3):
+            events[child, c], events[parent, c] = events[parent, c], events[child, c]
         parent = child
     return last
 
 
 @njit(cache=True)
-def _sort_by_priority(priority, order):
-    """P's list: candidates by priority descending, ties by index (insertion sort)."""
-    n = priority.shape[0]
+def _sort_by_priority(work, order):
+    """P's list: candidates by priority descending, ties by index.
+
+    Insertion sort on a contiguous copy of the keys for short lists; a stable
+    merge sort for long ones.
+    """
+    n = order.shape[0]
+    if n > 48:
+        order[:] = np.argsort(-work[PRIORITY], kind="mergesort")
+        return
     for i in range(n):
-        order[i] = i
-    for i in range(1, n):
-        cur = order[i]
-        key = priority[cur]
+        cur = work[PRIORITY, i]
         j = i - 1
-        while j >= 0 and priority[order[j]] < key:
+        while j >= 0 and work[SORT_KEY, j] < cur:
+            work[SORT_KEY, j + 1] = work[SORT_KEY, j]
             order[j + 1] = order[j]
             j -= 1
-        order[j + 1] = cur
+        work[SORT_KEY, j + 1] = cur
+        order[j + 1] = i
 
 
 @njit(cache=True, inline="always")
-def _peer_share(i, work):
-    """Share of i's tie strength that lies inside the coalition (0 without tied members)."""
-    if work[PEER_MEMBERS, i] == 0.0 or work[PEER_TOTAL, i] <= 0.0:
+def _peer_share(members, inside, total):
+    """Share of a candidate's tie strength inside the coalition (0 without tied members)."""
+    if members == 0.0 or total <= 0.0:
         return 0.0
-    return work[PEER_INSIDE, i] / work[PEER_TOTAL, i]
+    return inside / total
 
 
-@njit(cache=True, inline="always")
-def _move_peer_sums(j, sign, peer_w, work, adj_ptr, adj_cand, adj_tie):
+@njit(cache=True)
+def _move_peer_sums(j, sign, work, adj_ptr, adj_cand, adj_tie, peer_w):
     """j joined (sign +1) or left (-1): update its tied candidates' inside sums."""
     for e in range(adj_ptr[j], adj_ptr[j + 1]):
         k = adj_cand[e]
@@ -141,10 +137,29 @@ def _move_peer_sums(j, sign, peer_w, work, adj_ptr, adj_cand, adj_tie):
         work[PEER_INSIDE, k] = work[PEER_INSIDE, k] + sign * peer_w[adj_tie[e]] if work[PEER_MEMBERS, k] > 0.0 else 0.0
 
 
+@njit(cache=True, inline="always")
+def _eligible(st):
+    """A venue can recruit candidates not in talks, not members and never withdrawn."""
+    return st == UNTOUCHED or st == PASSED or st == REFUSED
+
+
+@njit(cache=True, inline="always")
+def _admit(i, payment, low, mode, high, rate0, work, status, seed, episode):
+    """Make i a member: record its payment and draw its contribution a_i and its
+    time to withdraw, X ~ Exponential(rate h * (1 - wC_i)) (inf at rate 0)."""
+    status[i] = MEMBER
+    work[PAYMENT, i] = payment
+    u, _, _, _ = rng.uniforms(seed, episode, i, rng.CAPACITY, 0)
+    a = rng.triangular(low, mode, high, u)
+    work[CONTRIBUTION, i] = a
+    rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
+    stay = rng.exponential(seed, episode, i, rng.WITHDRAWAL, 0) / rate if rate > 0.0 else math.inf
+    return a, stay
+
+
 @njit(cache=True)
 def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                inst, inst_members, work, status, at_venue, order, peer_w,
-                h_time, h_seq, h_item, h_round, h_offer, out):
+                inst, inst_members, work, status, at_venue, order, peer_w, events, out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
 
     After the call, for candidate i: status MEMBER = member at T; MEMBER or
@@ -199,7 +214,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             peer_w[e] = w
             work[PEER_TOTAL, tie_ends[e, 0]] += w
             work[PEER_TOTAL, tie_ends[e, 1]] += w
-    _sort_by_priority(work[PRIORITY], order)
+    _sort_by_priority(work, order)
 
     # --- state ---------------------------------------------------------------
     capacity = 0.0
@@ -215,8 +230,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     heap = 0
     seq = 0
     for k in range(inst.shape[0]):  # NaN venue day (no venue) is never < deadline
-        heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
-                              inst[k, VENUE_DAY], deadline, VENUE + 4 * k, 0, 0.0)
+        heap, seq = _schedule(events, heap, seq, inst[k, VENUE_DAY], deadline, VENUE + 4 * k)
 
     t = 0.0
     while True:
@@ -237,39 +251,45 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             status[i] = NEGOTIATING
             open_talks += 1
             offers += 1
+            work[OFFER, i] = s
+            work[ROUND, i] = 1.0
             delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(seed, episode, i, rng.DELAY, 1)
-            heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
-                                  t + delay, deadline, RESPONSE + 4 * i, 1, s)
+            heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
 
         if heap == 0:
             break
-        heap = _pop(h_time, h_seq, h_item, h_round, h_offer, heap)
-        t = h_time[heap]
-        kind = h_item[heap] & 3
-        i = h_item[heap] >> 2
+        heap = _pop(events, heap)
+        t = events[heap, EVENT_TIME]
+        item = int(events[heap, EVENT_ITEM])
+        kind = item & 3
+        i = item >> 2
 
         if kind == RESPONSE:
-            s = h_offer[heap]
-            rnd = h_round[heap]
+            s = work[OFFER, i]
+            rnd = int(work[ROUND, i])
             free += s
-            u = work[THETA, i] + work[VALUE, i] * s - cand[i, DEMAND] + beta * _peer_share(i, work)
+            u = (work[THETA, i] + work[VALUE, i] * s - cand[i, DEMAND]
+                 + beta * _peer_share(work[PEER_MEMBERS, i], work[PEER_INSIDE, i], work[PEER_TOTAL, i]))
             s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
             if u >= 0.0:
                 open_talks -= 1
                 free -= s
                 spent += s
-                capacity += _admit(i, s, beta, cand, work, status, peer_w, adj_ptr, adj_cand,
-                                   adj_tie, seed, episode)
+                a, stay = _admit(i, s, cand[i, LOW], cand[i, MODE], cand[i, HIGH], rate0, work, status,
+                                 seed, episode)
+                capacity += a
                 size += 1
-                heap, seq = _schedule_withdrawal(i, t, deadline, rate0, work, seed, episode,
-                                                 h_time, h_seq, h_item, h_round, h_offer, heap, seq)
+                if beta > 0.0:
+                    _move_peer_sums(i, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
+                heap, seq = _schedule(events, heap, seq, t + stay, deadline, WITHDRAW + 4 * i)
             elif rnd < max_rounds and s_next <= free:
                 free -= s_next
                 offers += 1
+                work[OFFER, i] = s_next
+                work[ROUND, i] = rnd + 1
                 delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
                     seed, episode, i, rng.DELAY, rnd + 1)
-                heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq,
-                                      t + delay, deadline, RESPONSE + 4 * i, rnd + 1, s_next)
+                heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
             else:
                 status[i] = REFUSED
                 open_talks -= 1
@@ -280,7 +300,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             size -= 1
             withdrawals += 1
             if beta > 0.0:
-                _move_peer_sums(i, -1.0, peer_w, work, adj_ptr, adj_cand, adj_tie)
+                _move_peer_sums(i, -1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
 
         else:  # VENUE of institution k = i
             k = i
@@ -305,18 +325,21 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                     offer = work[VENUE_OFFER, j]
                     bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
                     u = (work[THETA, j] + work[VALUE, j] * offer + bonus - cand[j, DEMAND]
-                         + beta * _peer_share(j, work))
+                         + beta * _peer_share(work[PEER_MEMBERS, j], work[PEER_INSIDE, j],
+                                              work[PEER_TOTAL, j]))
                     if u >= 0.0:  # the reservation becomes the payment
                         spent += offer
-                        capacity += _admit(j, offer, beta, cand, work, status, peer_w, adj_ptr,
-                                           adj_cand, adj_tie, seed, episode)
+                        a, stay = _admit(j, offer, cand[j, LOW], cand[j, MODE], cand[j, HIGH], rate0,
+                                         work, status, seed, episode)
+                        capacity += a
                         at_venue[j] = 1
                         size += 1
                         venue_joins += 1
                         members_in += 1.0
                         added = True
-                        heap, seq = _schedule_withdrawal(j, t, deadline, rate0, work, seed, episode,
-                                                         h_time, h_seq, h_item, h_round, h_offer, heap, seq)
+                        if beta > 0.0:
+                            _move_peer_sums(j, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
+                        heap, seq = _schedule(events, heap, seq, t + stay, deadline, WITHDRAW + 4 * j)
             for j in range(n):  # the rest get their reservation back
                 if inst_members[k, j] != 0 and _eligible(status[j]):
                     free += work[VENUE_OFFER, j]
@@ -329,37 +352,3 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     out[OFFERS] = offers
     out[VENUE_JOINS] = venue_joins
     out[WITHDRAWALS] = withdrawals
-
-
-@njit(cache=True, inline="always")
-def _eligible(st):
-    """A venue can recruit candidates not in talks, not members and never withdrawn."""
-    return st == UNTOUCHED or st == PASSED or st == REFUSED
-
-
-@njit(cache=True, inline="always")
-def _admit(i, payment, beta, cand, work, status, peer_w, adj_ptr, adj_cand, adj_tie, seed, episode):
-    """Make i a member: record its payment, draw its contribution, update peer sums.
-
-    Returns the contribution a_i.
-    """
-    status[i] = MEMBER
-    work[PAYMENT, i] = payment
-    u, _, _, _ = rng.uniforms(seed, episode, i, rng.CAPACITY, 0)
-    a = rng.triangular(cand[i, LOW], cand[i, MODE], cand[i, HIGH], u)
-    work[CONTRIBUTION, i] = a
-    if beta > 0.0:
-        _move_peer_sums(i, 1.0, peer_w, work, adj_ptr, adj_cand, adj_tie)
-    return a
-
-
-@njit(cache=True, inline="always")
-def _schedule_withdrawal(i, t, deadline, rate0, work, seed, episode, h_time, h_seq, h_item, h_round,
-                         h_offer, heap, seq):
-    """Schedule Withdraw(i) at t + X, X ~ Exponential(rate h * (1 - wC_i)); none at rate 0."""
-    rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
-    if rate > 0.0:
-        x = rng.exponential(seed, episode, i, rng.WITHDRAWAL, 0) / rate
-        heap, seq = _schedule(h_time, h_seq, h_item, h_round, h_offer, heap, seq, t + x, deadline,
-                              WITHDRAW + 4 * i, 0, 0.0)
-    return heap, seq

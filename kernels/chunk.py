@@ -83,10 +83,11 @@ def _run_slot(seed, lo, hi, first, keep, n_bins, top, n_days, max_offers, scale,
               q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members):
     """Episodes [lo, hi) on one thread, accumulated into this thread's rows."""
     n = cand.shape[0]
-    work, status, at_venue, order, peer_w, events, out = new_workspace(n, tie_ends.shape[0], inst.shape[0])
+    work, status, at_venue, order, peer_w, events, scratch, out = new_workspace(
+        n, tie_ends.shape[0], inst.shape[0])
     for ep in range(lo, hi):
         run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                    inst, inst_members, work, status, at_venue, order, peer_w, events, out)
+                    inst, inst_members, work, status, at_venue, order, peer_w, events, scratch, out)
         size_hist[int(out[SIZE])] += 1
         offers_hist[min(int(out[OFFERS]), max_offers)] += 1
         venue_hist[int(out[VENUE_JOINS])] += 1

@@ -46,6 +46,7 @@ def new_workspace(n_candidates, n_ties, n_institutions):
         np.zeros(n, np.int64),                       # order: P's list
         np.zeros(max(n_ties, 1)),                    # peer tie strengths
         np.zeros((2 * n + n_institutions + 1, 3)),   # event heap: time, sequence, kind + 4 * index
+        np.zeros((4, max(n, n_ties, 1))),            # scratch for batched draws
         np.zeros(N_OUTCOMES),                        # outcomes
     )
 
@@ -159,7 +160,7 @@ def _admit(i, payment, low, mode, high, rate0, work, status, seed, episode):
 
 @njit(cache=True)
 def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                inst, inst_members, work, status, at_venue, order, peer_w, events, out):
+                inst, inst_members, work, status, at_venue, order, peer_w, events, scratch, out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
 
     After the call, for candidate i: status MEMBER = member at T; MEMBER or
@@ -181,8 +182,9 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     rate0 = scal[WITHDRAWAL_RATE]
 
     # --- draws and derived quantities fixed for the episode -----------------
+    rng.beta_variates(cand[:, TIE_MEAN:TIE_CONC + 1], seed, rng.TIE, episode, scratch, work[TIE])
     for i in range(n):
-        w = rng.beta_variate(cand[i, TIE_MEAN], cand[i, TIE_CONC], seed, episode, i, rng.TIE)
+        w = work[TIE, i]
         z_theta, z_estimate = rng.normal_pair(seed, episode, i, rng.PREFERENCE)
         theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * z_theta
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
@@ -196,7 +198,6 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             planned = (demand - estimate) / value * (1.0 + scal[MARGIN])
         else:
             planned = math.inf
-        work[TIE, i] = w
         work[THETA, i] = theta
         work[VALUE, i] = value
         work[PLANNED, i] = planned
@@ -209,11 +210,11 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
         status[i] = UNTOUCHED
         at_venue[i] = 0
     if beta > 0.0:
-        for e in range(tie_ends.shape[0]):
-            w = rng.beta_variate(tie_params[e, 0], tie_params[e, 1], seed, episode, e, rng.PEER_TIE)
-            peer_w[e] = w
-            work[PEER_TOTAL, tie_ends[e, 0]] += w
-            work[PEER_TOTAL, tie_ends[e, 1]] += w
+        n_ties = tie_ends.shape[0]
+        rng.beta_variates(tie_params, seed, rng.PEER_TIE, episode, scratch, peer_w[:n_ties])
+        for e in range(n_ties):
+            work[PEER_TOTAL, tie_ends[e, 0]] += peer_w[e]
+            work[PEER_TOTAL, tie_ends[e, 1]] += peer_w[e]
     _sort_by_priority(work, order)
 
     # --- state ---------------------------------------------------------------

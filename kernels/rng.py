@@ -170,6 +170,38 @@ def beta_variate(mean, concentration, seed, episode, slot, purpose):
 
 
 @njit(cache=True)
+def beta_variates(params, seed, purpose, episode, scratch, out):
+    """out[j] = beta_variate(params[j, 0], params[j, 1], seed, episode, j, purpose), all j.
+
+    The same numbers as the scalar draw, in two passes: first every row's
+    block 0 (independent work the CPU overlaps), then the acceptance tests;
+    the few rows that need another trial or a boost take the scalar path.
+    `scratch` is a (4, >= rows) work array.
+    """
+    n = out.shape[0]
+    for j in range(n):
+        u0, u1, u2, u3 = uniforms(seed, episode, j, purpose, 0)
+        scratch[0, j] = inverse_normal(u0)
+        scratch[1, j] = inverse_normal(u1)
+        scratch[2, j] = u2
+        scratch[3, j] = u3
+    for j in range(n):
+        mean = params[j, 0]
+        concentration = params[j, 1]
+        a = mean * concentration
+        b = (1.0 - mean) * concentration
+        if 0.0 < mean < 1.0 and a >= 1.0 and b >= 1.0:
+            da, ca = _gamma_constants(a)
+            db, cb = _gamma_constants(b)
+            x = _marsaglia_tsang(da, ca, scratch[0, j], scratch[2, j])
+            y = _marsaglia_tsang(db, cb, scratch[1, j], scratch[3, j])
+            if x >= 0.0 and y >= 0.0:
+                out[j] = x / (x + y)
+                continue
+        out[j] = beta_variate(mean, concentration, seed, episode, j, purpose)
+
+
+@njit(cache=True)
 def normal_pair(seed, episode, slot, purpose):
     """Two independent standard normals from one block (inverse CDF)."""
     u0, u1, _, _ = uniforms(seed, episode, slot, purpose, 0)

@@ -135,14 +135,14 @@ def ray_numbers(quick):
     seconds, _ = timed(ray.init, num_cpus=2, include_dashboard=False, log_to_driver=False)
     res = {"startup_seconds": seconds}
     executor_rate = {}
-    episodes = 400_000 if quick else 2_000_000  # >= 60 s of work on 2 Ray workers
+    episodes = 400_000 if quick else 16_000_000  # >= 60 s of work on 2 Ray workers
     for workers in (1, 2):
         pivotal.forecast(SCENARIOS[30], episodes=50_000, workers=workers, executor="ray", progress=False)
         t, _ = timed(pivotal.forecast, SCENARIOS[30], episodes=episodes // (2 if workers == 1 else 1),
                      workers=workers, executor="ray", progress=False)
         executor_rate[workers] = episodes // (2 if workers == 1 else 1) / t
         res[f"ray_{workers}_seconds"] = t
-    local, _ = engine_rate(SCENARIOS[30], episodes // 4, workers=2)
+    local, _ = engine_rate(SCENARIOS[30], episodes // 2, workers=2)
     res.update(ray_1_eps=executor_rate[1], ray_2_eps=executor_rate[2], local_2_eps=local,
                ray_2_share_of_local=executor_rate[2] / local)
     # per-task overhead: many one-episode chunks

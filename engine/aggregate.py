@@ -34,15 +34,17 @@ class Aggregate:
     kept_members: np.ndarray       # (k, N) member at T, per kept episode
 
     @classmethod
-    def from_kernel(cls, episodes, arrays) -> "Aggregate":
-        """Reduce `kernels.chunk.simulate_chunk`'s per-thread rows to one aggregate."""
+    def from_slices(cls, episodes, slices) -> "Aggregate":
+        """Combine `kernels.chunk.simulate_chunk` results of consecutive slices of a chunk."""
         (size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
          q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept,
-         kept_members) = arrays
-        return cls(episodes, size_hist.sum(0), offers_hist.sum(0), venue_hist.sum(0),
-                   withdrawal_hist.sum(0), value_hist.sum(0), day_hist.sum(0), q_sum.sum(0),
-                   q_sumsq.sum(0), lowest.min(0), highest.max(0), int(successes.sum()),
-                   int(reached.sum()), cand_counts.sum(0), cand_pay.sum(0), kept, kept_members)
+         kept_members) = zip(*slices)
+        total = lambda parts: np.sum(parts, axis=0)  # noqa: E731 - int64: a chunk cannot overflow
+        return cls(episodes, total(size_hist), total(offers_hist), total(venue_hist),
+                   total(withdrawal_hist), total(value_hist), total(day_hist), total(q_sum),
+                   total(q_sumsq), np.min(lowest, axis=0), np.max(highest, axis=0),
+                   int(sum(successes)), int(sum(reached)), total(cand_counts), total(cand_pay),
+                   np.concatenate(kept), np.concatenate(kept_members))
 
     def merge(self, later: "Aggregate") -> "Aggregate":
         """Add the aggregate of the chunk that follows this one (chunk order matters for `kept`)."""

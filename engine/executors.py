@@ -3,14 +3,13 @@
 An executor has one method, `map(job, chunks)`, and a `name`. The driver
 (engine/run.py) merges what it yields in chunk order, so an executor never
 changes the numbers. `local` runs chunks one after another in this process,
-each spread over `workers` Numba threads.
+each split over `workers` threads (the kernels release the GIL).
 """
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, NamedTuple
-
-import numba
 
 from engine.aggregate import Aggregate
 from engine.model_arrays import VALUE_BINS, ModelArrays, Ranges
@@ -33,14 +32,23 @@ class ChunkError(RuntimeError):
         self.chunk = chunk
 
 
-def run_chunk(job: Job, chunk: Chunk, threads: int) -> Aggregate:
-    """Run one chunk with `threads` Numba threads and reduce it to an Aggregate."""
+def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None) -> Aggregate:
+    """Run one chunk, split into one contiguous slice per thread of `pool` (the kernel
+    releases the GIL), and combine the slices into an Aggregate."""
     from kernels.chunk import simulate_chunk  # compiled (or loaded from cache) on first use
 
     r = job.ranges[chunk.scenario]
-    arrays = simulate_chunk(job.seed, chunk.first, chunk.stop, threads, job.keep_episodes,
-                            VALUE_BINS, r.top, r.days, r.max_offers, *job.models[chunk.scenario])
-    return Aggregate.from_kernel(chunk.episodes, arrays)
+    model = job.models[chunk.scenario]
+    threads = pool._max_workers if pool is not None else 1
+    bounds = [chunk.first + chunk.episodes * k // threads for k in range(threads + 1)]
+
+    def run(first, stop):
+        return simulate_chunk(job.seed, first, stop, job.keep_episodes, VALUE_BINS, r.top, r.days,
+                              r.max_offers, *model)
+
+    if threads == 1:
+        return Aggregate.from_slices(chunk.episodes, [run(chunk.first, chunk.stop)])
+    return Aggregate.from_slices(chunk.episodes, list(pool.map(run, bounds[:-1], bounds[1:])))
 
 
 def available_cores() -> int:
@@ -48,17 +56,17 @@ def available_cores() -> int:
 
 
 class LocalExecutor:
-    """Chunks in order, in this process, over `workers` threads."""
+    """Chunks in order, in this process, each split over `workers` threads."""
     name = "local"
 
     def __init__(self, workers: int):
         self.workers = workers
-        numba.set_num_threads(workers)
 
     def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Aggregate]]:
-        for chunk in chunks:
-            try:
-                aggregate = run_chunk(job, chunk, self.workers)
-            except Exception as exc:
-                raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
-            yield chunk, aggregate
+        with ThreadPoolExecutor(self.workers) as pool:
+            for chunk in chunks:
+                try:
+                    aggregate = run_chunk(job, chunk, pool)
+                except Exception as exc:
+                    raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
+                yield chunk, aggregate

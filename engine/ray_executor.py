@@ -1,8 +1,8 @@
 """The Ray executor: chunks as Ray tasks, on this machine or on a cluster (docs/CLUSTER.md).
 
 One task per chunk, each granted `threads_per_task` CPUs and running that many
-Numba threads (no oversubscription). At most `2 * workers` tasks are in
-flight; results are taken with `ray.wait` as they finish (the driver merges
+kernel threads (no oversubscription). At most `workers` tasks are in flight,
+so a run uses `workers` CPUs of a shared cluster; results are taken with `ray.wait` as they finish (the driver merges
 them in chunk order). A worker process that dies mid-task (OOM killer,
 pre-empted node) has its task re-run by Ray (`max_retries`); a chunk's result
 is a pure function of its episode range, so a re-run yields the same numbers
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from engine.aggregate import Aggregate
@@ -23,10 +24,10 @@ TASK_RETRIES = 5  # re-runs of a chunk whose worker process died
 
 
 def _chunk_task(job: Job, chunk: Chunk, threads: int) -> Aggregate:
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return run_chunk(job, chunk, threads)
+    if threads == 1:
+        return run_chunk(job, chunk)
+    with ThreadPoolExecutor(threads) as pool:
+        return run_chunk(job, chunk, pool)
 
 
 class RayExecutor:
@@ -56,7 +57,7 @@ class RayExecutor:
         job_ref = ray.put(job)  # shipped once to the object store, not once per task
         pending = list(reversed(chunks))
         in_flight: dict = {}
-        limit = max(2, 2 * self.workers // self.threads)
+        limit = max(1, self.workers // self.threads)
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < limit:

@@ -62,7 +62,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     Scenarios of one run share random numbers: episode e of each uses the same
     draws. With `out`, tables are published under `out` and every finished
     chunk is checkpointed there (so `resume=True` can finish a crashed run);
-    without it nothing is written. `executor` is "local" (Numba threads in this
+    without it nothing is written. `executor` is "local" (kernel threads in this
     process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
     """
     started = dt.datetime.now(dt.timezone.utc)
@@ -146,10 +146,8 @@ def _executor(name: str | None, workers: int, cores: int, ray_address: str | Non
         from engine.ray_executor import RayExecutor
         return RayExecutor(workers, ray_address)
     if name == "local":
-        import numba
-        _check(workers <= numba.config.NUMBA_NUM_THREADS,
-               f"--workers must be <= {numba.config.NUMBA_NUM_THREADS} with the local executor "
-               f"(this machine has {cores} cores; NUMBA_NUM_THREADS raises the limit)")
+        _check(workers <= 4 * cores, f"--workers must be <= {4 * cores} with the local executor "
+               f"(this machine has {cores} cores)")
         return LocalExecutor(workers)
     raise RunSettingsError(f"--executor must be 'local' or 'ray' (got {name!r})")
 

@@ -1,14 +1,14 @@
-"""A chunk of episodes -> small exact aggregates, threads over contiguous slices.
+"""A range of episodes -> small exact aggregates.
 
 Every aggregate is an integer (histogram counts, counts, and sums of values
 quantised to a fixed grid of 2**-32 of the metric's range) or a min/max, so
-summing them over threads and chunks is exact and order-free: the result
+summing them over slices and chunks is exact and order-free: the result
 never depends on how episodes were split.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from kernels.episode import PAYMENT, new_workspace, run_episode
 from kernels.layout import (
@@ -29,51 +29,44 @@ def _bin(x, top, n_bins):
     return min(max(b, 0), n_bins - 1)
 
 
-@njit(cache=True, parallel=True)
-def simulate_chunk(seed, first, stop, n_slots, keep, n_bins, top, n_days, max_offers,
+@njit(cache=True, nogil=True)
+def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
                    cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members):
-    """Run episodes [first, stop) and return their aggregates, one row per thread slot.
+    """Run episodes [first, stop) and return their aggregates (releases the GIL, so
+    slices of a chunk can run on threads at once).
 
     `top[m]` is the upper end of continuous metric m's range (capacity: sum of
     highs; spent: budget; time to success: deadline); `keep` is the number of
     leading episodes of the whole run whose records are kept.
     """
     n = cand.shape[0]
-    n_ties = tie_ends.shape[0]
-    n_inst = inst.shape[0]
-    size_hist = np.zeros((n_slots, n + 1), np.int64)
-    offers_hist = np.zeros((n_slots, max_offers + 1), np.int64)
-    venue_hist = np.zeros((n_slots, n + 1), np.int64)
-    withdrawal_hist = np.zeros((n_slots, n + 1), np.int64)
-    value_hist = np.zeros((n_slots, N_CONTINUOUS, n_bins), np.int64)
-    day_hist = np.zeros((n_slots, n_days + 1), np.int64)
-    q_sum = np.zeros((n_slots, N_CONTINUOUS), np.int64)
-    q_sumsq = np.zeros((n_slots, N_CONTINUOUS), np.int64)
-    lowest = np.full((n_slots, N_CONTINUOUS), np.inf)
-    highest = np.full((n_slots, N_CONTINUOUS), -np.inf)
-    successes = np.zeros(n_slots, np.int64)
-    reached = np.zeros(n_slots, np.int64)
-    cand_counts = np.zeros((n_slots, 3, n), np.int64)
-    cand_pay = np.zeros((n_slots, n), np.int64)
+    size_hist = np.zeros(n + 1, np.int64)
+    offers_hist = np.zeros(max_offers + 1, np.int64)
+    venue_hist = np.zeros(n + 1, np.int64)
+    withdrawal_hist = np.zeros(n + 1, np.int64)
+    value_hist = np.zeros((N_CONTINUOUS, n_bins), np.int64)
+    day_hist = np.zeros(n_days + 1, np.int64)
+    q_sum = np.zeros(N_CONTINUOUS, np.int64)
+    q_sumsq = np.zeros(N_CONTINUOUS, np.int64)
+    lowest = np.full(N_CONTINUOUS, np.inf)
+    highest = np.full(N_CONTINUOUS, -np.inf)
+    counts = np.zeros(2, np.int64)  # successes, reached
+    cand_counts = np.zeros((3, n), np.int64)
+    cand_pay = np.zeros(n, np.int64)
     n_kept = max(0, min(stop, keep) - first)
     kept = np.zeros((n_kept, N_OUTCOMES))
     kept_members = np.zeros((n_kept, n), np.int8)
     scale = np.empty(N_CONTINUOUS)
     for m in range(N_CONTINUOUS):
         scale[m] = GRID / top[m]
-    pay_scale = GRID / top[1]
-
-    total = stop - first
-    for slot in prange(n_slots):
-        _run_slot(seed, first + total * slot // n_slots, first + total * (slot + 1) // n_slots,
-                  first, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
-                  cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
-                  size_hist[slot], offers_hist[slot], venue_hist[slot], withdrawal_hist[slot],
-                  value_hist[slot], day_hist[slot], q_sum[slot], q_sumsq[slot], lowest[slot],
-                  highest[slot], successes[slot:slot + 1], reached[slot:slot + 1],
-                  cand_counts[slot], cand_pay[slot], kept, kept_members)
+    _run_slot(seed, first, stop, first, keep, n_bins, top, n_days, max_offers, scale, GRID / top[1],
+              cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+              size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
+              q_sumsq, lowest, highest, counts[0:1], counts[1:2], cand_counts, cand_pay, kept,
+              kept_members)
     return (size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
-            q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members)
+            q_sumsq, lowest, highest, counts[0], counts[1], cand_counts, cand_pay, kept, kept_members)
+
 
 
 @njit(cache=True)
@@ -81,7 +74,7 @@ def _run_slot(seed, lo, hi, first, keep, n_bins, top, n_days, max_offers, scale,
               cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members):
-    """Episodes [lo, hi) on one thread, accumulated into this thread's rows."""
+    """Episodes [lo, hi), accumulated into the given arrays."""
     n = cand.shape[0]
     work, status, at_venue, order, peer_w, events, scratch, out = new_workspace(
         n, tie_ends.shape[0], inst.shape[0])

@@ -129,7 +129,7 @@ def _peer_share(members, inside, total):
     return inside / total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _move_peer_sums(j, sign, work, adj_ptr, adj_cand, adj_tie, peer_w):
     """j joined (sign +1) or left (-1): update its tied candidates' inside sums."""
     for e in range(adj_ptr[j], adj_ptr[j + 1]):

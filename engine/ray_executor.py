@@ -32,13 +32,13 @@ def _chunk_task(job: Job, chunk: Chunk, threads: int) -> Aggregate:
 
 class RayExecutor:
     """Chunks as Ray tasks; starts a local Ray sized to `workers` unless one is running or
-    `address` (or RAY_ADDRESS) names a cluster."""
+    `address` (or RAY_ADDRESS) names a cluster. Without `workers`, a run uses every CPU
+    of the cluster (of this machine for a local Ray)."""
     name = "ray"
 
-    def __init__(self, workers: int, address: str | None = None, threads_per_task: int = 1):
+    def __init__(self, workers: int | None, address: str | None = None, threads_per_task: int = 1):
         import ray
 
-        self.workers = workers
         self.threads = threads_per_task
         started = time.perf_counter()
         if not ray.is_initialized():
@@ -48,6 +48,7 @@ class RayExecutor:
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         self.startup_seconds = time.perf_counter() - started
+        self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
         self._task = ray.remote(num_cpus=threads_per_task, max_retries=TASK_RETRIES,
                                 retry_exceptions=False)(_chunk_task)
 

@@ -72,10 +72,9 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     ids = [s.id for s in items]
     _check(len(set(ids)) == len(ids), f"scenario ids must be unique in a run (got {ids})")
     cores = available_cores()
-    workers = cores if workers is None else workers
     _check(episodes >= 1, f"--episodes must be >= 1 (got {episodes})")
     _check(0 <= seed < 2**63, f"--seed must be in [0, 2**63) (got {seed})")
-    _check(1 <= workers, f"--workers must be >= 1 (got {workers})")
+    _check(workers is None or workers >= 1, f"--workers must be >= 1 (got {workers})")
     _check(keep_episodes >= 0, f"--keep-episodes must be >= 0 (got {keep_episodes})")
     if chunk_size is None:
         chunk_size = default_chunk_size(max(len(s.candidates) for s in items))
@@ -117,7 +116,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
         "episodes": episodes, "scenarios": len(items), "seed": seed,
         "engine_version": __version__, "config_sha256": config_sha256,
-        "executor": runner.name, "workers": workers, "chunk_size": chunk_size,
+        "executor": runner.name, "workers": runner.workers, "chunk_size": chunk_size,
         "keep_episodes": keep_episodes,
     }], schema=RUNS_SCHEMA)
     if store is not None:
@@ -139,13 +138,14 @@ def _scenario_hash(s: Scenario) -> str:
     return hashlib.sha256(repr(s).encode()).hexdigest()
 
 
-def _executor(name: str | None, workers: int, cores: int, ray_address: str | None):
+def _executor(name: str | None, workers: int | None, cores: int, ray_address: str | None):
     if name is None:  # Ray when a cluster is named, else this process
         name = "ray" if (ray_address or os.environ.get("RAY_ADDRESS")) else "local"
     if name == "ray":
         from engine.ray_executor import RayExecutor
         return RayExecutor(workers, ray_address)
     if name == "local":
+        workers = workers or cores
         _check(workers <= 4 * cores, f"--workers must be <= {4 * cores} with the local executor "
                f"(this machine has {cores} cores)")
         return LocalExecutor(workers)

@@ -58,8 +58,8 @@ class Aggregate:
             np.minimum(self.lowest, later.lowest), np.maximum(self.highest, later.highest),
             self.successes + later.successes, self.reached + later.reached,
             self.cand_counts + later.cand_counts, big(self.cand_pay, later.cand_pay),
-            np.concatenate([self.kept, later.kept]),
-            np.concatenate([self.kept_members, later.kept_members]),
+            np.concatenate([self.kept, later.kept]) if len(later.kept) else self.kept,
+            np.concatenate([self.kept_members, later.kept_members]) if len(later.kept) else self.kept_members,
         )
 
     def save(self, path) -> None:

@@ -32,14 +32,13 @@ class ChunkError(RuntimeError):
         self.chunk = chunk
 
 
-def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None) -> Aggregate:
-    """Run one chunk, split into one contiguous slice per thread of `pool` (the kernel
-    releases the GIL), and combine the slices into an Aggregate."""
+def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None, threads: int = 1) -> Aggregate:
+    """Run one chunk, split into one contiguous slice per thread (`threads` of `pool`;
+    the kernel releases the GIL), and combine the slices into an Aggregate."""
     from kernels.chunk import simulate_chunk  # compiled (or loaded from cache) on first use
 
     r = job.ranges[chunk.scenario]
     model = job.models[chunk.scenario]
-    threads = pool._max_workers if pool is not None else 1
     bounds = [chunk.first + chunk.episodes * k // threads for k in range(threads + 1)]
 
     def run(first, stop):
@@ -66,7 +65,7 @@ class LocalExecutor:
         with ThreadPoolExecutor(self.workers) as pool:
             for chunk in chunks:
                 try:
-                    aggregate = run_chunk(job, chunk, pool)
+                    aggregate = run_chunk(job, chunk, pool, self.workers)
                 except Exception as exc:
                     raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
                 yield chunk, aggregate

@@ -46,6 +46,7 @@ class RunDirectory:
     def prepare(self, plan: dict, resume: bool) -> None:
         """Claim the run id (fresh run) or check the staged plan matches (resume)."""
         if self.published("runs").exists():
+            shutil.rmtree(self.staging, ignore_errors=True)  # left if a crash hit the last step
             raise RunExistsError(f"run id {self.run_id!r} is already complete in {self.out}; "
                                  "choose another --run-id")
         plan_file = self.staging / "plan.json"
@@ -61,10 +62,11 @@ class RunDirectory:
         if self.staging.exists() or any(self.published(t).exists() for t in TABLES):
             raise RunExistsError(f"run id {self.run_id!r} is already used in {self.out} "
                                  "(use --resume to finish an interrupted run, or another --run-id)")
-        self.chunks.mkdir(parents=True)
-        tmp = plan_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(plan, indent=1, sort_keys=True))
-        os.replace(tmp, plan_file)
+        # build the staging directory under a temporary name: it appears complete or not at all
+        building = self.staging.with_name(f".{self.staging.name}.{os.getpid()}")
+        (building / "chunks").mkdir(parents=True)
+        (building / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True))
+        os.rename(building, self.staging)
 
     def checkpoint_path(self, position: int) -> Path:
         return self.chunks / f"{position:08d}.npz"

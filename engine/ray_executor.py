@@ -1,19 +1,21 @@
 """The Ray executor: chunks as Ray tasks, on this machine or on a cluster (docs/CLUSTER.md).
 
-One task per chunk, each granted `threads_per_task` CPUs and running that many
-kernel threads (no oversubscription). At most `workers` tasks are in flight,
-so a run uses `workers` CPUs of a shared cluster; results are taken with `ray.wait` as they finish (the driver merges
-them in chunk order). A worker process that dies mid-task (OOM killer,
-pre-empted node) has its task re-run by Ray (`max_retries`); a chunk's result
-is a pure function of its episode range, so a re-run yields the same numbers
-and the driver receives each chunk once. A Python exception inside a task is
-not retried: it fails the run.
+One task per chunk, each granted one CPU and running one kernel thread (no
+oversubscription). At most `workers` tasks are in flight, so a run uses
+`workers` CPUs of a shared cluster, and no task is started more than
+`LOOKAHEAD * workers` chunks past the oldest unfinished one, so the results
+the driver holds back for in-order merging stay bounded even when a chunk
+is slow or re-run. Results are taken with `ray.wait` as they finish.
+
+A worker process that dies mid-task (OOM killer, pre-empted node) has its
+task re-run by Ray (`max_retries`); a chunk's result is a pure function of
+its episode range, so a re-run yields the same numbers and the driver
+receives each chunk once. A Python exception inside a task is not retried:
+it fails the run.
 """
 from __future__ import annotations
 
 import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from engine.aggregate import Aggregate
@@ -21,13 +23,7 @@ from engine.executors import ChunkError, Job, run_chunk
 from engine.plan import Chunk
 
 TASK_RETRIES = 5  # re-runs of a chunk whose worker process died
-
-
-def _chunk_task(job: Job, chunk: Chunk, threads: int) -> Aggregate:
-    if threads == 1:
-        return run_chunk(job, chunk)
-    with ThreadPoolExecutor(threads) as pool:
-        return run_chunk(job, chunk, pool)
+LOOKAHEAD = 4     # chunks in progress or held, per worker, past the oldest unfinished
 
 
 class RayExecutor:
@@ -36,40 +32,44 @@ class RayExecutor:
     of the cluster (of this machine for a local Ray)."""
     name = "ray"
 
-    def __init__(self, workers: int | None, address: str | None = None, threads_per_task: int = 1):
+    def __init__(self, workers: int | None, address: str | None = None):
         import ray
 
-        self.threads = threads_per_task
-        started = time.perf_counter()
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        self.startup_seconds = time.perf_counter() - started
         self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
-        self._task = ray.remote(num_cpus=threads_per_task, max_retries=TASK_RETRIES,
-                                retry_exceptions=False)(_chunk_task)
+        self._task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(run_chunk)
 
     def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Aggregate]]:
         import ray
 
         job_ref = ray.put(job)  # shipped once to the object store, not once per task
-        pending = list(reversed(chunks))
+        window = LOOKAHEAD * self.workers
+        done: set[int] = set()
+        oldest = 0       # index of the oldest unfinished chunk
+        next_chunk = 0   # index of the next chunk to submit
         in_flight: dict = {}
-        limit = max(1, self.workers // self.threads)
         try:
-            while pending or in_flight:
-                while pending and len(in_flight) < limit:
-                    chunk = pending.pop()
-                    in_flight[self._task.remote(job_ref, chunk, self.threads)] = chunk
-                done, _ = ray.wait(list(in_flight), num_returns=1)
-                chunk = in_flight.pop(done[0])
+            while next_chunk < len(chunks) or in_flight:
+                while oldest in done:
+                    done.remove(oldest)
+                    oldest += 1
+                while (next_chunk < len(chunks) and len(in_flight) < self.workers
+                       and next_chunk - oldest < window):
+                    chunk = chunks[next_chunk]
+                    in_flight[self._task.remote(job_ref, chunk)] = (chunk, next_chunk)
+                    next_chunk += 1
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                chunk, index = in_flight.pop(ready[0])
                 try:
-                    aggregate = ray.get(done[0])
+                    aggregate = ray.get(ready[0])
                 except ray.exceptions.RayError as exc:
                     raise ChunkError(chunk, _cause(exc)) from None
+                done.add(index)
                 yield chunk, aggregate
         finally:
             for ref in in_flight:
@@ -80,4 +80,5 @@ def _cause(exc) -> str:
     cause = getattr(exc, "cause", None)
     if cause is not None:
         return f"{type(cause).__name__}: {cause}"
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"

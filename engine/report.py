@@ -23,10 +23,12 @@ def summary_text(result: Forecast, scenarios: list[Scenario], top: int = 5) -> s
     """Per scenario: success with a 95% interval, size/capacity quantiles, spent,
     median time to success, and the candidates most and least likely to join."""
     run = result.tables["runs"].row(0, named=True)
-    rate = run["episodes"] * run["scenarios"] / max(result.seconds, 1e-9)
+    rate = result.computed / max(result.seconds, 1e-9)
+    resumed = run["episodes"] * run["scenarios"] - result.computed
     lines = [f"run {result.run_id}  seed {run['seed']}  {run['episodes']:,} episodes x "
              f"{run['scenarios']} scenario(s)  {run['executor']} x{run['workers']}  "
-             f"{result.seconds:.1f} s ({rate:,.0f} episodes/s)"]
+             f"{result.seconds:.1f} s ({rate:,.0f} episodes/s"
+             + (f"; {resumed:,} episodes from checkpoints)" if resumed else ")")]
     for s in scenarios:
         summary = result.tables["summary"].filter(pl.col("scenario_id") == s.id)
         row = {r["metric"]: r for r in summary.iter_rows(named=True)}

@@ -21,6 +21,7 @@ from engine.output import RunDirectory
 from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
 from engine.scenario import Scenario, load_scenario
 from engine.tables import scenario_row, scenario_tables
+from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
 DEFAULT_SEED = 1
@@ -36,11 +37,13 @@ class RunFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Forecast:
-    """A finished run: its id, its tables as Polars DataFrames, and where they were written."""
+    """A finished run: its id, its tables as Polars DataFrames, and where they were written;
+    `seconds` of this call and the episodes it `computed` (fewer after a resume)."""
     run_id: str
     tables: dict[str, pl.DataFrame]
     out: Path | None
     seconds: float
+    computed: int
 
 
 def new_run_id() -> str:
@@ -80,12 +83,11 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         chunk_size = default_chunk_size(max(len(s.candidates) for s in items))
     _check(1 <= chunk_size <= MAX_CHUNK_EPISODES,
            f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
+    executor = _executor_name(executor, workers, cores, ray_address)
     run_id = run_id or new_run_id()
     _check(run_id and "/" not in run_id and run_id not in (".", ".."),
            f"--run-id must be a plain name (got {run_id!r})")
-    runner = _executor(executor, workers, cores, ray_address)
-
-    plan = {"engine_version": __version__, "seed": seed, "episodes": episodes,
+    plan = {"engine_version": __version__, "kernels": SOURCE_DIGEST, "seed": seed, "episodes": episodes,
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.sha256 or _scenario_hash(s)] for s in items]}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
@@ -93,12 +95,13 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     if out is not None:
         store = RunDirectory(out, run_id)
         store.prepare(plan, resume)
+    runner = _executor(executor, workers, cores, ray_address)
 
     job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
               tuple(outcome_ranges(s) for s in items))
     chunks = plan_chunks(len(items), episodes, chunk_size)
     try:
-        merged = _simulate(job, chunks, runner, store, len(items), progress)
+        merged, computed = _simulate(job, chunks, runner, store, len(items), progress)
     except ChunkError as exc:
         c = exc.chunk
         kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
@@ -122,7 +125,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     if store is not None:
         store.publish(arrow)
     return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()},
-                    Path(out) if out is not None else None, (finished - started).total_seconds())
+                    Path(out) if out is not None else None, (finished - started).total_seconds(), computed)
 
 
 RUNS_SCHEMA = pa.schema([
@@ -138,23 +141,29 @@ def _scenario_hash(s: Scenario) -> str:
     return hashlib.sha256(repr(s).encode()).hexdigest()
 
 
-def _executor(name: str | None, workers: int | None, cores: int, ray_address: str | None):
+def _executor_name(name: str | None, workers: int | None, cores: int, ray_address: str | None) -> str:
+    """Which executor runs the chunks (checked before anything starts)."""
     if name is None:  # Ray when a cluster is named, else this process
         name = "ray" if (ray_address or os.environ.get("RAY_ADDRESS")) else "local"
+    _check(name in ("local", "ray"), f"--executor must be 'local' or 'ray' (got {name!r})")
+    if name == "local":
+        _check((workers or cores) <= 4 * cores, f"--workers must be <= {4 * cores} with the local "
+               f"executor (this machine has {cores} cores)")
+    return name
+
+
+def _executor(name: str, workers: int | None, cores: int, ray_address: str | None):
     if name == "ray":
         from engine.ray_executor import RayExecutor
         return RayExecutor(workers, ray_address)
-    if name == "local":
-        workers = workers or cores
-        _check(workers <= 4 * cores, f"--workers must be <= {4 * cores} with the local executor "
-               f"(this machine has {cores} cores)")
-        return LocalExecutor(workers)
-    raise RunSettingsError(f"--executor must be 'local' or 'ray' (got {name!r})")
+    return LocalExecutor(workers or cores)
 
 
 def _simulate(job: Job, chunks, runner, store: RunDirectory | None, n_scenarios: int,
-              progress: bool | None) -> list[Aggregate]:
-    """Run the chunks not yet checkpointed and merge all chunks in chunk order."""
+              progress: bool | None) -> tuple[list[Aggregate], int]:
+    """Run the chunks not yet checkpointed and merge all chunks in chunk order.
+
+    Returns the merged aggregate of each scenario and the episodes computed now."""
     done = store.finished_chunks() if store else set()
     merged: list[Aggregate | None] = [None] * n_scenarios
     waiting: dict[int, Aggregate] = {}
@@ -190,5 +199,5 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, n_scenarios:
     finally:
         bar.close()
     assert next_position == len(chunks), "chunks missing after the run"
-    return merged
+    return merged, sum(c.episodes for c in todo)
 

@@ -6,6 +6,7 @@ checks inputs again. The format is docs/SCENARIOS.md (= shared SCENARIO_FORMAT).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import tomllib
@@ -300,5 +301,4 @@ def load_scenario(path) -> Scenario:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(path, "", f"not valid TOML ({exc})") from None
     scenario = parse_scenario(doc, str(path), scenario_id=path.stem)
-    object.__setattr__(scenario, "sha256", hashlib.sha256(data).hexdigest())
-    return scenario
+    return dataclasses.replace(scenario, sha256=hashlib.sha256(data).hexdigest())

@@ -13,11 +13,10 @@ from kernels.chunk import GRID
 from kernels.layout import N_OUTCOMES
 
 QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
+# the summary's metrics: the per-episode outcomes, in kernels.layout order
 METRICS = ("size", "capacity", "spent", "success", "time_to_success", "offers",
            "venue_joins", "withdrawals")
-OUTCOME_COLUMNS = ("size", "capacity", "spent", "success", "time_to_success", "offers",
-                   "venue_joins", "withdrawals")  # kernels.layout outcome order
-assert len(OUTCOME_COLUMNS) == N_OUTCOMES
+assert len(METRICS) == N_OUTCOMES
 Z95 = 1.959963984540054
 
 
@@ -127,7 +126,7 @@ def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Ta
         "episode": np.arange(len(kept), dtype=np.int64),
         **{name: (kept[:, j].astype(np.int64) if name in ("size", "offers", "venue_joins", "withdrawals")
                   else kept[:, j].astype(bool) if name == "success" else kept[:, j])
-           for j, name in enumerate(OUTCOME_COLUMNS)},
+           for j, name in enumerate(METRICS)},
         "members": pa.array([list(ids[row.astype(bool)]) for row in agg.kept_members],
                             pa.list_(pa.string())),
     })

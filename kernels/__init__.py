@@ -14,12 +14,18 @@ from pathlib import Path
 import numba
 
 
-def _configure_cache() -> None:
+def _source_digest() -> str:
     sources = sorted(Path(__file__).parent.glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+
+
+SOURCE_DIGEST = _source_digest()  # identifies the kernels' code (cache, resumable checkpoints)
+
+
+def _configure_cache() -> None:
     base = os.environ.get("PIVOTAL_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pivotal")
-    target = os.path.join(base, f"numba-{digest}-py{numba.__version__}")
+    target = os.path.join(base, f"numba-{SOURCE_DIGEST}-py{numba.__version__}")
     try:
         os.makedirs(target, exist_ok=True)
     except OSError:

@@ -59,7 +59,7 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
     scale = np.empty(N_CONTINUOUS)
     for m in range(N_CONTINUOUS):
         scale[m] = GRID / top[m]
-    _run_slot(seed, first, stop, first, keep, n_bins, top, n_days, max_offers, scale, GRID / top[1],
+    _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale, GRID / top[1],
               cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, counts[0:1], counts[1:2], cand_counts, cand_pay, kept,
@@ -70,15 +70,18 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
 
 
 @njit(cache=True)
-def _run_slot(seed, lo, hi, first, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
+def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
               cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members):
-    """Episodes [lo, hi), accumulated into the given arrays."""
+    """Run episodes [first, stop) and add their outcomes to the given accumulators.
+
+    (A function of its own: the loop runs measurably faster here than inlined
+    into `simulate_chunk`, where the accumulators are allocated.)"""
     n = cand.shape[0]
     work, status, at_venue, order, peer_w, events, scratch, out = new_workspace(
         n, tie_ends.shape[0], inst.shape[0])
-    for ep in range(lo, hi):
+    for ep in range(first, stop):
         run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
                     inst, inst_members, work, status, at_venue, order, peer_w, events, scratch, out)
         size_hist[int(out[SIZE])] += 1

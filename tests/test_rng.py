@@ -72,3 +72,13 @@ def test_triangular_inverse_cdf():
     x = np.array([rng.triangular(2.0, 3.0, 7.0, v) for v in u])
     assert stats.kstest(x, stats.triang(c=0.2, loc=2.0, scale=5.0).cdf).pvalue > 1e-4
     assert rng.triangular(4.0, 4.0, 4.0, 0.3) == 4.0
+
+
+def test_batched_beta_draws_equal_the_scalar_draws():
+    params = np.array([[0.5, 20.0], [0.85, 30.0], [0.1, 5.0], [0.3, 0.7], [0.0, 3.0], [1.0, 3.0],
+                       [0.02, 1.0], [0.5, 2.0]] * 8)
+    scratch, out = np.zeros((4, len(params))), np.zeros(len(params))
+    for episode in range(300):
+        rng.beta_variates(params, 5, rng.TIE, episode, scratch, out)
+        expected = [rng.beta_variate(m, c, 5, episode, j, rng.TIE) for j, (m, c) in enumerate(params)]
+        assert out.tolist() == expected

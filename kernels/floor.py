@@ -14,17 +14,22 @@ from kernels.layout import TIE_CONC, TIE_MEAN
 
 @njit(cache=True)
 def draw_floor(seed, first, stop, cand, tie_params, draw_peer_ties, offers, joins):
-    """Draw episodes [first, stop)'s variates; `offers`/`joins` per episode as measured."""
+    """Draw episodes [first, stop)'s variates as the engine does (batched tie draws);
+    `offers` and `joins` per episode as measured on the scenario."""
     n = cand.shape[0]
+    n_ties = tie_params.shape[0]
+    scratch = np.zeros((4, max(n, n_ties, 1)))
+    ties = np.zeros(n)
+    peer_ties = np.zeros(n_ties)
     total = 0.0
     for ep in range(first, stop):
+        rng.beta_variates(cand[:, TIE_MEAN:TIE_CONC + 1], seed, rng.TIE, ep, scratch, ties)
         for i in range(n):
-            total += rng.beta_variate(cand[i, TIE_MEAN], cand[i, TIE_CONC], seed, ep, i, rng.TIE)
             a, b = rng.normal_pair(seed, ep, i, rng.PREFERENCE)
-            total += a + b
+            total += ties[i] + a + b
         if draw_peer_ties:
-            for e in range(tie_params.shape[0]):
-                total += rng.beta_variate(tie_params[e, 0], tie_params[e, 1], seed, ep, e, rng.PEER_TIE)
+            rng.beta_variates(tie_params, seed, rng.PEER_TIE, ep, scratch, peer_ties)
+            total += peer_ties.sum()
         for k in range(offers):
             total += rng.exponential(seed, ep, k % n, rng.DELAY, 1 + k // n)
         for k in range(joins):

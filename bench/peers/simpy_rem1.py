@@ -22,7 +22,9 @@ CLI: ``python -m bench.peers.simpy_rem1 SCENARIO.toml --episodes 2000 --seed 1``
 
 Random numbers: one ``numpy.random.Generator(PCG64(seed))`` per ``simulate``
 call.  Per-episode draws (a_i, theta_i, w_i, z_i, w_ab) are drawn in bulk up
-front; response delays and withdrawal times are drawn when scheduled.  The
+front (``bulk_draws=True``, the default) or at the start of each episode
+(``bulk_draws=False``, as a first implementation would); response delays and
+withdrawal times are drawn when scheduled.  The
 numbers match nothing else; only the distributions are meant to match (the
 common-random-numbers scheme of MODEL.md "Randomness" is not reproduced).
 

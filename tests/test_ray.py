@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import polars as pl
+import psutil
 import pytest
+import ray
 from polars.testing import assert_frame_equal
 
 import pivotal
@@ -18,9 +20,6 @@ from engine.executors import ChunkError, Job
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.plan import Chunk
 from engine.scenario import load_scenario
-
-ray = pytest.importorskip("ray")
-psutil = pytest.importorskip("psutil")
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"

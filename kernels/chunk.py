@@ -79,11 +79,12 @@ def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale,
     (A function of its own: the loop runs measurably faster here than inlined
     into `simulate_chunk`, where the accumulators are allocated.)"""
     n = cand.shape[0]
-    work, status, at_venue, order, peer_w, events, scratch, out = new_workspace(
+    work, status, at_venue, order, eligible, peer_w, events, scratch, out = new_workspace(
         n, tie_ends.shape[0], inst.shape[0])
     for ep in range(first, stop):
         run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                    inst, inst_members, work, status, at_venue, order, peer_w, events, scratch, out)
+                    inst, inst_members, work, status, at_venue, order, eligible, peer_w, events,
+                    scratch, out)
         size_hist[int(out[SIZE])] += 1
         offers_hist[min(int(out[OFFERS]), max_offers)] += 1
         venue_hist[int(out[VENUE_JOINS])] += 1

@@ -44,6 +44,7 @@ def new_workspace(n_candidates, n_ties, n_institutions):
         np.zeros(n, np.int8),                        # status
         np.zeros(n, np.int8),                        # joined at a venue
         np.zeros(n, np.int64),                       # order: P's list
+        np.zeros(n, np.int64),                       # eligible at a venue, in list order
         np.zeros(max(n_ties, 1)),                    # peer tie strengths
         np.zeros((2 * n + n_institutions + 1, 3)),   # event heap: time, sequence, kind + 4 * index
         np.zeros((4, max(n, n_ties, 1))),            # scratch for batched draws
@@ -160,7 +161,8 @@ def _admit(i, payment, low, mode, high, rate0, work, status, seed, episode):
 
 @njit(cache=True)
 def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                inst, inst_members, work, status, at_venue, order, peer_w, events, scratch, out):
+                inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, scratch,
+                out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
 
     After the call, for candidate i: status MEMBER = member at T; MEMBER or
@@ -307,6 +309,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             k = i
             members_in = inst[k, PIVOT_MEMBER]
             seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
+            n_eligible = 0
             for p in range(n):  # reserve offers for the eligible, in list order
                 j = order[p]
                 if inst_members[k, j] != 0:
@@ -316,12 +319,14 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                         offer = work[PLANNED, j] if work[PLANNED, j] <= free else 0.0
                         free -= offer
                         work[VENUE_OFFER, j] = offer
+                        eligible[n_eligible] = j
+                        n_eligible += 1
             added = True
             while added:  # whole passes until one adds no one
                 added = False
-                for p in range(n):
-                    j = order[p]
-                    if inst_members[k, j] == 0 or not _eligible(status[j]):
+                for p in range(n_eligible):
+                    j = eligible[p]
+                    if status[j] == MEMBER:
                         continue
                     offer = work[VENUE_OFFER, j]
                     bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
@@ -341,8 +346,9 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                         if beta > 0.0:
                             _move_peer_sums(j, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
                         heap, seq = _schedule(events, heap, seq, t + stay, deadline, WITHDRAW + 4 * j)
-            for j in range(n):  # the rest get their reservation back
-                if inst_members[k, j] != 0 and _eligible(status[j]):
+            for p in range(n_eligible):  # the rest get their reservation back
+                j = eligible[p]
+                if status[j] != MEMBER:
                     free += work[VENUE_OFFER, j]
 
     out[SIZE] = size

@@ -212,7 +212,8 @@ def markdown(results) -> str:
     t = {r["candidates"]: r for r in results["throughput"]}
     sc = results["scaling"]
     r = results.get("ray", {})
-    lines = [f"\n### {results['date']} on {results['host']} ({results['cpus']} CPUs)\n",
+    lines = [f"\n### {results['date']} {results.get('time', '')} on {results['host']} "
+             f"({results['cpus']} CPUs, commit {results.get('commit', '?')})\n",
              "| measure | value |", "|---|---|"]
     for n in (30, 120):
         lines += [f"| {n} candidates: engine, 1 core | {t[n]['engine_eps_per_core']:,.0f} episodes/s |",
@@ -249,8 +250,11 @@ def main():
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
     os.chdir(ROOT)
-    results = {"date": dt.date.today().isoformat(), "host": socket.gethostname(),
-               "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick}
+    now = dt.datetime.now(dt.timezone.utc)
+    results = {"date": now.date().isoformat(), "time": now.strftime("%H:%M UTC"), "host": socket.gethostname(),
+               "cpus": os.cpu_count(), "python": platform.python_version(), "quick": args.quick,
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                        capture_output=True, text=True).stdout.strip() or "?"}
     print("throughput (one core):")
     results["throughput"] = throughput(args.quick)
     print("scaling:")
@@ -262,7 +266,8 @@ def main():
     results["startup"] = startup()
     print("output:")
     results["output"] = output_cost()
-    out = HERE / "results" / f"{results['date']}-{results['host']}{'-quick' if args.quick else ''}.json"
+    out = HERE / "results" / (f"{results['date']}-{now:%H%M}-{results['host']}"
+                              f"{'-quick' if args.quick else ''}.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=str))
     if not args.quick:

@@ -56,7 +56,7 @@ def _busy_chunk_processes():
 
 
 def test_a_killed_busy_worker_loses_and_doubles_nothing(ray_cluster):
-    args = dict(episodes=24_000, seed=8, chunk_size=1500, progress=False)
+    args = dict(episodes=96_000, seed=8, chunk_size=6000, progress=False)  # chunks of ~0.2 s
     result = {}
 
     def run_on_ray():
@@ -74,7 +74,7 @@ def test_a_killed_busy_worker_loses_and_doubles_nothing(ray_cluster):
         if busy:
             killed = busy[0].pid
             os.kill(killed, signal.SIGKILL)
-        time.sleep(0.05)
+        time.sleep(0.01)
     runner.join(timeout=300)
     assert not runner.is_alive(), "the run did not finish"
     assert "error" not in result, result.get("error")
@@ -94,14 +94,14 @@ def test_a_failing_task_names_its_chunk(ray_cluster):
 
 
 def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp_path):
-    cmd = [sys.executable, "-m", "engine.cli", "run", str(BENCH_120), "--episodes", "40000",
+    cmd = [sys.executable, "-m", "engine.cli", "run", str(BENCH_120), "--episodes", "120000",
            "--chunk-size", "2000", "--seed", "12", "--out", str(tmp_path), "--run-id", "r",
            "--executor", "ray", "--ray-address", ray_cluster, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     chunks = tmp_path / "_staging" / "run_id=r" / "chunks"
     deadline = time.time() + 180
     while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -109,5 +109,5 @@ def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp
     done = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     resumed = {t: pl.read_parquet(tmp_path / t / "run_id=r" / "part-0.parquet") for t in NUMBERS}
-    clean = pivotal.forecast(BENCH_120, episodes=40000, chunk_size=2000, seed=12, progress=False).tables
+    clean = pivotal.forecast(BENCH_120, episodes=120000, chunk_size=2000, seed=12, progress=False).tables
     assert_same_numbers(resumed, clean)

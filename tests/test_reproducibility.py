@@ -63,14 +63,14 @@ def test_scenarios_share_random_numbers(tmp_path):
 
 
 def test_resume_after_sigkill_equals_undisturbed_run(tmp_path):
-    args = [str(BENCH_120), "--episodes", "60000", "--chunk-size", "2000", "--seed", "5",
+    args = [str(BENCH_120), "--episodes", "120000", "--chunk-size", "2000", "--seed", "5",
             "--out", str(tmp_path / "killed"), "--run-id", "r1", "--quiet", "--keep-episodes", "10"]
     cmd = [sys.executable, "-m", "engine.cli", "run", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     chunks = tmp_path / "killed" / "_staging" / "run_id=r1" / "chunks"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -84,7 +84,7 @@ def test_resume_after_sigkill_equals_undisturbed_run(tmp_path):
     done = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     resumed = {t: pl.read_parquet(killed / t / "run_id=r1" / "part-0.parquet") for t in NUMBERS}
-    clean = pivotal.forecast(BENCH_120, episodes=60000, chunk_size=2000, seed=5, keep_episodes=10,
+    clean = pivotal.forecast(BENCH_120, episodes=120000, chunk_size=2000, seed=5, keep_episodes=10,
                              progress=False).tables
     assert_same_numbers(resumed, clean)
     assert not (killed / "_staging" / "run_id=r1").exists()

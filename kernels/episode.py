@@ -19,7 +19,7 @@ from kernels.layout import (
     DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, LINKAGE, LOW,
     MARGIN, MAX_ROUNDS, MEMBER, MIN_PARTNERS, MODE, N_MEMBERS, N_OUTCOMES, NEGOTIATING,
     OFFERS, PASSED, PEER_WEIGHT, PIVOT_MEMBER, PREF_MEAN, PREF_SD, REFUSED, REQUIREMENT,
-    SIZE, SPENT, SUCCESS, TIE_CONC, TIE_MEAN, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
+    SIZE, SPENT, SUCCESS, TIE_MEAN, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
     USE_INFORMATION, USE_LINKAGE, VENUE_BONUS, VENUE_DAY, VENUE_JOINS, WITHDRAWAL_RATE,
     WITHDRAWALS, WITHDRAWN,
 )
@@ -184,7 +184,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     rate0 = scal[WITHDRAWAL_RATE]
 
     # --- draws and derived quantities fixed for the episode -----------------
-    rng.beta_variates(cand[:, TIE_MEAN:TIE_CONC + 1], seed, rng.TIE, episode, scratch, work[TIE])
+    rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + 7], seed, rng.TIE, episode, scratch, work[TIE])
     for i in range(n):
         w = work[TIE, i]
         z_theta, z_estimate = rng.normal_pair(seed, episode, i, rng.PREFERENCE)

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from kernels import rng
-from kernels.layout import TIE_CONC, TIE_MEAN
+from kernels.layout import TIE_MEAN
 
 
 @njit(cache=True)
@@ -23,7 +23,7 @@ def draw_floor(seed, first, stop, cand, tie_params, draw_peer_ties, offers, join
     peer_ties = np.zeros(n_ties)
     total = 0.0
     for ep in range(first, stop):
-        rng.beta_variates(cand[:, TIE_MEAN:TIE_CONC + 1], seed, rng.TIE, ep, scratch, ties)
+        rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + 7], seed, rng.TIE, ep, scratch, ties)
         for i in range(n):
             a, b = rng.normal_pair(seed, ep, i, rng.PREFERENCE)
             total += ties[i] + a + b

@@ -9,8 +9,8 @@ on the drawn tie are passed as flags.
 """
 
 # candidate columns (float64, one row per candidate)
-LOW, MODE, HIGH, PREF_MEAN, PREF_SD, TIE_MEAN, TIE_CONC, EXPECTED, DEMAND, BROKER_TIE = range(10)
-N_CANDIDATE_COLUMNS = 10
+LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, TIE_MEAN, TIE_CONC = range(10)
+N_CANDIDATE_COLUMNS = 15  # TIE_MEAN.. holds rng.beta_row(tie mean, tie concentration)
 
 # scenario scalars (float64 vector)
 (DEADLINE, REQUIREMENT, MIN_PARTNERS, BUDGET, INFO_NOISE, CREDIBILITY_FLOOR,

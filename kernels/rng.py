@@ -170,13 +170,26 @@ def beta_variate(mean, concentration, seed, episode, slot, purpose):
 
 
 @njit(cache=True)
+def beta_row(mean, concentration):
+    """(mean, conc, fast, d_a, c_a, d_b, c_b): a row of Beta parameters for `beta_variates`."""
+    a = mean * concentration
+    b = (1.0 - mean) * concentration
+    if 0.0 < mean < 1.0 and a >= 1.0 and b >= 1.0:
+        da, ca = _gamma_constants(a)
+        db, cb = _gamma_constants(b)
+        return mean, concentration, 1.0, da, ca, db, cb
+    return mean, concentration, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(cache=True)
 def beta_variates(params, seed, purpose, episode, scratch, out):
     """out[j] = beta_variate(params[j, 0], params[j, 1], seed, episode, j, purpose), all j.
 
-    The same numbers as the scalar draw, in two passes: first every row's
-    block 0 (independent work the CPU overlaps), then the acceptance tests;
-    the few rows that need another trial or a boost take the scalar path.
-    `scratch` is a (4, >= rows) work array.
+    `params` rows come from `beta_row` (mean, concentration and the Gamma
+    constants). The same numbers as the scalar draw, in two passes: first
+    every row's block 0 (independent work the CPU overlaps), then the
+    acceptance tests; the few rows that need another trial or a boost take
+    the scalar path. `scratch` is a (4, >= rows) work array.
     """
     n = out.shape[0]
     for j in range(n):
@@ -188,11 +201,8 @@ def beta_variates(params, seed, purpose, episode, scratch, out):
     for j in range(n):
         mean = params[j, 0]
         concentration = params[j, 1]
-        a = mean * concentration
-        b = (1.0 - mean) * concentration
-        if 0.0 < mean < 1.0 and a >= 1.0 and b >= 1.0:
-            da, ca = _gamma_constants(a)
-            db, cb = _gamma_constants(b)
+        if params[j, 2] > 0.0:  # both shapes >= 1, mean in (0, 1): constants precomputed
+            da, ca, db, cb = params[j, 3], params[j, 4], params[j, 5], params[j, 6]
             x = _marsaglia_tsang(da, ca, scratch[0, j], scratch[2, j])
             y = _marsaglia_tsang(db, cb, scratch[1, j], scratch[3, j])
             if x >= 0.0 and y >= 0.0:

@@ -75,10 +75,11 @@ def test_triangular_inverse_cdf():
 
 
 def test_batched_beta_draws_equal_the_scalar_draws():
-    params = np.array([[0.5, 20.0], [0.85, 30.0], [0.1, 5.0], [0.3, 0.7], [0.0, 3.0], [1.0, 3.0],
-                       [0.02, 1.0], [0.5, 2.0]] * 8)
+    pairs = [(0.5, 20.0), (0.85, 30.0), (0.1, 5.0), (0.3, 0.7), (0.0, 3.0), (1.0, 3.0), (0.02, 1.0),
+             (0.5, 2.0)] * 8
+    params = np.array([rng.beta_row(m, c) for m, c in pairs])
     scratch, out = np.zeros((4, len(params))), np.zeros(len(params))
     for episode in range(300):
         rng.beta_variates(params, 5, rng.TIE, episode, scratch, out)
-        expected = [rng.beta_variate(m, c, 5, episode, j, rng.TIE) for j, (m, c) in enumerate(params)]
+        expected = [rng.beta_variate(m, c, 5, episode, j, rng.TIE) for j, (m, c) in enumerate(pairs)]
         assert out.tolist() == expected

@@ -53,7 +53,6 @@ def main():
     # COW state abbreviations -> ccode (states in the system at the end of 2016)
     states = pl.read_csv(data / "cow_states.csv").filter(pl.col("endyear") == 2016)
     ccode = dict(states.select("stateabb", "ccode").unique().iter_rows())
-    ids = [PIVOT] + CANDIDATES
 
     # COW NMC v7: milper in thousands
     nmc = pl.read_csv(data / "cow_nmc.csv", infer_schema_length=None)

@@ -45,9 +45,8 @@ def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None, th
         return simulate_chunk(job.seed, first, stop, job.keep_episodes, VALUE_BINS, r.top, r.days,
                               r.max_offers, *model)
 
-    if threads == 1:
-        return Aggregate.from_slices(chunk.episodes, [run(chunk.first, chunk.stop)])
-    return Aggregate.from_slices(chunk.episodes, list(pool.map(run, bounds[:-1], bounds[1:])))
+    slices = (pool.map if threads > 1 else map)(run, bounds[:-1], bounds[1:])
+    return Aggregate.from_slices(chunk.episodes, list(slices))
 
 
 def available_cores() -> int:

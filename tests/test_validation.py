@@ -25,6 +25,12 @@ preference = { mean = 0.0, sd = 1.0 }
 tie = { mean = 0.5, concentration = 10.0 }
 '''
 
+
+def after_deadline(lines):
+    """A change that inserts `lines` after `deadline_days` (top-level keys or whole tables)."""
+    return lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n" + lines)
+
+
 # (what to change, key path in the message, words of the rule in the message)
 CASES = [
     (lambda t: t.replace('name = "ok"\n', ""), "name", "required"),
@@ -32,28 +38,18 @@ CASES = [
     (lambda t: t.replace("deadline_days = 100", "deadline_days = 0"), "deadline_days", "> 0"),
     (lambda t: t.replace("deadline_days = 100", 'deadline_days = "soon"'), "deadline_days", "number"),
     (lambda t: "colour = 1\n" + t, "colour", "unknown key"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\nrequirement = -1"),
-     "requirement", ">= 0"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\nmin_partners = 1.5"),
-     "min_partners", "integer"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\nbudget = nan"), "budget", "finite"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\nbandwidth = 0"),
-     "parameters.bandwidth", ">= 1"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\ncredibility_floor = 1.5"),
-     "parameters.credibility_floor", "in [0, 1]"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\napproach_cost = 0"),
-     "parameters.approach_cost", "> 0"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\nmax_rounds = 0"),
-     "parameters.max_rounds", "in [1, 1000000]"),
-    (lambda t: t.replace("deadline_days = 100",
-                         "deadline_days = 100\n[parameters]\ndelay_min_days = 9\ndelay_max_days = 8"),
+    (after_deadline("requirement = -1"), "requirement", ">= 0"),
+    (after_deadline("min_partners = 1.5"), "min_partners", "integer"),
+    (after_deadline("budget = nan"), "budget", "finite"),
+    (after_deadline("[parameters]\nbandwidth = 0"), "parameters.bandwidth", ">= 1"),
+    (after_deadline("[parameters]\ncredibility_floor = 1.5"), "parameters.credibility_floor", "in [0, 1]"),
+    (after_deadline("[parameters]\napproach_cost = 0"), "parameters.approach_cost", "> 0"),
+    (after_deadline("[parameters]\nmax_rounds = 0"), "parameters.max_rounds", "in [1, 1000000]"),
+    (after_deadline("[parameters]\ndelay_min_days = 9\ndelay_max_days = 8"),
      "parameters.delay_min_days", "<= delay_max_days"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[parameters]\nspeed = 1"),
-     "parameters.speed", "unknown key"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[mechanisms]\nvenues = 1"),
-     "mechanisms.venues", "true or false"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 100\n[mechanisms]\nbribes = true"),
-     "mechanisms.bribes", "unknown key"),
+    (after_deadline("[parameters]\nspeed = 1"), "parameters.speed", "unknown key"),
+    (after_deadline("[mechanisms]\nvenues = 1"), "mechanisms.venues", "true or false"),
+    (after_deadline("[mechanisms]\nbribes = true"), "mechanisms.bribes", "unknown key"),
     (lambda t: t.split("[[candidates]]")[0], "candidates", "at least one"),
     (lambda t: t.replace('id = "B"', 'id = "A"'), "candidates[1].id", "duplicate"),
     (lambda t: t.replace('id = "B"', 'id = "P"'), "candidates[1].id", "pivot"),

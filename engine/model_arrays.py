@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine.keys import candidate_key, tie_key
 from engine.scenario import Scenario
 from kernels import layout as L
 from kernels import rng
@@ -39,7 +40,7 @@ class ModelArrays(NamedTuple):
     cand: np.ndarray          # (N, N_CANDIDATE_COLUMNS) float64
     scal: np.ndarray          # (N_SCALARS,) float64
     tie_ends: np.ndarray      # (n_ties, 2) int64 candidate indices
-    tie_params: np.ndarray    # (n_ties, 7) float64: rng.beta_row(mean, concentration)
+    tie_params: np.ndarray    # (n_ties, 8) float64: rng.beta_row(mean, concentration, key)
     adj_ptr: np.ndarray       # (N + 1,) int64: CSR of each candidate's ties
     adj_cand: np.ndarray      # (2 n_ties,) int64: the tied candidate
     adj_tie: np.ndarray       # (2 n_ties,) int64: the tie's index
@@ -57,7 +58,7 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     for i, c in enumerate(s.candidates):
         cand[i, [L.LOW, L.MODE, L.HIGH]] = c.capacity
         cand[i, [L.PREF_MEAN, L.PREF_SD]] = c.preference
-        cand[i, L.TIE_MEAN:L.TIE_MEAN + 7] = rng.beta_row(*c.tie)
+        cand[i, L.TIE_MEAN:L.TIE_MEAN + L.BETA_ROW] = rng.beta_row(*c.tie, candidate_key(c.id))
     expected = cand[:, [L.LOW, L.MODE, L.HIGH]].sum(axis=1) / 3.0
     cand[:, L.EXPECTED] = expected
     criticality = np.minimum(1.0, expected / s.requirement) if s.requirement > 0 else np.zeros(n)
@@ -96,7 +97,8 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     scal[L.USE_CREDIBILITY] = float(on["credibility"])
 
     tie_ends = np.array([[index[t.a], index[t.b]] for t in s.ties], np.int64).reshape(-1, 2)
-    tie_params = np.array([rng.beta_row(t.mean, t.concentration) for t in s.ties], np.float64).reshape(-1, 7)
+    tie_params = np.array([rng.beta_row(t.mean, t.concentration, tie_key(t.a, t.b)) for t in s.ties],
+                          np.float64).reshape(-1, L.BETA_ROW)
     neighbours = [[] for _ in range(n)]
     for e, (a, b) in enumerate(tie_ends):
         neighbours[a].append((b, e))

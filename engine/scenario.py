@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.keys import candidate_key, tie_key
+
 
 class ScenarioError(ValueError):
     """A scenario file breaks a rule of the format."""
@@ -244,21 +246,30 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
     c.no_unknown(mech_raw, MECHANISMS, "mechanisms")
     mechanisms = {k: c.get(mech_raw, k, "mechanisms", "bool", default=True) for k in MECHANISMS}
 
-    candidates = []
+    candidates, keys = [], {}
     for k, raw in enumerate(_array_of_tables(c, doc, "candidates", required=True)):
         cand = _candidate(c, raw, k)
         if cand.id == pivot:
             c.fail(f"candidates[{k}].id", f"is the pivot {pivot!r}; the pivot must not be a candidate")
         if any(cand.id == other.id for other in candidates):
             c.fail(f"candidates[{k}].id", f"duplicate candidate id {cand.id!r}")
+        other = keys.setdefault(candidate_key(cand.id), cand.id)
+        if other != cand.id:
+            c.fail(f"candidates[{k}].id", f"{cand.id!r} has the same random-number key as {other!r} "
+                   "(engine/keys.py; a one-in-four-billion coincidence): rename one of them")
         candidates.append(cand)
     known = {cand.id for cand in candidates}
-    ties, pairs = [], set()
+    ties, pairs, tie_keys = [], set(), {}
     for k, raw in enumerate(_array_of_tables(c, doc, "ties")):
         tie = _tie(c, raw, k, known)
         pair = frozenset((tie.a, tie.b))
         if pair in pairs:
             c.fail(f"ties[{k}]", f"the pair {tie.a!r}-{tie.b!r} is tied twice")
+        other = tie_keys.setdefault(tie_key(tie.a, tie.b), pair)
+        if other != pair:
+            c.fail(f"ties[{k}]", f"the tie {tie.a!r}-{tie.b!r} has the same random-number key as "
+                   f"{'-'.join(sorted(other))!r} (engine/keys.py; a one-in-four-billion "
+                   "coincidence): rename a candidate")
         pairs.add(pair)
         ties.append(tie)
     institutions = []

@@ -15,8 +15,8 @@ from numba import njit
 
 from kernels import rng
 from kernels.layout import (
-    APPROACH_COST, BANDWIDTH, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, DEADLINE,
-    DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, LINKAGE, LOW,
+    APPROACH_COST, BANDWIDTH, BETA_ROW, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, DEADLINE,
+    DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, KEY, LINKAGE, LOW,
     MARGIN, MAX_ROUNDS, MEMBER, MIN_PARTNERS, MODE, N_MEMBERS, N_OUTCOMES, NEGOTIATING,
     OFFERS, PASSED, PEER_WEIGHT, PIVOT_MEMBER, PREF_MEAN, PREF_SD, REFUSED, REQUIREMENT,
     SIZE, SPENT, SUCCESS, TIE_MEAN, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
@@ -146,16 +146,17 @@ def _eligible(st):
 
 
 @njit(cache=True, inline="always")
-def _admit(i, payment, low, mode, high, rate0, work, status, seed, episode):
-    """Make i a member: record its payment and draw its contribution a_i and its
-    time to withdraw, X ~ Exponential(rate h * (1 - wC_i)) (inf at rate 0)."""
+def _admit(i, key, payment, low, mode, high, rate0, work, status, seed, episode):
+    """Make i (random-number key `key`) a member: record its payment and draw its
+    contribution a_i and its time to withdraw, X ~ Exponential(rate h * (1 - wC_i))
+    (inf at rate 0)."""
     status[i] = MEMBER
     work[PAYMENT, i] = payment
-    u, _, _, _ = rng.uniforms(seed, episode, i, rng.CAPACITY, 0)
+    u, _, _, _ = rng.uniforms(seed, episode, key, rng.CAPACITY, 0)
     a = rng.triangular(low, mode, high, u)
     work[CONTRIBUTION, i] = a
     rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
-    stay = rng.exponential(seed, episode, i, rng.WITHDRAWAL, 0) / rate if rate > 0.0 else math.inf
+    stay = rng.exponential(seed, episode, key, rng.WITHDRAWAL, 0) / rate if rate > 0.0 else math.inf
     return a, stay
 
 
@@ -184,10 +185,10 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     rate0 = scal[WITHDRAWAL_RATE]
 
     # --- draws and derived quantities fixed for the episode -----------------
-    rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + 7], seed, rng.TIE, episode, scratch, work[TIE])
+    rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + BETA_ROW], seed, rng.TIE, episode, scratch, work[TIE])
     for i in range(n):
         w = work[TIE, i]
-        z_theta, z_estimate = rng.normal_pair(seed, episode, i, rng.PREFERENCE)
+        z_theta, z_estimate = rng.normal_pair(seed, episode, np.int64(cand[i, KEY]), rng.PREFERENCE)
         theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * z_theta
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
         estimate = theta + sigma * (1.0 - w_info) * z_estimate
@@ -256,7 +257,8 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             offers += 1
             work[OFFER, i] = s
             work[ROUND, i] = 1.0
-            delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(seed, episode, i, rng.DELAY, 1)
+            delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
+                seed, episode, np.int64(cand[i, KEY]), rng.DELAY, 1)
             heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
 
         if heap == 0:
@@ -278,8 +280,8 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                 open_talks -= 1
                 free -= s
                 spent += s
-                a, stay = _admit(i, s, cand[i, LOW], cand[i, MODE], cand[i, HIGH], rate0, work, status,
-                                 seed, episode)
+                a, stay = _admit(i, np.int64(cand[i, KEY]), s, cand[i, LOW], cand[i, MODE], cand[i, HIGH],
+                                 rate0, work, status, seed, episode)
                 capacity += a
                 size += 1
                 if beta > 0.0:
@@ -291,7 +293,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                 work[OFFER, i] = s_next
                 work[ROUND, i] = rnd + 1
                 delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
-                    seed, episode, i, rng.DELAY, rnd + 1)
+                    seed, episode, np.int64(cand[i, KEY]), rng.DELAY, rnd + 1)
                 heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
             else:
                 status[i] = REFUSED
@@ -299,7 +301,10 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
 
         elif kind == WITHDRAW:
             status[i] = WITHDRAWN
-            capacity -= work[CONTRIBUTION, i]
+            capacity = 0.0  # summed afresh, so no rounding residue is left behind (-1e-17 < R = 0)
+            for j in range(n):
+                if status[j] == MEMBER:
+                    capacity += work[CONTRIBUTION, j]
             size -= 1
             withdrawals += 1
             if beta > 0.0:
@@ -309,6 +314,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             k = i
             members_in = inst[k, PIVOT_MEMBER]
             seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
+            paying = not (capacity >= requirement and size >= min_partners)  # P still recruiting
             n_eligible = 0
             for p in range(n):  # reserve offers for the eligible, in list order
                 j = order[p]
@@ -316,7 +322,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                     if status[j] == MEMBER:
                         members_in += 1.0
                     elif _eligible(status[j]):
-                        offer = work[PLANNED, j] if work[PLANNED, j] <= free else 0.0
+                        offer = work[PLANNED, j] if (paying and work[PLANNED, j] <= free) else 0.0
                         free -= offer
                         work[VENUE_OFFER, j] = offer
                         eligible[n_eligible] = j
@@ -335,8 +341,8 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
                                               work[PEER_TOTAL, j]))
                     if u >= 0.0:  # the reservation becomes the payment
                         spent += offer
-                        a, stay = _admit(j, offer, cand[j, LOW], cand[j, MODE], cand[j, HIGH], rate0,
-                                         work, status, seed, episode)
+                        a, stay = _admit(j, np.int64(cand[j, KEY]), offer, cand[j, LOW], cand[j, MODE],
+                                         cand[j, HIGH], rate0, work, status, seed, episode)
                         capacity += a
                         at_venue[j] = 1
                         size += 1

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from kernels import rng
-from kernels.layout import TIE_MEAN
+from kernels.layout import BETA_ROW, KEY, TIE_MEAN
 
 
 @njit(cache=True)
@@ -23,16 +23,17 @@ def draw_floor(seed, first, stop, cand, tie_params, draw_peer_ties, offers, join
     peer_ties = np.zeros(n_ties)
     total = 0.0
     for ep in range(first, stop):
-        rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + 7], seed, rng.TIE, ep, scratch, ties)
+        rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + BETA_ROW], seed, rng.TIE, ep, scratch, ties)
         for i in range(n):
-            a, b = rng.normal_pair(seed, ep, i, rng.PREFERENCE)
+            a, b = rng.normal_pair(seed, ep, np.int64(cand[i, KEY]), rng.PREFERENCE)
             total += ties[i] + a + b
         if draw_peer_ties:
             rng.beta_variates(tie_params, seed, rng.PEER_TIE, ep, scratch, peer_ties)
             total += peer_ties.sum()
         for k in range(offers):
-            total += rng.exponential(seed, ep, k % n, rng.DELAY, 1 + k // n)
+            total += rng.exponential(seed, ep, np.int64(cand[k % n, KEY]), rng.DELAY, 1 + k // n)
         for k in range(joins):
-            u, _, _, _ = rng.uniforms(seed, ep, k % n, rng.CAPACITY, 0)
-            total += u + rng.exponential(seed, ep, k % n, rng.WITHDRAWAL, 0)
+            key = np.int64(cand[k % n, KEY])
+            u, _, _, _ = rng.uniforms(seed, ep, key, rng.CAPACITY, 0)
+            total += u + rng.exponential(seed, ep, key, rng.WITHDRAWAL, 0)
     return total

@@ -10,7 +10,9 @@ on the drawn tie are passed as flags.
 
 # candidate columns (float64, one row per candidate)
 LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, TIE_MEAN, TIE_CONC = range(10)
-N_CANDIDATE_COLUMNS = 15  # TIE_MEAN.. holds rng.beta_row(tie mean, tie concentration)
+BETA_ROW = 8  # TIE_MEAN.. holds rng.beta_row(tie mean, tie concentration, key): 8 columns
+KEY = TIE_MEAN + 7  # the candidate's random-number key (engine/keys.py), the last of them
+N_CANDIDATE_COLUMNS = TIE_MEAN + BETA_ROW
 
 # scenario scalars (float64 vector)
 (DEADLINE, REQUIREMENT, MIN_PARTNERS, BUDGET, INFO_NOISE, CREDIBILITY_FLOOR,

@@ -5,9 +5,11 @@ key, and the 128-bit counter is
 
     (episode low 32 bits, episode high 32 bits, slot, purpose << 24 | inner)
 
-where *slot* is a candidate or candidate-tie index and *inner* counts the
-blocks one variate needs (rejection iterations, negotiation rounds). No
-stream state is shared, so episodes can run in any order, on any thread.
+where *slot* is the 32-bit key of a candidate (a hash of its id) or of a
+candidate tie (a hash of its pair of ids), never a position in a file
+(engine/keys.py), and *inner* counts the blocks one variate needs (rejection
+iterations, negotiation rounds). No stream state is shared, so episodes can
+run in any order, on any thread.
 """
 import math
 
@@ -170,30 +172,31 @@ def beta_variate(mean, concentration, seed, episode, slot, purpose):
 
 
 @njit(cache=True)
-def beta_row(mean, concentration):
-    """(mean, conc, fast, d_a, c_a, d_b, c_b): a row of Beta parameters for `beta_variates`."""
+def beta_row(mean, concentration, key):
+    """(mean, conc, fast, d_a, c_a, d_b, c_b, key): a row of Beta parameters for
+    `beta_variates`; `key` is the slot of the draw (a candidate's or a tie's key)."""
     a = mean * concentration
     b = (1.0 - mean) * concentration
     if 0.0 < mean < 1.0 and a >= 1.0 and b >= 1.0:
         da, ca = _gamma_constants(a)
         db, cb = _gamma_constants(b)
-        return mean, concentration, 1.0, da, ca, db, cb
-    return mean, concentration, 0.0, 0.0, 0.0, 0.0, 0.0
+        return mean, concentration, 1.0, da, ca, db, cb, float(key)
+    return mean, concentration, 0.0, 0.0, 0.0, 0.0, 0.0, float(key)
 
 
 @njit(cache=True)
 def beta_variates(params, seed, purpose, episode, scratch, out):
-    """out[j] = beta_variate(params[j, 0], params[j, 1], seed, episode, j, purpose), all j.
+    """out[j] = beta_variate(params[j, 0], params[j, 1], seed, episode, params[j, 7], purpose), all j.
 
-    `params` rows come from `beta_row` (mean, concentration and the Gamma
-    constants). The same numbers as the scalar draw, in two passes: first
+    `params` rows come from `beta_row` (mean, concentration, the Gamma
+    constants and the draw's key). The same numbers as the scalar draw, in two passes: first
     every row's block 0 (independent work the CPU overlaps), then the
     acceptance tests; the few rows that need another trial or a boost take
     the scalar path. `scratch` is a (4, >= rows) work array.
     """
     n = out.shape[0]
     for j in range(n):
-        u0, u1, u2, u3 = uniforms(seed, episode, j, purpose, 0)
+        u0, u1, u2, u3 = uniforms(seed, episode, np.int64(params[j, 7]), purpose, 0)
         scratch[0, j] = inverse_normal(u0)
         scratch[1, j] = inverse_normal(u1)
         scratch[2, j] = u2
@@ -208,7 +211,7 @@ def beta_variates(params, seed, purpose, episode, scratch, out):
             if x >= 0.0 and y >= 0.0:
                 out[j] = x / (x + y)
                 continue
-        out[j] = beta_variate(mean, concentration, seed, episode, j, purpose)
+        out[j] = beta_variate(mean, concentration, seed, episode, np.int64(params[j, 7]), purpose)
 
 
 @njit(cache=True)

@@ -7,6 +7,7 @@ import pytest
 from numba import njit
 from scipy import stats
 
+from engine.keys import candidate_key
 from kernels import rng
 
 # Random123 known-answer vectors for Philox4x32-10: counter, key -> output
@@ -77,9 +78,10 @@ def test_triangular_inverse_cdf():
 def test_batched_beta_draws_equal_the_scalar_draws():
     pairs = [(0.5, 20.0), (0.85, 30.0), (0.1, 5.0), (0.3, 0.7), (0.0, 3.0), (1.0, 3.0), (0.02, 1.0),
              (0.5, 2.0)] * 8
-    params = np.array([rng.beta_row(m, c) for m, c in pairs])
+    keys = [candidate_key(f"C{j}") for j in range(len(pairs))]
+    params = np.array([rng.beta_row(m, c, key) for (m, c), key in zip(pairs, keys)])
     scratch, out = np.zeros((4, len(params))), np.zeros(len(params))
     for episode in range(300):
         rng.beta_variates(params, 5, rng.TIE, episode, scratch, out)
-        expected = [rng.beta_variate(m, c, 5, episode, j, rng.TIE) for j, (m, c) in enumerate(pairs)]
+        expected = [rng.beta_variate(m, c, 5, episode, key, rng.TIE) for (m, c), key in zip(pairs, keys)]
         assert out.tolist() == expected

@@ -51,8 +51,9 @@ Readings (choices where the spec leaves room)
    same call.  Open stops (pointer not advanced) as soon as P is no longer
    recruiting; if a withdrawal makes P recruit again, it resumes from where
    it stopped.
-6. Venues run whether or not P is recruiting (the spec puts no condition on
-   them); venue offers are not counted in ``offers`` (bilateral only).
+6. Venues run whether or not P is recruiting; when P is no longer recruiting
+   as the venue opens, every eligible state is offered 0 (REM-1 revision of
+   2026-11-27).  Venue offers are not counted in ``offers`` (bilateral only).
 7. At a venue, a ``refused`` or ``passed`` candidate is offered its original
    planned offer shat_j (not its last escalated offer).  Offers are reserved
    one by one in list order, so an earlier reservation can make a later
@@ -325,9 +326,10 @@ class Episode:
         eligible = [j for j in self.order
                     if in_k[j] and st[j] in (UNTOUCHED, PASSED, REFUSED)]
         offer = {}
+        paying = self.recruiting()          # after success P offers nobody anything
         for j in eligible:
             s = self.shat[j]
-            if s <= self.bfree:
+            if paying and s <= self.bfree:
                 self.bfree -= s
                 offer[j] = s
             else:

@@ -4,9 +4,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.scenario import ScenarioError, load_scenario
+from engine import __version__
+from engine.signals import exit_code, handle_signals, received
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # bad input or arguments; 1: a chunk failed; 130/143: Ctrl-C/SIGTERM (engine.signals)
+
+
+def count(text: str) -> int:
+    """A whole number written as 100000, 100_000 or 1e5 (argparse type)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be a whole number such as 100000, 100_000 or 1e5 "
+                                         f"(got {text!r})")
+    return int(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -14,32 +31,47 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="pivotal", description="Forecast coalitions built by a pivotal state "
                                 "(REM-1 Monte Carlo; docs/MODEL.md).")
+    p.add_argument("--version", action="version", version=f"pivotal {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("validate", help="check scenario files against the format")
     v.add_argument("files", nargs="+", metavar="FILE")
     r = sub.add_parser("run", help="run scenarios and publish forecast tables")
     r.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml",
                    help="one or more scenario files; they share random numbers")
-    r.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes per scenario "
+    r.add_argument("--episodes", type=count, default=DEFAULT_EPISODES, help="episodes per scenario "
                    f"(default {DEFAULT_EPISODES:,})")
-    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"study seed (default {DEFAULT_SEED})")
+    r.add_argument("--seed", type=count, default=DEFAULT_SEED, help=f"study seed (default {DEFAULT_SEED})")
     r.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
     r.add_argument("--run-id", help="name of the run (default: generated from the time)")
-    r.add_argument("--workers", type=int, help="cores to use (default: all)")
-    r.add_argument("--chunk-size", type=int, help="episodes per chunk (default: about 1-2 s of work)")
+    r.add_argument("--workers", type=count, help="cores to use (default: all)")
+    r.add_argument("--chunk-size", type=count, help="episodes per chunk (default: about 1-2 s of work)")
     r.add_argument("--executor", choices=["local", "ray"], help="where chunks run: this process "
                    "(local) or Ray (default: ray when --ray-address or RAY_ADDRESS is set, else local)")
     r.add_argument("--ray-address", help="Ray cluster to attach to (default: RAY_ADDRESS, or a "
                    "local Ray sized to --workers)")
-    r.add_argument("--keep-episodes", type=int, default=0, metavar="K",
+    r.add_argument("--keep-episodes", type=count, default=0, metavar="K",
                    help="also write the first K episodes' records (table episodes)")
-    r.add_argument("--resume", action="store_true", help="finish an interrupted run (same arguments "
-                   "and --run-id): only missing chunks are computed")
+    r.add_argument("--resume", action="store_true", help="finish an interrupted run (same arguments; "
+                   "its --run-id, or the latest interrupted run in --out): only missing chunks are "
+                   "computed")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     return p
 
 
 def main(argv=None) -> int:
+    handle_signals()
+    try:
+        return _main(argv)
+    except BaseException as exc:  # an interrupt before or after a command's own handling
+        if not (isinstance(exc, KeyboardInterrupt) or received):
+            raise
+        print("pivotal: interrupted", file=sys.stderr)
+        return exit_code()
+
+
+def _main(argv) -> int:
+    from engine.scenario import ScenarioError, load_scenario
+
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
@@ -55,17 +87,23 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    from engine.output import RunExistsError
+    from engine.output import RunDirectory, RunExistsError, latest_interrupted_run
+    from engine.scenario import load_scenario
     from engine.report import summary_text
-    from engine.run import RunFailedError, RunSettingsError, forecast
+    from engine.run import RunFailedError, RunSettingsError, forecast, new_run_id
 
     scenarios = [load_scenario(f) for f in args.scenarios]  # every file checked before anything runs
+    run_id = None
     try:
+        run_id = args.run_id or (latest_interrupted_run(args.out) if args.resume else new_run_id())
         result = forecast(scenarios, episodes=args.episodes, seed=args.seed, out=args.out,
-                          run_id=args.run_id, workers=args.workers, chunk_size=args.chunk_size,
+                          run_id=run_id, workers=args.workers, chunk_size=args.chunk_size,
                           executor=args.executor, ray_address=args.ray_address,
                           keep_episodes=args.keep_episodes,
-                          resume=args.resume, progress=False if args.quiet else None)
+                          resume=args.resume, progress=False if args.quiet else None,
+                          announce=_announce)
+        if not args.quiet:
+            print(summary_text(result, scenarios))
     except (RunSettingsError, RunExistsError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -73,12 +111,26 @@ def _run(args) -> int:
         print(f"pivotal: run failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("pivotal: interrupted; finished chunks are kept, rerun with --resume", file=sys.stderr)
-        return 130
-    print(result.run_id)
-    if not args.quiet:
-        print(summary_text(result, scenarios))
+        state = _interrupted_state(RunDirectory(args.out, run_id)) if run_id else "interrupted"
+        print(f"pivotal: {state}", file=sys.stderr)
+        return exit_code()
     return 0
+
+
+def _announce(run_id: str) -> None:
+    """The first line of a run, before any work: the id to --resume with, whatever happens next."""
+    print(run_id, flush=True)
+    print(f"pivotal: run {run_id}", file=sys.stderr, flush=True)
+
+
+def _interrupted_state(store) -> str:
+    """What an interruption left behind, read from the forecast directory."""
+    if store.published("runs").exists():
+        return f"interrupted after run {store.run_id} was published complete; nothing to resume"
+    if store.staging.exists():
+        return (f"interrupted; {len(store.finished_chunks())} finished chunk(s) of run {store.run_id} "
+                f"are kept: finish it with the same command and --resume --run-id {store.run_id}")
+    return f"interrupted before run {store.run_id} started; nothing was written"
 
 
 if __name__ == "__main__":

@@ -31,6 +31,15 @@ class RunExistsError(RuntimeError):
     """The run id is taken (finished, or staged without --resume) or cannot be resumed."""
 
 
+def latest_interrupted_run(out) -> str:
+    """The id of the most recently started run in `out` that was interrupted (staged, not
+    published), for `--resume` without `--run-id`."""
+    staged = sorted(Path(out).glob("_staging/run_id=*/plan.json"), key=lambda p: p.stat().st_mtime)
+    if not staged:
+        raise RunExistsError(f"nothing to resume: no interrupted run in {out} (give --run-id)")
+    return staged[-1].parent.name.removeprefix("run_id=")
+
+
 class RunDirectory:
     """One run's place in a forecast directory."""
 

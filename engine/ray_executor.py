@@ -21,8 +21,11 @@ from typing import Iterator
 from engine.aggregate import Aggregate
 from engine.executors import ChunkError, Job, run_chunk
 from engine.plan import Chunk
+from engine.run import RunSettingsError
+from engine.signals import handle_signals
 
 TASK_RETRIES = 5  # re-runs of a chunk whose worker process died
+CONNECT_TIMEOUT = 10.0  # seconds to reach a cluster's address before giving up
 LOOKAHEAD = 4     # chunks in progress or held, per worker, past the oldest unfinished
 
 
@@ -38,10 +41,13 @@ class RayExecutor:
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
+                _check_reachable(address)
                 ray.init(address=address, log_to_driver=False)
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
+            handle_signals()  # Ray replaces the handlers of SIGTERM and SIGINT
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = min(workers or cpus, cpus)
         self._task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(run_chunk)
 
     def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Aggregate]]:
@@ -74,6 +80,26 @@ class RayExecutor:
         finally:
             for ref in in_flight:
                 ray.cancel(ref, force=True)
+
+
+class RayUnreachableError(RunSettingsError):
+    """The Ray address does not answer (reported like a bad argument: exit code 2)."""
+
+
+def _check_reachable(address: str) -> None:
+    """Open a TCP connection to the cluster's address (host:port, or ray://host:port) within
+    CONNECT_TIMEOUT seconds; Ray itself would retry an unreachable address for minutes."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+        raise RayUnreachableError(f"cannot reach the Ray cluster at {address!r} ({reason}); check "
+                                  "--ray-address or RAY_ADDRESS (host:port of the head node)") from None
 
 
 def _cause(exc) -> str:

@@ -19,7 +19,7 @@ from engine.executors import ChunkError, Job, LocalExecutor, available_cores
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.output import RunDirectory
 from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
-from engine.scenario import Scenario, load_scenario
+from engine.scenario import Scenario, load_scenario, validate_scenario
 from engine.tables import scenario_row, scenario_tables
 from kernels import SOURCE_DIGEST
 
@@ -59,7 +59,8 @@ def _check(condition, message):
 def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
              out=None, run_id: str | None = None, workers: int | None = None,
              chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
-             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None) -> Forecast:
+             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None,
+             announce=None) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
@@ -67,9 +68,10 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     chunk is checkpointed there (so `resume=True` can finish a crashed run);
     without it nothing is written. `executor` is "local" (kernel threads in this
     process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
+    `announce(run_id)` is called once the arguments are checked, before anything is claimed.
     """
     started = dt.datetime.now(dt.timezone.utc)
-    items = [s if isinstance(s, Scenario) else load_scenario(s) for s in
+    items = [validate_scenario(s) if isinstance(s, Scenario) else load_scenario(s) for s in
              ([scenarios] if isinstance(scenarios, (str, Path, Scenario)) else scenarios)]
     _check(items, "no scenario given")
     ids = [s.id for s in items]
@@ -89,13 +91,15 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
            f"--run-id must be a plain name (got {run_id!r})")
     plan = {"engine_version": __version__, "kernels": SOURCE_DIGEST, "seed": seed, "episodes": episodes,
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
-            "scenarios": [[s.id, s.sha256 or _scenario_hash(s)] for s in items]}
+            "scenarios": [[s.id, s.content_sha256()] for s in items]}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    runner = _executor(executor, workers, cores, ray_address)  # connects first: fails before the id is claimed
+    if announce is not None:
+        announce(run_id)
     store = None
     if out is not None:
         store = RunDirectory(out, run_id)
         store.prepare(plan, resume)
-    runner = _executor(executor, workers, cores, ray_address)
 
     job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
               tuple(outcome_ranges(s) for s in items))
@@ -137,18 +141,14 @@ RUNS_SCHEMA = pa.schema([
 ])
 
 
-def _scenario_hash(s: Scenario) -> str:
-    return hashlib.sha256(repr(s).encode()).hexdigest()
-
-
 def _executor_name(name: str | None, workers: int | None, cores: int, ray_address: str | None) -> str:
     """Which executor runs the chunks (checked before anything starts)."""
     if name is None:  # Ray when a cluster is named, else this process
         name = "ray" if (ray_address or os.environ.get("RAY_ADDRESS")) else "local"
     _check(name in ("local", "ray"), f"--executor must be 'local' or 'ray' (got {name!r})")
-    if name == "local":
-        _check((workers or cores) <= 4 * cores, f"--workers must be <= {4 * cores} with the local "
-               f"executor (this machine has {cores} cores)")
+    if name == "local" or not (ray_address or os.environ.get("RAY_ADDRESS")):
+        _check((workers or cores) <= 4 * cores, f"--workers must be <= {4 * cores} with the {name} "
+               f"executor on this machine ({cores} cores)")
     return name
 
 

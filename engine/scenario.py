@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -24,21 +25,29 @@ class ScenarioError(ValueError):
         super().__init__(f"{path}: {key}: {rule}" if key else f"{path}: {rule}")
 
 
+# Every number has a finite range (docs/SCENARIOS.md, "Ranges"): wide enough for any real
+# coalition, narrow enough that every sum and histogram the kernels form stays exact and finite.
+AMOUNT = "in [0, 1e12]"        # capacities, requirement, budget (units of the scenario)
+VALUE = "in [-1e9, 1e9]"       # preference means (payment units)
+SPREAD = "in [0, 1e9]"         # sds, noise, hold-out, peer weight, venue bonus (payment units)
+DAYS = "in (0, 36500]"         # the deadline: at most 100 years (time_to_success has a row a day)
+COUNT = "in [0, 1000000]"      # min_partners
+
 # name -> (default, kind, check); kinds: "number", "integer"; checks below.
 PARAMETERS = {
-    "info_noise": (1.0, "number", ">= 0"),
+    "info_noise": (1.0, "number", SPREAD),
     "credibility_floor": (0.5, "number", "in [0, 1]"),
-    "linkage": (1.0, "number", ">= 0"),
-    "holdout": (0.0, "number", ">= 0"),
-    "peer_weight": (0.0, "number", ">= 0"),
-    "bandwidth": (5, "integer", ">= 1"),
-    "delay_min_days": (7.0, "number", ">= 0"),
-    "delay_max_days": (60.0, "number", ">= 0"),
+    "linkage": (1.0, "number", "in [0, 1e6]"),
+    "holdout": (0.0, "number", SPREAD),
+    "peer_weight": (0.0, "number", SPREAD),
+    "bandwidth": (5, "integer", "in [1, 1000000]"),
+    "delay_min_days": (7.0, "number", "in [0, 1e9]"),
+    "delay_max_days": (60.0, "number", "in [0, 1e9]"),
     "max_rounds": (3, "integer", "in [1, 1000000]"),
-    "escalation": (0.25, "number", ">= 0"),
-    "margin": (0.1, "number", ">= 0"),
-    "approach_cost": (1.0, "number", "> 0"),
-    "withdrawal_rate": (0.0, "number", ">= 0"),
+    "escalation": (0.25, "number", "in [0, 1e3]"),
+    "margin": (0.1, "number", "in [0, 1e3]"),
+    "approach_cost": (1.0, "number", "in (0, 1e12]"),
+    "withdrawal_rate": (0.0, "number", "in [0, 1e6]"),
 }
 MECHANISMS = ("information", "linkage", "credibility", "brokers", "venues", "peers", "withdrawals")
 TOP_LEVEL = {"name", "pivot", "deadline_days", "requirement", "min_partners", "budget",
@@ -95,6 +104,16 @@ class Scenario:
     path: str = ""
     sha256: str = field(default="", compare=False)
 
+    def with_(self, **changes) -> "Scenario":
+        """A validated variant: `scenario.with_(budget=500.0)`, or with nested changes such as
+        `parameters={**scenario.parameters, "bandwidth": 2}`. Raises ScenarioError like a file."""
+        return validate_scenario(dataclasses.replace(self, **changes))
+
+    def content_sha256(self) -> str:
+        """Hash of everything that can change a forecast (the canonical JSON of the document)."""
+        text = json.dumps(scenario_document(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
 
 class _Checker:
     """Reads typed values from a TOML table, naming the key path on failure."""
@@ -134,10 +153,14 @@ class _Checker:
                 self.fail(key, f"must be {'an integer' if kind == 'integer' else 'a number'}")
             if kind == "integer" and not isinstance(value, int):
                 self.fail(key, f"must be an integer (got {value})")
-            if not math.isfinite(value):
-                self.fail(key, f"must be finite (got {value})")
-            if check and not _holds(value, check):
-                self.fail(key, f"must be {check} (got {value})")
+            try:
+                number = float(value)
+            except OverflowError:  # an integer of hundreds of digits
+                number = math.inf
+            if not math.isfinite(number):
+                self.fail(key, f"must be finite{f' and {check}' if check else ''} (got {_short(value)})")
+            if check and not _holds(number, check):
+                self.fail(key, f"must be {check} (got {_short(value)})")
             value = int(value) if kind == "integer" else float(value)
         elif kind == "strings":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -145,10 +168,16 @@ class _Checker:
         return value
 
 
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
 def _holds(value, check):
-    if check.startswith("in ["):
+    if check.startswith("in "):
         low, high = (float(x) for x in check[4:-1].split(","))
-        return low <= value <= high
+        above = low <= value if check[3] == "[" else low < value
+        return above and (value <= high if check[-1] == "]" else value < high)
     op, bound = check.split()
     return value >= float(bound) if op == ">=" else value > float(bound)
 
@@ -161,7 +190,7 @@ def _candidate(c, raw, k):
     name = c.get(raw, "name", p, "string", default=cid)
     cap = c.table(c.get(raw, "capacity", p, "table", required=True), f"{p}.capacity")
     c.no_unknown(cap, {"low", "mode", "high"}, f"{p}.capacity")
-    low, mode, high = (c.get(cap, x, f"{p}.capacity", "number", required=True, check=">= 0")
+    low, mode, high = (c.get(cap, x, f"{p}.capacity", "number", required=True, check=AMOUNT)
                        for x in ("low", "mode", "high"))
     if low > mode:
         c.fail(f"{p}.capacity", f"low must be <= mode (got low {low} > mode {mode})")
@@ -169,12 +198,12 @@ def _candidate(c, raw, k):
         c.fail(f"{p}.capacity", f"mode must be <= high (got mode {mode} > high {high})")
     pref = c.table(c.get(raw, "preference", p, "table", required=True), f"{p}.preference")
     c.no_unknown(pref, {"mean", "sd"}, f"{p}.preference")
-    pmean = c.get(pref, "mean", f"{p}.preference", "number", required=True)
-    psd = c.get(pref, "sd", f"{p}.preference", "number", required=True, check=">= 0")
+    pmean = c.get(pref, "mean", f"{p}.preference", "number", required=True, check=VALUE)
+    psd = c.get(pref, "sd", f"{p}.preference", "number", required=True, check=SPREAD)
     tie = c.table(c.get(raw, "tie", p, "table", required=True), f"{p}.tie")
     c.no_unknown(tie, {"mean", "concentration"}, f"{p}.tie")
     tmean = c.get(tie, "mean", f"{p}.tie", "number", required=True, check="in [0, 1]")
-    tconc = c.get(tie, "concentration", f"{p}.tie", "number", required=True, check="> 0")
+    tconc = c.get(tie, "concentration", f"{p}.tie", "number", required=True, check="in (0, 1e6]")
     return Candidate(cid, name, (low, mode, high), (pmean, psd), (tmean, tconc))
 
 
@@ -190,7 +219,7 @@ def _tie(c, raw, k, known):
     if a == b:
         c.fail(p, f"a tie must join two different candidates (got {a!r} twice)")
     mean = c.get(raw, "mean", p, "number", required=True, check="in [0, 1]")
-    conc = c.get(raw, "concentration", p, "number", required=True, check="> 0")
+    conc = c.get(raw, "concentration", p, "number", required=True, check="in (0, 1e6]")
     return Tie(a, b, mean, conc)
 
 
@@ -213,8 +242,8 @@ def _institution(c, raw, k, known, pivot):
         iid, tuple(members),
         pivot_member=c.get(raw, "pivot_member", p, "bool", default=False),
         broker=c.get(raw, "broker", p, "number", default=0.0, check="in [0, 1]"),
-        venue_day=c.get(raw, "venue_day", p, "number", default=None, check=">= 0"),
-        venue_bonus=c.get(raw, "venue_bonus", p, "number", default=0.0, check=">= 0"),
+        venue_day=c.get(raw, "venue_day", p, "number", default=None, check="in [0, 36500]"),
+        venue_bonus=c.get(raw, "venue_bonus", p, "number", default=0.0, check=SPREAD),
     )
 
 
@@ -233,7 +262,7 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
     c.no_unknown(doc, TOP_LEVEL, "")
     name = c.get(doc, "name", "", "string", required=True)
     pivot = c.get(doc, "pivot", "", "string", required=True)
-    deadline = c.get(doc, "deadline_days", "", "number", required=True, check="> 0")
+    deadline = c.get(doc, "deadline_days", "", "number", required=True, check=DAYS)
     params_raw = c.table(doc.get("parameters", {}), "parameters")
     c.no_unknown(params_raw, PARAMETERS, "parameters")
     params = {k: c.get(params_raw, k, "parameters", kind, default=d, check=check)
@@ -284,9 +313,9 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
         name=name,
         pivot=pivot,
         deadline_days=deadline,
-        requirement=c.get(doc, "requirement", "", "number", default=0.0, check=">= 0"),
-        min_partners=c.get(doc, "min_partners", "", "integer", default=0, check=">= 0"),
-        budget=c.get(doc, "budget", "", "number", default=0.0, check=">= 0"),
+        requirement=c.get(doc, "requirement", "", "number", default=0.0, check=AMOUNT),
+        min_partners=c.get(doc, "min_partners", "", "integer", default=0, check=COUNT),
+        budget=c.get(doc, "budget", "", "number", default=0.0, check=AMOUNT),
         capacity_unit=c.get(doc, "capacity_unit", "", "string", default="capacity"),
         payment_unit=c.get(doc, "payment_unit", "", "string", default="payment units"),
         parameters=params,
@@ -311,5 +340,42 @@ def load_scenario(path) -> Scenario:
         doc = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(path, "", f"not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ScenarioError(path, "", "not a scenario: values nested too deeply") from None
     scenario = parse_scenario(doc, str(path), scenario_id=path.stem)
     return dataclasses.replace(scenario, sha256=hashlib.sha256(data).hexdigest())
+
+
+def scenario_document(s: Scenario) -> dict:
+    """`s` as a scenario-file document (the parsed TOML), every default written out:
+    `parse_scenario(scenario_document(s))` gives `s` back."""
+    doc = {"name": s.name, "pivot": s.pivot, "deadline_days": s.deadline_days,
+           "requirement": s.requirement, "min_partners": s.min_partners, "budget": s.budget,
+           "capacity_unit": s.capacity_unit, "payment_unit": s.payment_unit,
+           "description": s.description, "sources": list(s.sources),
+           "parameters": dict(s.parameters), "mechanisms": dict(s.mechanisms),
+           "candidates": [{"id": c.id, "name": c.name,
+                           "capacity": dict(zip(("low", "mode", "high"), c.capacity)),
+                           "preference": dict(zip(("mean", "sd"), c.preference)),
+                           "tie": dict(zip(("mean", "concentration"), c.tie))} for c in s.candidates],
+           "ties": [{"a": t.a, "b": t.b, "mean": t.mean, "concentration": t.concentration}
+                    for t in s.ties],
+           "institutions": []}
+    for k in s.institutions:
+        inst = {"id": k.id, "members": list(k.members), "pivot_member": k.pivot_member,
+                "broker": k.broker, "venue_bonus": k.venue_bonus}
+        if k.venue_day is not None:
+            inst["venue_day"] = k.venue_day
+        doc["institutions"].append(inst)
+    return doc
+
+
+def validate_scenario(s: Scenario) -> Scenario:
+    """Check a `Scenario` made in Python (e.g. by `dataclasses.replace`) by the rules of a file;
+    returns it with defaults filled in, or raises ScenarioError naming the key and the rule."""
+    try:
+        doc = scenario_document(s)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ScenarioError(s.path or f"<scenario {s.id}>", "", f"not a valid scenario ({exc})") from None
+    checked = parse_scenario(doc, s.path or f"<scenario {s.id}>", scenario_id=s.id)
+    return dataclasses.replace(checked, sha256=s.sha256)

@@ -35,15 +35,15 @@ def after_deadline(lines):
 CASES = [
     (lambda t: t.replace('name = "ok"\n', ""), "name", "required"),
     (lambda t: t.replace('pivot = "P"\n', ""), "pivot", "required"),
-    (lambda t: t.replace("deadline_days = 100", "deadline_days = 0"), "deadline_days", "> 0"),
+    (lambda t: t.replace("deadline_days = 100", "deadline_days = 0"), "deadline_days", "in (0, 36500]"),
     (lambda t: t.replace("deadline_days = 100", 'deadline_days = "soon"'), "deadline_days", "number"),
     (lambda t: "colour = 1\n" + t, "colour", "unknown key"),
-    (after_deadline("requirement = -1"), "requirement", ">= 0"),
+    (after_deadline("requirement = -1"), "requirement", "in [0, 1e12]"),
     (after_deadline("min_partners = 1.5"), "min_partners", "integer"),
     (after_deadline("budget = nan"), "budget", "finite"),
-    (after_deadline("[parameters]\nbandwidth = 0"), "parameters.bandwidth", ">= 1"),
+    (after_deadline("[parameters]\nbandwidth = 0"), "parameters.bandwidth", "in [1, 1000000]"),
     (after_deadline("[parameters]\ncredibility_floor = 1.5"), "parameters.credibility_floor", "in [0, 1]"),
-    (after_deadline("[parameters]\napproach_cost = 0"), "parameters.approach_cost", "> 0"),
+    (after_deadline("[parameters]\napproach_cost = 0"), "parameters.approach_cost", "in (0, 1e12]"),
     (after_deadline("[parameters]\nmax_rounds = 0"), "parameters.max_rounds", "in [1, 1000000]"),
     (after_deadline("[parameters]\ndelay_min_days = 9\ndelay_max_days = 8"),
      "parameters.delay_min_days", "<= delay_max_days"),
@@ -55,10 +55,10 @@ CASES = [
     (lambda t: t.replace('id = "B"', 'id = "P"'), "candidates[1].id", "pivot"),
     (lambda t: t.replace("low = 1, mode = 2", "low = 3, mode = 2", 1), "candidates[0].capacity", "low must be <= mode"),
     (lambda t: t.replace("mode = 2, high = 3", "mode = 4, high = 3", 1), "candidates[0].capacity", "mode must be <= high"),
-    (lambda t: t.replace("low = 1, mode = 2", "low = -1, mode = 2", 1), "candidates[0].capacity.low", ">= 0"),
-    (lambda t: t.replace("sd = 1.0", "sd = -1.0", 1), "candidates[0].preference.sd", ">= 0"),
+    (lambda t: t.replace("low = 1, mode = 2", "low = -1, mode = 2", 1), "candidates[0].capacity.low", "in [0, 1e12]"),
+    (lambda t: t.replace("sd = 1.0", "sd = -1.0", 1), "candidates[0].preference.sd", "in [0, 1e9]"),
     (lambda t: t.replace("mean = 0.5", "mean = 1.5", 1), "candidates[0].tie.mean", "in [0, 1]"),
-    (lambda t: t.replace("concentration = 10.0", "concentration = 0", 1), "candidates[0].tie.concentration", "> 0"),
+    (lambda t: t.replace("concentration = 10.0", "concentration = 0", 1), "candidates[0].tie.concentration", "in (0, 1e6]"),
     (lambda t: t.replace("tie = { mean = 0.5, concentration = 10.0 }\n", "", 1), "candidates[0].tie", "required"),
     (lambda t: t.replace('id = "A"', 'id = "A"\nflag = "x"', 1), "candidates[0].flag", "unknown key"),
     (lambda t: t + '[[ties]]\na = "A"\nb = "Z"\nmean = 0.5\nconcentration = 5.0\n', "ties[0].b", "unknown candidate"),
@@ -72,8 +72,8 @@ CASES = [
     (lambda t: t + '[[institutions]]\nid = "I"\nmembers = []\n[[institutions]]\nid = "I"\nmembers = []\n',
      "institutions[1].id", "duplicate"),
     (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\nbroker = 2\n', "institutions[0].broker", "in [0, 1]"),
-    (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\nvenue_day = -1\n', "institutions[0].venue_day", ">= 0"),
-    (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\nvenue_bonus = -1\n', "institutions[0].venue_bonus", ">= 0"),
+    (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\nvenue_day = -1\n', "institutions[0].venue_day", "in [0, 36500]"),
+    (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\nvenue_bonus = -1\n', "institutions[0].venue_bonus", "in [0, 1e9]"),
     (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\npivot_member = "yes"\n', "institutions[0].pivot_member", "true or false"),
     (lambda t: t + '[[institutions]]\nid = "I"\nmembers = ["A"]\nchair = "A"\n', "institutions[0].chair", "unknown key"),
 ]
@@ -116,7 +116,7 @@ def test_cli_rejects_bad_input_with_exit_2_and_no_traceback(tmp_path):
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "bad.toml: deadline_days: must be > 0" in lines[0]
+        assert len(lines) == 1 and "bad.toml: deadline_days: must be in (0, 36500]" in lines[0]
     assert not (tmp_path / "forecasts").exists()  # nothing ran
 
 

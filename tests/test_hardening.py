@@ -1,0 +1,199 @@
+"""Whatever the input or signal: one clear line, a documented exit code, no traceback,
+no stuck run id, and never an unvalidated scenario (issue: hardening)."""
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import pivotal
+from engine.output import RunExistsError
+from engine.scenario import ScenarioError
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
+BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
+CLI = [sys.executable, "-m", "engine.cli"]
+
+
+def cli(*args, **kw):
+    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+# --- scenarios made in Python are validated like files ---------------------------------------
+
+@pytest.mark.parametrize("change,key", [
+    ({"budget": -500.0}, "budget"),
+    ({"budget": float("nan")}, "budget"),
+    ({"deadline_days": 0.0}, "deadline_days"),
+    ({"parameters": {"bandwidth": 0}}, "parameters.bandwidth"),
+    ({"min_partners": 10**23}, "min_partners"),
+])
+def test_python_made_scenarios_are_validated(change, key):
+    s = pivotal.load_scenario(TUTORIAL)
+    with pytest.raises(ScenarioError, match=key):
+        s.with_(**change)
+    with pytest.raises(ScenarioError, match=key):
+        pivotal.forecast(dataclasses.replace(s, **change), episodes=10, progress=False)
+
+
+def test_with_makes_a_validated_variant():
+    s = pivotal.load_scenario(TUTORIAL)
+    cheaper = s.with_(budget=100.0)
+    assert cheaper.budget == 100.0 and cheaper.candidates == s.candidates
+    assert cheaper.content_sha256() != s.content_sha256()
+
+
+def test_resume_refuses_a_scenario_changed_in_python(tmp_path):
+    """The plan hashes the validated content, not the source file: a variant of the same file
+    cannot be resumed into a run of the original (it would mix two scenarios)."""
+    s = pivotal.load_scenario(TUTORIAL)
+    store = tmp_path / "out"
+    with pytest.MonkeyPatch.context() as m:  # interrupt after the first chunk
+        import engine.run as run_module
+        original = run_module.RunDirectory.save_chunk
+
+        def save_then_stop(self, position, aggregate):
+            original(self, position, aggregate)
+            raise KeyboardInterrupt
+        m.setattr(run_module.RunDirectory, "save_chunk", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            pivotal.forecast(s, episodes=4000, chunk_size=1000, out=store, run_id="r", progress=False)
+    with pytest.raises(RunExistsError, match="scenarios"):
+        pivotal.forecast(s.with_(budget=1.0), episodes=4000, chunk_size=1000, out=store, run_id="r",
+                         resume=True, progress=False)
+    done = pivotal.forecast(s, episodes=4000, chunk_size=1000, out=store, run_id="r", resume=True,
+                            progress=False)
+    assert done.computed == 3000
+
+
+# --- every number has a finite range --------------------------------------------------------
+
+@pytest.mark.parametrize("line,key", [
+    ("deadline_days = " + "9" * 400, "deadline_days"),
+    ("deadline_days = 36500.5", "deadline_days"),
+    ("min_partners = 100000000000000000000000", "min_partners"),
+    ("budget = 1.7e308", "budget"),
+    ("requirement = 2e12", "requirement"),
+])
+def test_out_of_range_numbers_are_refused(tmp_path, line, key):
+    key_name = line.split(" = ")[0]
+    text = "\n".join(l for l in TUTORIAL.read_text().splitlines() if not l.startswith(key_name + " "))
+    path = tmp_path / "bad.toml"
+    path.write_text(line + "\n" + text)
+    done = cli("validate", path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and f": {key}: must be" in done.stderr
+    assert len(done.stderr) < 300  # a 400-digit number is shortened
+
+
+def test_range_boundaries_are_accepted(tmp_path):
+    text = TUTORIAL.read_text().replace("deadline_days = 90", "deadline_days = 36500").replace(
+        "budget = 300", "budget = 1e12")
+    text = text.replace("capacity = { low = 1000, mode = 2000, high = 3000 }",
+                        "capacity = { low = 1000, mode = 2000, high = 1e12 }")
+    (tmp_path / "edge.toml").write_text(text)
+    tables = pivotal.forecast(tmp_path / "edge.toml", episodes=2000, progress=False).tables
+    assert tables["time_to_success"].height == 36501
+    summary = tables["summary"]
+    for column in ("mean", "max"):
+        values = summary.filter(pl.col("metric").is_in(["capacity", "spent"]))[column]
+        assert values.is_finite().all()
+
+
+def test_huge_capacity_is_refused(tmp_path):
+    text = TUTORIAL.read_text().replace("capacity = { low = 1000, mode = 2000, high = 3000 }",
+                                        "capacity = { low = 1000, mode = 2000, high = 1.7e308 }")
+    (tmp_path / "cap.toml").write_text(text)
+    done = cli("validate", tmp_path / "cap.toml")
+    assert done.returncode == 2 and "candidates[0].capacity.high: must be in [0, 1e12]" in done.stderr
+
+
+def test_deeply_nested_values_are_refused(tmp_path):
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    done = cli("validate", tmp_path / "deep.toml")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "deep.toml" in done.stderr
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_version_and_episode_counts(tmp_path):
+    assert cli("--version").stdout.startswith("pivotal ")
+    for episodes in ("1e3", "1_000", "1000"):
+        done = cli("run", TUTORIAL, "--episodes", episodes, "--out", tmp_path, "--quiet")
+        assert done.returncode == 0, done.stderr
+    run_ids = pl.read_parquet(tmp_path / "runs" / "*" / "*.parquet")
+    assert run_ids["episodes"].to_list() == [1000, 1000, 1000]
+    bad = cli("run", TUTORIAL, "--episodes", "1.5", "--out", tmp_path)
+    assert bad.returncode == 2 and "whole number" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _start(out, *extra):
+    args = [*CLI, "run", str(BENCH_120), "--episodes", "80000", "--chunk-size", "2000", "--seed", "5",
+            "--out", str(out), "--quiet", *extra]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_leave_a_resumable_run_and_say_so(tmp_path, sig, code):
+    """The run id is the first line, at once; SIGTERM is handled like Ctrl-C; `--resume`
+    without `--run-id` finishes the latest interrupted run, equal to an undisturbed one."""
+    out = tmp_path / "out"
+    proc = _start(out)
+    run_id = proc.stdout.readline().strip()  # printed before anything is computed
+    chunks = out / "_staging" / f"run_id={run_id}" / "chunks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 2 and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert "Traceback" not in err and f"--resume --run-id {run_id}" in err
+    assert not (out / "runs").exists()
+    resumed = _start(out, "--resume")
+    assert resumed.stdout.readline().strip() == run_id
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    clean = pivotal.forecast(BENCH_120, episodes=80000, chunk_size=2000, seed=5, progress=False).tables
+    for table in ("summary", "candidates", "size_distribution"):
+        assert_frame_equal(pl.read_parquet(out / table / f"run_id={run_id}" / "part-0.parquet").drop("run_id"),
+                           clean[table].drop("run_id"))
+
+
+def test_interrupt_before_the_run_starts_is_one_line(tmp_path):
+    proc = subprocess.Popen([*CLI, "run", str(TUTORIAL), "--out", str(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # importing the engine
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err and "interrupted" in err, err
+
+
+def test_resume_without_a_run_id_and_nothing_to_resume(tmp_path):
+    done = cli("run", TUTORIAL, "--out", tmp_path, "--resume")
+    assert done.returncode == 2 and "nothing to resume" in done.stderr
+
+
+# --- Ray: an unreachable cluster fails fast, before the run id is claimed ---------------------
+
+def test_unreachable_ray_address_fails_in_seconds_and_claims_nothing(tmp_path):
+    started = time.time()
+    done = cli("run", TUTORIAL, "--executor", "ray", "--ray-address", "127.0.0.1:1",
+               "--out", tmp_path / "out", "--run-id", "r1", timeout=60)
+    assert time.time() - started < 30
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in done.stderr
+    assert not (tmp_path / "out").exists()  # the id is free: a later run may take it
+
+
+def test_local_ray_workers_are_bounded_like_local_threads(tmp_path):
+    done = cli("run", TUTORIAL, "--executor", "ray", "--workers", "10000", "--out", tmp_path)
+    assert done.returncode == 2 and "--workers must be <=" in done.stderr
+    assert "Traceback" not in done.stderr and not any(tmp_path.iterdir())

@@ -50,9 +50,10 @@ class Location:
         return self.fs.get_file_info(path).type != pafs.FileType.NotFound
 
     def children(self, path: str) -> list[str]:
-        """Names of the entries directly under `path` (none when it does not exist)."""
+        """Names of the directories directly under `path` (none when it does not exist)."""
         selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
-        return sorted(info.base_name for info in self.fs.get_file_info(selector))
+        return sorted(info.base_name for info in self.fs.get_file_info(selector)
+                      if info.type == pafs.FileType.Directory)
 
     def table_names(self) -> list[str]:
         """Tables with at least one published file, in name order."""

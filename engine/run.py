@@ -21,7 +21,7 @@ from engine.output import RunDirectory, run_directory
 from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
 from engine.scenario import Scenario, load_scenario
 from engine.schema import SCHEMA_VERSION, finalize
-from engine.tables import scenario_row, scenario_tables
+from engine.tables import scenario_row, scenario_tables, scenarios_table
 from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
@@ -115,7 +115,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         for name, table in scenario_tables(run_id, s, agg).items():
             tables.setdefault(name, []).append(table)
     arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
-    arrow["scenarios"] = pa.Table.from_pylist([scenario_row(run_id, s) for s in items])
+    arrow["scenarios"] = scenarios_table([scenario_row(run_id, s) for s in items])
     arrow["runs"] = pa.Table.from_pylist([{
         "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
         "episodes": episodes, "scenarios": len(items), "seed": seed,

@@ -153,3 +153,11 @@ def scenario_row(run_id: str, s: Scenario) -> dict:
         "candidate_ids": [c.id for c in s.candidates],
         "institution_ids": [i.id for i in s.institutions],
     }
+
+
+def scenarios_table(rows: list[dict]) -> pa.Table:
+    """The `scenarios` table; id lists are list<string> even when every list is empty."""
+    table = pa.Table.from_pylist(rows)
+    ids = pa.list_(pa.string())
+    return table.cast(pa.schema([pa.field(f.name, ids) if f.name.endswith("_ids") else f
+                                 for f in table.schema]))

@@ -147,7 +147,7 @@ def _success_chart(tables) -> str:
     low, high = wilson(np.round(p * [r["n"] for r in rows]), np.array([r["n"] for r in rows], float))
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.35 * len(ids)))
     y = np.arange(len(ids))[::-1]
-    ax.errorbar(p, y, xerr=[p - low, high - p], fmt="o", color=BLUE, capsize=3)
+    ax.errorbar(p, y, xerr=_spread(p, low, high), fmt="o", color=BLUE, capsize=3)
     ax.set_yticks(y, ids)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("P(success at the deadline)")
@@ -210,7 +210,7 @@ def _candidates_chart(cands: pl.DataFrame, s: dict) -> str:
     p = cands["p_member"].to_numpy()
     fig, ax = plt.subplots(figsize=(5.5, 0.8 + 0.25 * cands.height))
     ax.barh(y, p, color=BLUE, label="member at the deadline")
-    ax.errorbar(p, y, xerr=[p - cands["p_member_low"].to_numpy(), cands["p_member_high"].to_numpy() - p],
+    ax.errorbar(p, y, xerr=_spread(p, cands["p_member_low"].to_numpy(), cands["p_member_high"].to_numpy()),
                 fmt="none", ecolor="black", capsize=2, label="95% interval")
     ax.barh(y, cands["p_venue_join"].to_numpy(), height=0.35, color=ORANGE,
             label="joined at a venue (incl. later withdrawn)")
@@ -223,7 +223,7 @@ def _candidates_chart(cands: pl.DataFrame, s: dict) -> str:
 
 
 def _facets(n: int, height: float):
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, height), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(1.5 + 3.2 * n, height), squeeze=False, sharey=True)
     return fig, axes[0]
 
 
@@ -257,13 +257,18 @@ def _comparisons_chart(comp: pl.DataFrame) -> str:
         d = np.array([_num(rows.get(v, {}).get("difference")) for v in variants])
         lo = np.array([_num(rows.get(v, {}).get("difference_low")) for v in variants])
         hi = np.array([_num(rows.get(v, {}).get("difference_high")) for v in variants])
-        ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="o", color=BLUE, capsize=3)
+        ax.errorbar(d, y, xerr=_spread(d, lo, hi), fmt="o", color=BLUE, capsize=3)
         ax.axvline(0, color=GREY, linewidth=0.8)
         ax.set_yticks(y, variants, fontsize=8)
         ax.set_title(output)
         ax.set_xlabel("variant - base")
     return _figure(fig, "comparisons", "Variants against the base scenario: difference of means with "
                    "its 95% interval (common random numbers).")
+
+
+def _spread(centre, low, high):
+    """Error-bar lengths below and above `centre` (rounding can put an end a hair inside)."""
+    return [np.maximum(centre - low, 0.0), np.maximum(high - centre, 0.0)]
 
 
 def _num(value) -> float:
@@ -304,7 +309,9 @@ def _roc_charts(backtests: pl.DataFrame, states: pl.DataFrame) -> list[str]:
         ax.set_ylabel("true positive rate")
         ax.set_title(case, fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
+        unscored = ", ".join(f"{m} {a:.2f}" for m, a in auc.items() if m not in scores and a is not None)
         charts.append(_figure(fig, "roc", f"{case}: ROC curves of the forecast's membership "
                               f"probabilities against the baselines ({int(y.sum())} of {len(y)} "
-                              "scored states took part)."))
+                              "scored states took part)."
+                              + (f" AUC of models without per-state scores: {unscored}." if unscored else "")))
     return charts

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -91,9 +92,9 @@ def load(path: str, expression: str, timeout: float = 60.0) -> PageLoad:
         os.dup2(to_browser_r, 3)
         os.dup2(from_browser_w, 4)
 
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                                 "about:blank"], preexec_fn=wire, pass_fds=(3, 4),
+                                 "about:blank"], preexec_fn=wire, pass_fds=(3, 4), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -101,7 +102,15 @@ def load(path: str, expression: str, timeout: float = 60.0) -> PageLoad:
         try:
             return _drive(pipe, path, expression, timeout)
         finally:
-            proc.kill()
+            try:
+                pipe.send("Browser.close", timeout=10)
+                proc.wait(timeout=10)
+            except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+                pass
+            try:  # the browser's own process group: its renderer and helper processes too
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
             os.close(to_browser_w)
             os.close(from_browser_r)

@@ -58,9 +58,9 @@ def render(tables: dict[str, pl.DataFrame]) -> str:
     """The HTML page of one run's tables."""
     run = tables["runs"].row(0, named=True)
     scenarios = tables["scenarios"]
-    parts = [f"<h1>pivotal forecast: run {_e(run['run_id'])}</h1>", _run_metadata(run, scenarios),
-             "<h2>Success probability</h2>", _charts(_success_chart(tables))]
     shown = _scenarios_shown(scenarios["scenario_id"].to_list())
+    parts = [f"<h1>pivotal forecast: run {_e(run['run_id'])}</h1>", _run_metadata(run, scenarios),
+             "<h2>Success probability</h2>", _charts(_success_chart(tables, shown))]
     if len(shown) < scenarios.height:
         parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
                      "(base and variants first); every scenario is in the tables.</p>")
@@ -140,8 +140,7 @@ def _metric(summary: pl.DataFrame, scenario_id: str, metric: str) -> dict:
     return summary.filter((pl.col("scenario_id") == scenario_id) & (pl.col("metric") == metric)).row(0, named=True)
 
 
-def _success_chart(tables) -> str:
-    ids = tables["scenarios"]["scenario_id"].to_list()
+def _success_chart(tables, ids: list[str]) -> str:
     rows = [_metric(tables["summary"], s, "success") for s in ids]
     p = np.array([r["mean"] for r in rows])
     low, high = wilson(np.round(p * [r["n"] for r in rows]), np.array([r["n"] for r in rows], float))

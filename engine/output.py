@@ -42,7 +42,7 @@ def run_directory(out, run_id: str) -> RunDirectory:
     """The place of run `run_id` under `--out`: a local directory or object storage."""
     location = locate(out)
     if location.local:
-        return RunDirectory(location.root, run_id)
+        return RunDirectory(out if "://" not in str(out) else location.root, run_id)
     return ObjectRunDirectory(location, run_id)
 
 

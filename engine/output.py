@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
 from engine.aggregate import Aggregate
 from engine.schema import finalize
-from engine.storage import Location, checkpoint_root, locate
+from engine.storage import Location, StorageError, checkpoint_root, locate
 
 TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
           "time_to_success", "candidates", "episodes", "runs")
@@ -137,6 +138,9 @@ class ObjectRunDirectory(RunDirectory):
         return any(self.location.exists(self.location.part(t, self.run_id)) for t in TABLES)
 
     def prepare(self, plan: dict, resume: bool) -> None:
+        bucket = self.location.root.split("/", 1)[0]
+        if self.location.fs.get_file_info(bucket).type == FileType.NotFound:
+            raise StorageError(f"--out {self.location.uri}: {bucket!r} does not exist; create the bucket first")
         self.out.mkdir(parents=True, exist_ok=True)
         super().prepare(plan, resume)
 

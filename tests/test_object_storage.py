@@ -90,6 +90,8 @@ def test_show_report_and_refusals_work_on_object_storage(both, s3, tmp_path):
     assert again.returncode == 2 and "already complete" in again.stderr
     bad = cli(s3, "run", TUTORIAL, "--episodes", 100, "--out", "ftp://host/x")
     assert bad.returncode == 2 and "ftp://host/x" in bad.stderr and "Traceback" not in bad.stderr
+    nobucket = cli(s3, "run", TUTORIAL, "--episodes", 100, "--out", "s3://no-such-bucket/x")
+    assert nobucket.returncode == 2 and "'no-such-bucket' does not exist" in nobucket.stderr
 
 
 def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3, monkeypatch):

@@ -81,6 +81,18 @@ def check_offline_page(page, screenshot):
     return [c[0] for c in loaded.value["charts"]]
 
 
+def test_the_browser_check_sees_requests_and_console_errors(tmp_path):
+    """The harness itself bites: a page that fetches and logs an error is caught."""
+    needs_chromium()
+    page = tmp_path / "bad.html"
+    page.write_text("<!DOCTYPE html><html><body><img src='http://127.0.0.1:9/x.png'>"
+                    "<script>console.error('broken chart')</script></body></html>")
+    loaded = browser.load(str(page), "document.images.length")
+    assert loaded.value == 1
+    assert "http://127.0.0.1:9/x.png" in loaded.requests
+    assert any("broken chart" in e for e in loaded.errors)
+
+
 def test_report_of_a_study_run_renders_every_chart_offline(out, tmp_path):
     page = render(out, "study", tmp_path)
     kinds = check_offline_page(page, "report_study.png")

@@ -60,7 +60,8 @@ def render(tables: dict[str, pl.DataFrame]) -> str:
     scenarios = tables["scenarios"]
     shown = _scenarios_shown(scenarios["scenario_id"].to_list())
     parts = [f"<h1>pivotal forecast: run {_e(run['run_id'])}</h1>", _run_metadata(run, scenarios),
-             "<h2>Success probability</h2>", _charts(_success_chart(tables, shown))]
+             "<h2>Scenarios compared</h2>",
+             _charts([_success_chart(tables, shown), *_capacity_overlay(tables, shown)])]
     if len(shown) < scenarios.height:
         parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
                      "(base and variants first); every scenario is in the tables.</p>")
@@ -152,6 +153,26 @@ def _success_chart(tables, ids: list[str]) -> str:
     ax.set_xlabel("P(success at the deadline)")
     ax.grid(axis="x", alpha=0.3)
     return _figure(fig, "success", "Success probability per scenario with its 95% Wilson interval.")
+
+
+def _capacity_overlay(tables, ids: list[str]) -> list[str]:
+    """Capacity CDFs of the scenarios on one axis (when they share a capacity unit)."""
+    scenarios = tables["scenarios"].filter(pl.col("scenario_id").is_in(ids))
+    if len(ids) < 2 or scenarios["capacity_unit"].n_unique() != 1:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for s, color in zip(scenarios.iter_rows(named=True), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 9):
+        cap = tables["capacity_distribution"].filter(pl.col("scenario_id") == s["scenario_id"])
+        ax.plot(np.r_[0.0, cap["bin_high"].to_numpy()], np.r_[0.0, cap["cdf"].to_numpy()], color=color,
+                label=s["scenario_id"])
+        ax.axvline(s["requirement"], color=color, linestyle="--", linewidth=0.8)
+    ax.set_xlabel(f"capacity at the deadline ({scenarios['capacity_unit'][0]})")
+    ax.set_ylabel("P(capacity <= x)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return [_figure(fig, "capacity_overlay", "Capacity distributions of the scenarios (cumulative), "
+                    "each scenario's requirement dashed in its colour.")]
 
 
 def _scenario_section(tables, s: dict) -> list[str]:

@@ -96,7 +96,7 @@ def test_the_browser_check_sees_requests_and_console_errors(tmp_path):
 def test_report_of_a_study_run_renders_every_chart_offline(out, tmp_path):
     page = render(out, "study", tmp_path)
     kinds = check_offline_page(page, "report_study.png")
-    assert kinds == ["success", *SCENARIO_CHARTS * 4, "sensitivity", "comparisons"]
+    assert kinds == ["success", "capacity_overlay", *SCENARIO_CHARTS * 4, "sensitivity", "comparisons"]
     html = page.read_text()
     for text in ("requirement 300", "S1", "ST", "Poland brought closer", "Bigger budget", "schema_version"):
         assert text in html, text

@@ -117,8 +117,8 @@ def _run(args) -> int:
         print(f"pivotal: run failed: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"pivotal: error writing the outputs: {exc}; finished chunks are kept, rerun with "
-              "--resume", file=sys.stderr)
+        print(f"pivotal: error: {exc} (finished chunks, if any, are kept: rerun with --resume)",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pivotal: interrupted; finished chunks are kept, rerun with --resume", file=sys.stderr)

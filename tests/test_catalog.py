@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -36,7 +37,6 @@ def out(tmp_path_factory):
         table = frame.drop("schema_version") if name == "runs" else frame
         table = table.to_arrow()
         if name == "summary":  # version 1 wrote NaN for statistics that do not exist
-            import pyarrow.compute as pc
             table = table.set_column(table.schema.get_field_index("p50"), "p50",
                                      pc.fill_null(table["p50"], float("nan")))
         (out / name / "run_id=old").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""`pivotal` command line: validate scenario files, run forecasts."""
+"""`pivotal` command line: validate scenario files, run forecasts, catalog/report/show outputs."""
 from __future__ import annotations
 
 import argparse
@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--episodes", type=count, default=DEFAULT_EPISODES, help="episodes per scenario "
                    f"(default {DEFAULT_EPISODES:,})")
     r.add_argument("--seed", type=count, default=DEFAULT_SEED, help=f"study seed (default {DEFAULT_SEED})")
-    r.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
+    r.add_argument("--out", default="forecasts", help="forecast directory or object-storage URI "
+                   "such as s3://bucket/prefix (default ./forecasts)")
     r.add_argument("--run-id", help="name of the run (default: generated from the time)")
     r.add_argument("--workers", type=count, help="cores to use (default: all)")
     r.add_argument("--chunk-size", type=count, help="episodes per chunk (default: about 1-2 s of work)")
@@ -55,7 +56,24 @@ def _parser() -> argparse.ArgumentParser:
                    "its --run-id, or the latest interrupted run in --out): only missing chunks are "
                    "computed")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    _output_parsers(sub)
     return p
+
+
+def _output_parsers(sub) -> None:
+    """catalog, report and show: read a forecast directory (docs/OUTPUTS.md)."""
+    where = "forecast directory or URI such as s3://bucket/prefix (default ./forecasts)"
+    c = sub.add_parser("catalog", help="write a DuckDB catalog of views for dashboards")
+    c.add_argument("--out", default="forecasts", help=where)
+    c.add_argument("--file", help="where to write the catalog (default OUT/forecasts.duckdb; "
+                   "./forecasts.duckdb for object storage)")
+    rp = sub.add_parser("report", help="write one run as a self-contained HTML page")
+    rp.add_argument("--out", default="forecasts", help=where)
+    rp.add_argument("--run-id", help="the run (default: the latest complete run)")
+    rp.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
+    sh = sub.add_parser("show", help="print the latest runs and a run's key figures")
+    sh.add_argument("--out", default="forecasts", help=where)
+    sh.add_argument("--run-id", help="the run (default: the latest complete run)")
 
 
 def main(argv=None) -> int:
@@ -80,17 +98,43 @@ def _main(argv) -> int:
                 print(f"{f}: ok ({len(s.candidates)} candidates, {len(s.ties)} ties, "
                       f"{len(s.institutions)} institutions)")
             return 0
+        if args.command in ("catalog", "report", "show"):
+            return _read_outputs(args)
         return _run(args)
     except ScenarioError as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
+def _read_outputs(args) -> int:
+    from engine.storage import StorageError
+
+    try:
+        if args.command == "catalog":
+            from engine.catalog import build_catalog
+            print(build_catalog(args.out, args.file))
+        elif args.command == "report":
+            from engine.html_report import write_report
+            run_id = write_report(args.out, args.html, args.run_id)
+            print(f"{args.html}: run {run_id}")
+        else:
+            from engine.report import show_text
+            print(show_text(args.out, args.run_id))
+    except StorageError as exc:
+        print(f"pivotal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"pivotal: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args) -> int:
-    from engine.output import RunDirectory, RunExistsError, latest_interrupted_run
+    from engine.output import RunExistsError, latest_interrupted_run, run_directory
     from engine.scenario import load_scenario
     from engine.report import summary_text
     from engine.run import RunFailedError, RunSettingsError, forecast, new_run_id
+    from engine.storage import StorageError
 
     scenarios = [load_scenario(f) for f in args.scenarios]  # every file checked before anything runs
     run_id = None
@@ -103,15 +147,19 @@ def _run(args) -> int:
                           resume=args.resume, progress=False if args.quiet else None,
                           announce=_announce)
         if not args.quiet:
-            print(summary_text(result, scenarios))
-    except (RunSettingsError, RunExistsError) as exc:
+            print(summary_text(result))
+    except (RunSettingsError, RunExistsError, StorageError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RunFailedError as exc:
         print(f"pivotal: run failed: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"pivotal: error: {exc} (finished chunks, if any, are kept: rerun with --resume)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        state = _interrupted_state(RunDirectory(args.out, run_id)) if run_id else "interrupted"
+        state = _interrupted_state(run_directory(args.out, run_id)) if run_id else "interrupted"
         print(f"pivotal: {state}", file=sys.stderr)
         return exit_code()
     return 0
@@ -125,7 +173,7 @@ def _announce(run_id: str) -> None:
 
 def _interrupted_state(store) -> str:
     """What an interruption left behind, read from the forecast directory."""
-    if store.published("runs").exists():
+    if store.is_complete():
         return f"interrupted after run {store.run_id} was published complete; nothing to resume"
     if store.staging.exists():
         return (f"interrupted; {len(store.finished_chunks())} finished chunk(s) of run {store.run_id} "

@@ -10,6 +10,11 @@ Layout (docs/OUTPUTS.md):
 Publishing moves each table's directory into place with one rename, and the
 `runs` table last: a reader who sees a run's `runs` row (status complete)
 sees all its tables, and never a half-written file.
+
+On object storage (`ObjectRunDirectory`, `--out s3://bucket/prefix`) each table
+is written straight to its final key (an object appears whole or not at all)
+and the `runs` object is written last: it is the commit. The plan and chunk
+checkpoints stay on local disk (engine/storage.py: checkpoint_root).
 """
 from __future__ import annotations
 
@@ -20,8 +25,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
 from engine.aggregate import Aggregate
+from engine.schema import finalize
+from engine.storage import Location, StorageError, checkpoint_root, locate
 
 TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
           "time_to_success", "candidates", "episodes", "runs")
@@ -31,10 +39,19 @@ class RunExistsError(RuntimeError):
     """The run id is taken (finished, or staged without --resume) or cannot be resumed."""
 
 
+def run_directory(out, run_id: str) -> RunDirectory:
+    """The place of run `run_id` under `--out`: a local directory or object storage."""
+    location = locate(out)
+    if location.local:
+        return RunDirectory(out if "://" not in str(out) else location.root, run_id)
+    return ObjectRunDirectory(location, run_id)
+
+
 def latest_interrupted_run(out) -> str:
-    """The id of the most recently started run in `out` that was interrupted (staged, not
+    """The id of the most recently started run under `out` that was interrupted (staged, not
     published), for `--resume` without `--run-id`."""
-    staged = sorted(Path(out).glob("_staging/run_id=*/plan.json"), key=lambda p: p.stat().st_mtime)
+    staging = run_directory(out, "latest").staging.parent
+    staged = sorted(staging.glob("run_id=*/plan.json"), key=lambda p: p.stat().st_mtime)
     if not staged:
         raise RunExistsError(f"nothing to resume: no interrupted run in {out} (give --run-id)")
     return staged[-1].parent.name.removeprefix("run_id=")
@@ -45,6 +62,7 @@ class RunDirectory:
 
     def __init__(self, out, run_id: str):
         self.out = Path(out)
+        self.where = str(out)  # named in messages
         self.run_id = run_id
         self.staging = self.out / "_staging" / f"run_id={run_id}"
         self.chunks = self.staging / "chunks"
@@ -52,24 +70,30 @@ class RunDirectory:
     def published(self, table: str) -> Path:
         return self.out / table / f"run_id={self.run_id}"
 
+    def is_complete(self) -> bool:
+        return self.published("runs").exists()
+
+    def any_published(self) -> bool:
+        return any(self.published(t).exists() for t in TABLES)
+
     def prepare(self, plan: dict, resume: bool) -> None:
         """Claim the run id (fresh run) or check the staged plan matches (resume)."""
-        if self.published("runs").exists():
+        if self.is_complete():
             shutil.rmtree(self.staging, ignore_errors=True)  # left if a crash hit the last step
-            raise RunExistsError(f"run id {self.run_id!r} is already complete in {self.out}; "
+            raise RunExistsError(f"run id {self.run_id!r} is already complete in {self.where}; "
                                  "choose another --run-id")
         plan_file = self.staging / "plan.json"
         if resume:
             if not plan_file.exists():
-                raise RunExistsError(f"nothing to resume: no staged run {self.run_id!r} in {self.out}")
+                raise RunExistsError(f"nothing to resume: no staged run {self.run_id!r} in {self.where}")
             staged = json.loads(plan_file.read_text())
             if staged != plan:
                 changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
                 raise RunExistsError(f"cannot resume run {self.run_id!r}: its arguments differ "
                                      f"({', '.join(changed)}); resume with the same arguments")
             return
-        if self.staging.exists() or any(self.published(t).exists() for t in TABLES):
-            raise RunExistsError(f"run id {self.run_id!r} is already used in {self.out} "
+        if self.staging.exists() or self.any_published():
+            raise RunExistsError(f"run id {self.run_id!r} is already used in {self.where} "
                                  "(use --resume to finish an interrupted run, or another --run-id)")
         # build the staging directory under a temporary name: it appears complete or not at all
         building = self.staging.with_name(f".{self.staging.name}.{os.getpid()}")
@@ -97,11 +121,42 @@ class RunDirectory:
         for name, table in tables.items():
             part = staged / name / "part-0.parquet"
             part.parent.mkdir(parents=True)
-            pq.write_table(table, part, compression="snappy")
+            pq.write_table(finalize(table), part, compression="snappy")
         for name in sorted(tables, key=lambda t: t == "runs"):
             target = self.published(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # left by a crash during an earlier publish of this run
                 shutil.rmtree(target)
             os.replace(staged / name, target)
+        shutil.rmtree(self.staging)
+
+
+class ObjectRunDirectory(RunDirectory):
+    """A run published to object storage; its staging (plan, checkpoints) on local disk."""
+
+    def __init__(self, location: Location, run_id: str):
+        super().__init__(checkpoint_root(location), run_id)
+        self.location = location
+        self.where = location.uri
+        self.staging = self.out / f"run_id={run_id}"
+        self.chunks = self.staging / "chunks"
+
+    def is_complete(self) -> bool:
+        return self.location.exists(self.location.part("runs", self.run_id))
+
+    def any_published(self) -> bool:
+        return any(self.location.exists(self.location.part(t, self.run_id)) for t in TABLES)
+
+    def prepare(self, plan: dict, resume: bool) -> None:
+        bucket = self.location.root.split("/", 1)[0]
+        if self.location.fs.get_file_info(bucket).type == FileType.NotFound:
+            raise StorageError(f"--out {self.location.uri}: {bucket!r} does not exist; create the bucket first")
+        self.out.mkdir(parents=True, exist_ok=True)
+        super().prepare(plan, resume)
+
+    def publish(self, tables: dict[str, pa.Table]) -> None:
+        """Write each table to its final key, `runs` last (the commit); drop local staging."""
+        for name in sorted(tables, key=lambda t: t == "runs"):
+            pq.write_table(finalize(tables[name]), self.location.part(name, self.run_id),
+                           filesystem=self.location.fs, compression="snappy")
         shutil.rmtree(self.staging)

@@ -17,10 +17,11 @@ from engine import __version__
 from engine.aggregate import Aggregate
 from engine.executors import ChunkError, Job, LocalExecutor, available_cores
 from engine.model_arrays import build_model_arrays, outcome_ranges
-from engine.output import RunDirectory
+from engine.output import RunDirectory, run_directory
 from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
 from engine.scenario import Scenario, load_scenario, validate_scenario
-from engine.tables import scenario_row, scenario_tables
+from engine.schema import SCHEMA_VERSION, finalize
+from engine.tables import scenario_row, scenario_tables, scenarios_table
 from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
@@ -41,7 +42,7 @@ class Forecast:
     `seconds` of this call and the episodes it `computed` (fewer after a resume)."""
     run_id: str
     tables: dict[str, pl.DataFrame]
-    out: Path | None
+    out: Path | str | None  # a str for object storage (s3://...)
     seconds: float
     computed: int
 
@@ -98,7 +99,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         announce(run_id)
     store = None
     if out is not None:
-        store = RunDirectory(out, run_id)
+        store = run_directory(out, run_id)
         store.prepare(plan, resume)
 
     job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
@@ -118,18 +119,20 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         for name, table in scenario_tables(run_id, s, agg).items():
             tables.setdefault(name, []).append(table)
     arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
-    arrow["scenarios"] = pa.Table.from_pylist([scenario_row(run_id, s) for s in items])
+    arrow["scenarios"] = scenarios_table([scenario_row(run_id, s) for s in items])
     arrow["runs"] = pa.Table.from_pylist([{
         "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
         "episodes": episodes, "scenarios": len(items), "seed": seed,
         "engine_version": __version__, "config_sha256": config_sha256,
         "executor": runner.name, "workers": runner.workers, "chunk_size": chunk_size,
-        "keep_episodes": keep_episodes,
+        "keep_episodes": keep_episodes, "schema_version": SCHEMA_VERSION,
     }], schema=RUNS_SCHEMA)
+    arrow = {name: finalize(table) for name, table in arrow.items()}
     if store is not None:
         store.publish(arrow)
-    return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()},
-                    Path(out) if out is not None else None, (finished - started).total_seconds(), computed)
+    where = None if out is None else out if "://" in str(out) else Path(out)
+    return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()}, where,
+                    (finished - started).total_seconds(), computed)
 
 
 RUNS_SCHEMA = pa.schema([
@@ -138,6 +141,7 @@ RUNS_SCHEMA = pa.schema([
     ("episodes", pa.int64()), ("scenarios", pa.int64()), ("seed", pa.int64()),
     ("engine_version", pa.string()), ("config_sha256", pa.string()), ("executor", pa.string()),
     ("workers", pa.int64()), ("chunk_size", pa.int64()), ("keep_episodes", pa.int64()),
+    ("schema_version", pa.int64()),
 ])
 
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 from engine.aggregate import Aggregate
 from engine.model_arrays import VALUE_BINS, outcome_ranges
 from engine.scenario import PARAMETERS, Scenario
+from engine.schema import METRIC_UNITS
 from kernels.chunk import GRID
 from kernels.layout import N_OUTCOMES
 
@@ -93,7 +94,9 @@ def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Ta
     n = agg.episodes
     ranges = outcome_ranges(s)
     rows = summary_rows(s, agg)
-    summary = _with_keys(run_id, s.id, {k: [r[k] for r in rows] for k in rows[0]})
+    units = {**METRIC_UNITS, "capacity": s.capacity_unit, "spent": s.payment_unit}
+    summary = _with_keys(run_id, s.id, {**{k: [r[k] for r in rows] for k in rows[0]},
+                                        "unit": [units[r["metric"]] for r in rows]})
 
     size_counts = np.asarray(agg.size_hist, np.int64)
     size = _with_keys(run_id, s.id, {
@@ -104,7 +107,8 @@ def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Ta
     edges = np.linspace(0.0, ranges.top[0], VALUE_BINS + 1)
     capacity = _with_keys(run_id, s.id, {
         "bin_low": edges[:-1], "bin_high": edges[1:], "episodes": cap_counts,
-        "probability": cap_counts / n, "cdf": np.cumsum(cap_counts) / n})
+        "probability": cap_counts / n, "cdf": np.cumsum(cap_counts) / n,
+        "capacity_unit": [s.capacity_unit] * len(cap_counts)})
 
     by_day = np.cumsum(np.asarray(agg.day_hist, np.int64))
     time = _with_keys(run_id, s.id, {
@@ -118,7 +122,8 @@ def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Ta
         "candidate_id": [c.id for c in s.candidates],
         "candidate_name": [c.name for c in s.candidates],
         "p_member": member / n, "p_member_low": low, "p_member_high": high,
-        "p_ever_joined": ever / n, "p_venue_join": venue / n, "mean_payment": pay})
+        "p_ever_joined": ever / n, "p_venue_join": venue / n, "mean_payment": pay,
+        "payment_unit": [s.payment_unit] * len(s.candidates)})
 
     kept = np.asarray(agg.kept)
     ids = np.array([c.id for c in s.candidates], dtype=object)
@@ -148,3 +153,11 @@ def scenario_row(run_id: str, s: Scenario) -> dict:
         "candidate_ids": [c.id for c in s.candidates],
         "institution_ids": [i.id for i in s.institutions],
     }
+
+
+def scenarios_table(rows: list[dict]) -> pa.Table:
+    """The `scenarios` table; id lists are list<string> even when every list is empty."""
+    table = pa.Table.from_pylist(rows)
+    ids = pa.list_(pa.string())
+    return table.cast(pa.schema([pa.field(f.name, ids) if f.name.endswith("_ids") else f
+                                 for f in table.schema]))

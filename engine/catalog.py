@@ -1,0 +1,151 @@
+"""`pivotal catalog`: a DuckDB file of views over a forecast directory, for dashboards.
+
+The views read the Parquet files at query time, so the catalog only needs
+rebuilding when a new *table* appears (a first study or backtest), not after
+every run. It holds (docs/OUTPUTS.md, "The DuckDB catalog"):
+
+- `runs_complete`: runs whose `runs` row says complete.
+- `<table>` for every published table: its rows of complete runs only, with
+  NaN (possible in files written before schema version 2) read as null.
+- `latest_scenario_runs`: for each scenario id, its latest complete run.
+- `latest_<table>`: for every table, the rows of those latest runs (tables
+  without a scenario: the latest complete run that has rows in the table).
+- `summary_wide` and `latest_summary_wide`: one row per run and scenario, one
+  column per metric statistic, with the scenario's units.
+- `capacity_distribution_shared`: capacity re-binned on one grid per run, so
+  the scenarios of a run can be overlaid.
+
+The file is built under a temporary name and renamed into place, so a
+dashboard never opens a half-built catalog.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from engine.storage import PART, Location, StorageError, locate
+from engine.tables import METRICS
+
+CATALOG = "forecasts.duckdb"
+STATISTICS = ("n", "mean", "sd", "se", "p05", "p25", "p50", "p75", "p95", "min", "max")
+SHARED_BINS = 64
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def build_catalog(out, file=None) -> str:
+    """Write the catalog of forecast directory `out`; return where it was written.
+
+    Local directories get `out/forecasts.duckdb` unless `file` says otherwise. For
+    object storage `file` is a local path (default ./forecasts.duckdb) and DuckDB's
+    httpfs extension must be installed to read the files."""
+    location = locate(out)
+    tables = location.table_names()
+    if "runs" not in tables:
+        raise StorageError(f"no published run in {location.uri}: nothing to catalog")
+    target = Path(file) if file else (Path(location.root) / CATALOG if location.local else Path(CATALOG))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    building.unlink(missing_ok=True)
+    try:
+        with duckdb.connect(str(building)) as con:
+            if not location.local:
+                _load_httpfs(con, location)
+            _create_views(con, location, tables)
+        os.replace(building, target)
+    finally:
+        building.unlink(missing_ok=True)
+    return str(target)
+
+
+def _load_httpfs(con, location: Location) -> None:
+    try:
+        con.execute("LOAD httpfs")
+    except duckdb.Error as exc:
+        raise StorageError(f"a catalog over {location.uri} needs DuckDB's httpfs extension, which "
+                           f"could not be loaded ({exc}); run `INSTALL httpfs` in DuckDB once on a "
+                           "machine with internet access, or catalog a local copy") from None
+
+
+def _glob(location: Location, table: str) -> str:
+    prefix = "" if location.local else location.uri.split("://", 1)[0] + "://"
+    return f"{prefix}{location.path(table)}/run_id=*/{PART}"
+
+
+def _create_views(con, location: Location, tables: list[str]) -> None:
+    def raw(table):
+        return (f"read_parquet({_quote(_glob(location, table))}, hive_partitioning = false, "
+                "union_by_name = true)")
+
+    con.execute(f"CREATE VIEW runs_complete AS SELECT * FROM {raw('runs')} WHERE status = 'complete'")
+    keyed = []
+    for table in tables:
+        columns = con.execute(f"DESCRIBE SELECT * FROM {raw(table)}").fetchall()
+        floats = [name for name, kind, *_ in columns if kind in ("DOUBLE", "FLOAT")]
+        replace = (" REPLACE (" + ", ".join(f"if(isnan({_ident(c)}), NULL, {_ident(c)}) AS {_ident(c)}"
+                                             for c in floats) + ")") if floats else ""
+        complete = (" WHERE status = 'complete'" if table == "runs"
+                    else " WHERE run_id IN (SELECT run_id FROM runs_complete)")
+        con.execute(f"CREATE VIEW {_ident(table)} AS SELECT *{replace} FROM {raw(table)}{complete}")
+        if any(name == "scenario_id" for name, *_ in columns):
+            keyed.append(table)
+    # each scenario id's latest complete run, from the table every run writes for every scenario
+    con.execute("""
+        CREATE VIEW latest_scenario_runs AS
+        SELECT s.scenario_id, s.run_id, r.finished_at
+        FROM (SELECT DISTINCT run_id, scenario_id FROM scenarios) s JOIN runs_complete r USING (run_id)
+        QUALIFY row_number() OVER (PARTITION BY s.scenario_id
+                                   ORDER BY r.finished_at DESC, s.run_id DESC) = 1""")
+    for table in tables:
+        view, name = _ident(f"latest_{table}"), _ident(table)
+        if table in keyed:
+            body = (f"SELECT t.* FROM {name} t SEMI JOIN latest_scenario_runs l "
+                    "ON t.run_id = l.run_id AND t.scenario_id = l.scenario_id")
+        elif table == "runs":
+            body = f"SELECT t.* FROM {name} t WHERE t.run_id IN (SELECT run_id FROM latest_scenario_runs)"
+        else:
+            body = (f"SELECT t.* FROM {name} t WHERE t.run_id = (SELECT r.run_id FROM runs_complete r "
+                    f"WHERE r.run_id IN (SELECT run_id FROM {name}) "
+                    "ORDER BY r.finished_at DESC, r.run_id DESC LIMIT 1)")
+        con.execute(f"CREATE VIEW {view} AS {body}")
+    wide = ",\n".join(f"any_value(s.{_ident(stat)}) FILTER (WHERE s.metric = {_quote(m)}) AS {m}_{stat}"
+                      for m in METRICS for stat in STATISTICS)
+    con.execute(f"""
+        CREATE VIEW summary_wide AS
+        SELECT s.run_id, s.scenario_id, any_value(c.scenario_name) AS scenario_name,
+               any_value(c.capacity_unit) AS capacity_unit, any_value(c.payment_unit) AS payment_unit,
+               {wide}
+        FROM summary s JOIN scenarios c ON c.run_id = s.run_id AND c.scenario_id = s.scenario_id
+        GROUP BY s.run_id, s.scenario_id""")
+    con.execute("""
+        CREATE VIEW latest_summary_wide AS
+        SELECT w.* FROM summary_wide w SEMI JOIN latest_scenario_runs l
+        ON w.run_id = l.run_id AND w.scenario_id = l.scenario_id""")
+    con.execute(f"""
+        CREATE VIEW capacity_distribution_shared AS
+        WITH grid AS (SELECT run_id, max(bin_high) / {SHARED_BINS} AS width
+                      FROM capacity_distribution GROUP BY run_id),
+        binned AS (
+            SELECT c.run_id, c.scenario_id,
+                   least(floor((c.bin_low + c.bin_high) / 2 / g.width), {SHARED_BINS - 1})::BIGINT AS bin,
+                   c.episodes, c.probability
+            FROM capacity_distribution c JOIN grid g USING (run_id)),
+        cells AS (
+            SELECT k.run_id, k.scenario_id, b.bin, g.width
+            FROM (SELECT DISTINCT run_id, scenario_id FROM capacity_distribution) k
+            JOIN grid g USING (run_id) CROSS JOIN range({SHARED_BINS}) b(bin))
+        SELECT x.run_id, x.scenario_id, x.bin, x.bin * x.width AS bin_low, (x.bin + 1) * x.width AS bin_high,
+               coalesce(sum(b.episodes), 0)::BIGINT AS episodes,
+               coalesce(sum(b.probability), 0.0) AS probability,
+               sum(coalesce(sum(b.probability), 0.0)) OVER (PARTITION BY x.run_id, x.scenario_id
+                                                             ORDER BY x.bin) AS cdf
+        FROM cells x LEFT JOIN binned b USING (run_id, scenario_id, bin)
+        GROUP BY x.run_id, x.scenario_id, x.bin, x.width""")

@@ -1,0 +1,337 @@
+"""`pivotal report --html FILE`: one self-contained HTML page of a published run.
+
+Charts are drawn by Matplotlib as inline SVG: the page has no script, no
+stylesheet or font to fetch, and makes no network request. Each chart is a
+`<figure class="chart" data-chart="KIND">`; tests/test_report.py checks them in
+headless Chromium.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from engine.storage import StorageError, complete_runs, locate, run_tables  # noqa: E402
+from engine.tables import wilson  # noqa: E402
+
+MAX_SCENARIO_SECTIONS = 12  # a study has hundreds of design rows: base and variants come first
+CAPACITY_BINS = 64          # the report's capacity histogram (the table has 1024 bins)
+BLUE, ORANGE, GREY, RED = "#1f77b4", "#ff7f0e", "#7f7f7f", "#d62728"
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; }
+figure.chart { margin: 0; } figure.chart svg { max-width: 100%; height: auto; }
+figcaption { font-size: 0.8em; color: #555; max-width: 520px; }
+.note { font-size: 0.85em; color: #555; }
+"""
+
+
+def write_report(out, html_file, run_id: str | None = None) -> str:
+    """Write the report of run `run_id` (default: the latest complete run) of forecast
+    directory `out` to `html_file`; return the run id."""
+    location = locate(out)
+    runs = complete_runs(location)
+    if runs.is_empty():
+        raise StorageError(f"no complete run in {location.uri}")
+    if run_id is None:
+        run_id = runs["run_id"][-1]
+    elif run_id not in runs["run_id"].to_list():
+        raise StorageError(f"run {run_id!r} is not a complete run in {location.uri} "
+                           "(pivotal show lists the runs)")
+    page = render(run_tables(location, run_id))
+    Path(html_file).write_text(page, encoding="utf-8")
+    return run_id
+
+
+def render(tables: dict[str, pl.DataFrame]) -> str:
+    """The HTML page of one run's tables."""
+    run = tables["runs"].row(0, named=True)
+    scenarios = tables["scenarios"]
+    shown = _scenarios_shown(scenarios["scenario_id"].to_list())
+    parts = [f"<h1>pivotal forecast: run {_e(run['run_id'])}</h1>", _run_metadata(run, scenarios),
+             "<h2>Scenarios compared</h2>",
+             _charts([_success_chart(tables, shown), *_capacity_overlay(tables, shown)])]
+    if len(shown) < scenarios.height:
+        parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
+                     "(base and variants first); every scenario is in the tables.</p>")
+    for sid in shown:
+        parts += _scenario_section(tables, scenarios.filter(pl.col("scenario_id") == sid).row(0, named=True))
+    if "sensitivity" in tables or "comparisons" in tables:
+        parts.append("<h2>Study</h2>")
+        charts = []
+        if "sensitivity" in tables:
+            charts.append(_sensitivity_chart(tables["sensitivity"]))
+        if "comparisons" in tables:
+            charts.append(_comparisons_chart(tables["comparisons"]))
+        parts.append(_charts(charts))
+    if "backtests" in tables and "backtest_states" in tables:
+        parts.append("<h2>Backtest</h2><p class='note'>Observed participants are the states the "
+                     "Correlates of War lists as taking part, that is, major contributors.</p>")
+        parts.append(_charts(_roc_charts(tables["backtests"], tables["backtest_states"])))
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<link rel='icon' href='data:,'>"
+            f"<title>pivotal run {_e(run['run_id'])}</title><style>{STYLE}</style></head>"
+            "<body>" + "\n".join(parts) + "</body></html>\n")
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{_e(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_e(_plain(v))}</td>" for v in r.values()) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _plain(value):
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return value
+
+
+def _run_metadata(run: dict, scenarios: pl.DataFrame) -> str:
+    rows = [{"scenario": s["scenario_id"], "name": s["scenario_name"], "pivot": s["pivot"],
+             "requirement": f"{s['requirement']:,.0f} {s['capacity_unit']}",
+             "min partners": s["min_partners"], "deadline (days)": s["deadline_days"],
+             "budget": f"{s['budget']:,.0f} {s['payment_unit']}", "candidates": s["candidates"]}
+            for s in scenarios.iter_rows(named=True)]
+    return ("<h2>Run</h2>" + _table([{"field": k, "value": v} for k, v in run.items()])
+            + "<h2>Scenarios</h2>" + _table(rows))
+
+
+def _scenarios_shown(ids: list[str]) -> list[str]:
+    first = [s for s in ids if not s.startswith("row-")] + [s for s in ids if s.startswith("row-")]
+    return first[:MAX_SCENARIO_SECTIONS]
+
+
+def _charts(figures) -> str:
+    return "<div class='charts'>" + "".join(figures) + "</div>"
+
+
+def _figure(fig, kind: str, caption: str) -> str:
+    """A Matplotlib figure as an inline-SVG <figure> (ids salted by kind and caption)."""
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"{kind}:{caption}"}):
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    return (f"<figure class='chart' data-chart='{_e(kind)}'>{svg}"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _metric(summary: pl.DataFrame, scenario_id: str, metric: str) -> dict:
+    return summary.filter((pl.col("scenario_id") == scenario_id) & (pl.col("metric") == metric)).row(0, named=True)
+
+
+def _success_chart(tables, ids: list[str]) -> str:
+    rows = [_metric(tables["summary"], s, "success") for s in ids]
+    p = np.array([r["mean"] for r in rows])
+    low, high = wilson(np.round(p * [r["n"] for r in rows]), np.array([r["n"] for r in rows], float))
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.35 * len(ids)))
+    y = np.arange(len(ids))[::-1]
+    ax.errorbar(p, y, xerr=_spread(p, low, high), fmt="o", color=BLUE, capsize=3)
+    ax.set_yticks(y, ids)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("P(success at the deadline)")
+    ax.grid(axis="x", alpha=0.3)
+    return _figure(fig, "success", "Success probability per scenario with its 95% Wilson interval.")
+
+
+def _capacity_overlay(tables, ids: list[str]) -> list[str]:
+    """Capacity CDFs of the scenarios on one axis (when they share a capacity unit)."""
+    scenarios = tables["scenarios"].filter(pl.col("scenario_id").is_in(ids))
+    if len(ids) < 2 or scenarios["capacity_unit"].n_unique() != 1:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for s, color in zip(scenarios.iter_rows(named=True), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 9):
+        cap = tables["capacity_distribution"].filter(pl.col("scenario_id") == s["scenario_id"])
+        ax.plot(np.r_[0.0, cap["bin_high"].to_numpy()], np.r_[0.0, cap["cdf"].to_numpy()], color=color,
+                label=s["scenario_id"])
+        ax.axvline(s["requirement"], color=color, linestyle="--", linewidth=0.8)
+    ax.set_xlabel(f"capacity at the deadline ({scenarios['capacity_unit'][0]})")
+    ax.set_ylabel("P(capacity <= x)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return [_figure(fig, "capacity_overlay", "Capacity distributions of the scenarios (cumulative), "
+                    "each scenario's requirement dashed in its colour.")]
+
+
+def _scenario_section(tables, s: dict) -> list[str]:
+    sid = s["scenario_id"]
+    pick = lambda t: tables[t].filter(pl.col("scenario_id") == sid)  # noqa: E731
+    return [f"<h2>{_e(s['scenario_name'])} <small>[{_e(sid)}]</small></h2>",
+            _charts([_size_chart(pick("size_distribution"), sid),
+                     _capacity_chart(pick("capacity_distribution"), s),
+                     _time_chart(pick("time_to_success"), s),
+                     _candidates_chart(pick("candidates"), s)])]
+
+
+def _size_chart(sizes: pl.DataFrame, sid: str) -> str:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(sizes["size"].to_numpy(), sizes["probability"].to_numpy(), color=BLUE)
+    ax.set_xlabel("coalition size at the deadline (states)")
+    ax.set_ylabel("probability")
+    return _figure(fig, "size", f"{sid}: distribution of the coalition's size.")
+
+
+def _capacity_chart(capacity: pl.DataFrame, s: dict) -> str:
+    low, high = capacity["bin_low"].to_numpy(), capacity["bin_high"].to_numpy()
+    prob = capacity["probability"].to_numpy()
+    edges = np.r_[low, high[-1:]]
+    if len(prob) % CAPACITY_BINS == 0:  # coarser bins read better; the table's edges stay exact
+        prob = prob.reshape(CAPACITY_BINS, -1).sum(axis=1)
+        edges = edges[::len(low) // CAPACITY_BINS]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.stairs(prob, edges, fill=True, color=BLUE, alpha=0.8)
+    ax.axvline(s["requirement"], color=RED, linestyle="--",
+               label=f"requirement {s['requirement']:,.0f}")
+    reached = edges[1:][prob > 0]
+    ax.set_xlim(0, 1.05 * max(s["requirement"], reached[-1] if len(reached) else edges[-1]))
+    ax.set_xlabel(f"capacity at the deadline ({s['capacity_unit']})")
+    ax.set_ylabel("probability")
+    ax.legend(fontsize=8)
+    return _figure(fig, "capacity", f"{s['scenario_id']}: distribution of the coalition's capacity, "
+                   "with the requirement marked.")
+
+
+def _time_chart(time: pl.DataFrame, s: dict) -> str:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.step(time["day"].to_numpy(), time["p_success_by_day"].to_numpy(), where="post", color=BLUE)
+    ax.set_xlabel("day")
+    ax.set_ylabel("P(target reached by day)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    return _figure(fig, "time_to_success", f"{s['scenario_id']}: share of episodes that reached the "
+                   "target by each day (before any withdrawal).")
+
+
+def _candidates_chart(cands: pl.DataFrame, s: dict) -> str:
+    cands = cands.sort(["p_member", "candidate_id"], descending=[False, True])
+    y = np.arange(cands.height)
+    p = cands["p_member"].to_numpy()
+    fig, ax = plt.subplots(figsize=(5.5, 0.8 + 0.25 * cands.height))
+    ax.barh(y, p, color=BLUE, label="member at the deadline")
+    ax.errorbar(p, y, xerr=_spread(p, cands["p_member_low"].to_numpy(), cands["p_member_high"].to_numpy()),
+                fmt="none", ecolor="black", capsize=2, label="95% interval")
+    ax.barh(y, cands["p_venue_join"].to_numpy(), height=0.35, color=ORANGE,
+            label="joined at a venue (incl. later withdrawn)")
+    ax.set_yticks(y, cands["candidate_id"].to_list(), fontsize=8)
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("probability")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / fig.get_figheight()), ncol=2)
+    return _figure(fig, "candidates", f"{s['scenario_id']}: each candidate's probability of being "
+                   "a member at the deadline, sorted, with 95% Wilson intervals; joins at venues in orange.")
+
+
+def _facets(n: int, height: float):
+    fig, axes = plt.subplots(1, n, figsize=(1.5 + 3.2 * n, height), squeeze=False, sharey=True)
+    return fig, axes[0]
+
+
+def _sensitivity_chart(sens: pl.DataFrame) -> str:
+    outputs = sens["output"].unique(maintain_order=True).to_list()
+    inputs = sens["input"].unique(maintain_order=True).to_list()
+    fig, axes = _facets(len(outputs), 1.0 + 0.4 * len(inputs))
+    y = np.arange(len(inputs))
+    for ax, output in zip(axes, outputs):
+        rows = {r["input"]: r for r in sens.filter(pl.col("output") == output).iter_rows(named=True)}
+        for offset, index, color in ((0.18, "S1", BLUE), (-0.18, "ST", ORANGE)):
+            values = np.array([_num(rows.get(i, {}).get(index)) for i in inputs])
+            conf = np.array([_num(rows.get(i, {}).get(f"{index}_conf")) for i in inputs])
+            ax.barh(y + offset, values, height=0.34, color=color, label=index)
+            ax.errorbar(values, y + offset, xerr=conf, fmt="none", ecolor="black", capsize=2)
+        ax.set_yticks(y, inputs, fontsize=8)
+        ax.set_title(output)
+        ax.axvline(0, color=GREY, linewidth=0.8)
+    axes[0].legend(fontsize=8)
+    return _figure(fig, "sensitivity", "Sobol sensitivity indices per output: first order (S1) and "
+                   "total (ST), with 95% confidence half-widths.")
+
+
+def _comparisons_chart(comp: pl.DataFrame) -> str:
+    outputs = comp["output"].unique(maintain_order=True).to_list()
+    variants = comp["variant"].unique(maintain_order=True).to_list()
+    fig, axes = _facets(len(outputs), 1.0 + 0.4 * len(variants))
+    y = np.arange(len(variants))
+    for ax, output in zip(axes, outputs):
+        rows = {r["variant"]: r for r in comp.filter(pl.col("output") == output).iter_rows(named=True)}
+        d = np.array([_num(rows.get(v, {}).get("difference")) for v in variants])
+        lo = np.array([_num(rows.get(v, {}).get("difference_low")) for v in variants])
+        hi = np.array([_num(rows.get(v, {}).get("difference_high")) for v in variants])
+        ax.errorbar(d, y, xerr=_spread(d, lo, hi), fmt="o", color=BLUE, capsize=3)
+        ax.axvline(0, color=GREY, linewidth=0.8)
+        ax.set_yticks(y, variants, fontsize=8)
+        ax.set_title(output)
+        ax.set_xlabel("variant - base")
+    return _figure(fig, "comparisons", "Variants against the base scenario: difference of means with "
+                   "its 95% interval (common random numbers).")
+
+
+def _spread(centre, low, high):
+    """Error-bar lengths below and above `centre` (rounding can put an end a hair inside)."""
+    return [np.maximum(centre - low, 0.0), np.maximum(high - centre, 0.0)]
+
+
+def _num(value) -> float:
+    return np.nan if value is None else float(value)
+
+
+def roc_curve(score, positive):
+    """False- and true-positive rates of ranking by `score` (higher = more likely), ties grouped."""
+    score, positive = np.asarray(score, float), np.asarray(positive, bool)
+    order = np.argsort(-score, kind="stable")
+    score, positive = score[order], positive[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score) != 0), len(score) - 1]
+    tp = np.cumsum(positive)[last_of_tie]
+    fp = np.cumsum(~positive)[last_of_tie]
+    return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+
+
+def _roc_charts(backtests: pl.DataFrame, states: pl.DataFrame) -> list[str]:
+    charts = []
+    extra = [c for c in states.columns if c.startswith("p_member_") and c not in ("p_member_low", "p_member_high")]
+    for case in states["case"].unique(maintain_order=True).to_list():
+        st = states.filter(pl.col("case") == case)
+        y = st["participated"].to_numpy().astype(bool)
+        if y.all() or not y.any():
+            continue
+        auc = {r["model"]: r["auc"] for r in backtests.filter(pl.col("case") == case).iter_rows(named=True)}
+        scores = {"pivotal": st["p_member"].to_numpy()}
+        scores.update({c.removeprefix("p_member_"): st[c].to_numpy() for c in extra})
+        scores["capacity"] = -st["capacity_rank"].to_numpy().astype(float)
+        scores["base_rate"] = np.zeros(len(y))
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        for model, score in scores.items():
+            fpr, tpr = roc_curve(score, y)
+            label = model + (f" (AUC {auc[model]:.2f})" if auc.get(model) is not None else "")
+            ax.plot(fpr, tpr, drawstyle="default", label=label)
+        ax.plot([0, 1], [0, 1], color=GREY, linewidth=0.6, linestyle=":")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(case, fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+        unscored = ", ".join(f"{m} {a:.2f}" for m, a in auc.items() if m not in scores and a is not None)
+        charts.append(_figure(fig, "roc", f"{case}: ROC curves of the forecast's membership "
+                              f"probabilities against the baselines ({int(y.sum())} of {len(y)} "
+                              "scored states took part)."
+                              + (f" AUC of models without per-state scores: {unscored}." if unscored else "")))
+    return charts

@@ -1,0 +1,122 @@
+"""Where a forecast directory lives: a local directory or object storage (s3://bucket/prefix).
+
+`locate(out)` turns `--out` into a `Location`: a pyarrow filesystem and the
+root path inside it. Plain paths (and file:// URIs) are local directories;
+any other URI goes through `pyarrow.fs.FileSystem.from_uri` (s3://, gs://,
+abfs://, hdfs://, as far as the installed pyarrow supports them), with the
+standard environment variables for credentials (for S3: AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, ...).
+
+Readers here trust only complete runs: a table's rows count once the run's
+`runs` row (status complete) is published, because it is published last.
+"""
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+RUN_DIR = re.compile(r"run_id=(.+)")
+PART = "part-0.parquet"
+
+
+class StorageError(ValueError):
+    """`--out` names no usable place (reported like bad input: exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A forecast directory: `fs` and the `root` path inside it; `uri` as the user gave it."""
+    uri: str
+    fs: pafs.FileSystem
+    root: str
+    local: bool
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def part(self, table: str, run_id: str) -> str:
+        """Where a run's file of `table` is published."""
+        return self.path(table, f"run_id={run_id}", PART)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def children(self, path: str) -> list[str]:
+        """Names of the directories directly under `path` (none when it does not exist)."""
+        selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
+        return sorted(info.base_name for info in self.fs.get_file_info(selector)
+                      if info.type == pafs.FileType.Directory)
+
+    def table_names(self) -> list[str]:
+        """Tables with at least one published file, in name order."""
+        return [t for t in self.children(self.root) if not t.startswith(("_", "."))
+                and any(RUN_DIR.fullmatch(d) for d in self.children(self.path(t)))]
+
+    def run_ids(self, table: str) -> list[str]:
+        """Run ids with a published file of `table`."""
+        ids = []
+        for d in self.children(self.path(table)):
+            match = RUN_DIR.fullmatch(d)
+            if match and self.exists(self.part(table, match.group(1))):
+                ids.append(match.group(1))
+        return ids
+
+    def read(self, table: str, run_id: str) -> pa.Table:
+        return pq.read_table(self.part(table, run_id), filesystem=self.fs)
+
+
+def locate(out) -> Location:
+    """The `Location` of `--out`: a local directory, or a URI pyarrow.fs can open."""
+    text = str(out)
+    if "://" not in text:
+        return Location(text, pafs.LocalFileSystem(), str(Path(text).absolute()), True)
+    try:
+        fs, root = pafs.FileSystem.from_uri(_with_endpoint(text))
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise StorageError(f"--out {text!r} cannot be opened ({exc}); give a directory, "
+                           "s3://bucket/prefix or another URI that pyarrow.fs supports") from None
+    local = isinstance(fs, pafs.LocalFileSystem)
+    return Location(text, fs, root, local)
+
+
+def _with_endpoint(uri: str) -> str:
+    """An s3:// URI with AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL as its endpoint_override
+    (pyarrow does not read those variables itself), unless the URI names one."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    parts = urllib.parse.urlsplit(uri)
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.scheme.lower() != "s3" or not endpoint or "endpoint_override" in query:
+        return uri
+    extra = urllib.parse.urlencode({"endpoint_override": endpoint})
+    return urllib.parse.urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
+
+
+def checkpoint_root(location: Location) -> Path:
+    """Where runs written to object storage keep their plan and chunk checkpoints:
+    $PIVOTAL_CHECKPOINT_DIR, else ~/.cache/pivotal/checkpoints, then one folder per
+    `--out` URI (its scheme and path, with every other character replaced by '_')."""
+    base = os.environ.get("PIVOTAL_CHECKPOINT_DIR") or Path.home() / ".cache" / "pivotal" / "checkpoints"
+    return Path(base) / re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
+
+
+def complete_runs(location: Location) -> pl.DataFrame:
+    """Published runs with status complete, oldest first (by finished_at, then run id)."""
+    frames = [pl.from_arrow(location.read("runs", r)) for r in location.run_ids("runs")]
+    if not frames:
+        return pl.DataFrame()
+    runs = pl.concat(frames, how="diagonal_relaxed")
+    return runs.filter(pl.col("status") == "complete").sort(["finished_at", "run_id"])
+
+
+def run_tables(location: Location, run_id: str) -> dict[str, pl.DataFrame]:
+    """Every published table of one run, as Polars DataFrames."""
+    return {t: pl.from_arrow(location.read(t, run_id)) for t in location.table_names()
+            if location.exists(location.part(t, run_id))}

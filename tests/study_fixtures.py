@@ -1,0 +1,53 @@
+"""Small study and backtest tables with the documented columns (STUDY_FORMAT.md,
+BACKTEST_FORMAT.md), published with a run by the engine's own publish code."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import pivotal
+from engine.output import run_directory
+
+INPUTS = ("budget", "requirement", "parameters.linkage")
+OUTPUTS = ("success", "size", "capacity", "spent")
+VARIANTS = ("Poland brought closer", "Bigger budget")
+STATES = ("USA", "UKG", "FRN", "ITA", "CAN", "EGY", "SYR", "MOR", "ARG", "AUL", "POR", "SPN", "GRC", "TUR")
+
+
+def study_tables(run_id: str) -> dict[str, pa.Table]:
+    rng = np.random.default_rng(3)
+    sens = [{"run_id": run_id, "output": o, "input": i, "S1": s1, "S1_conf": 0.05,
+             "ST": s1 + 0.1, "ST_conf": 0.07}
+            for o in OUTPUTS for i, s1 in zip(INPUTS, rng.uniform(0, 0.5, len(INPUTS)))]
+    comp = []
+    for v in VARIANTS:
+        for o in OUTPUTS:
+            base, diff, se = float(rng.uniform(0, 10)), float(rng.normal()), 0.1
+            comp.append({"run_id": run_id, "variant": v, "output": o, "base_mean": base,
+                         "variant_mean": base + diff, "difference": diff, "difference_se": se,
+                         "difference_low": diff - 1.96 * se, "difference_high": diff + 1.96 * se,
+                         "independent_se": 0.3, "variance_reduction": 9.0})
+    return {"sensitivity": pa.Table.from_pylist(sens), "comparisons": pa.Table.from_pylist(comp)}
+
+
+def backtest_tables(run_id: str, case: str = "Gulf War, 1990") -> dict[str, pa.Table]:
+    rng = np.random.default_rng(4)
+    participated = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0], bool)
+    p_member = np.clip(0.3 * participated + rng.uniform(0, 0.7, len(STATES)), 0, 1)
+    states = pa.table({"run_id": [run_id] * len(STATES), "case": [case] * len(STATES),
+                       "state": list(STATES), "ccode": np.arange(len(STATES), dtype=np.int64) * 10 + 2,
+                       "participated": participated, "p_member": p_member,
+                       "capacity_rank": np.arange(1, len(STATES) + 1, dtype=np.int64)})
+    rows = [{"run_id": run_id, "case": case, "model": m, "scored": len(STATES),
+             "participants": int(participated.sum()), "auc": auc, "brier": brier, "log_loss": ll}
+            for m, auc, brier, ll in (("pivotal", 0.8, 0.2, 0.6), ("no_ties", 0.6, 0.25, 0.7),
+                                      ("capacity", 0.7, None, None), ("base_rate", 0.5, 0.24, 0.69))]
+    return {"backtests": pa.Table.from_pylist(rows), "backtest_states": states}
+
+
+def publish_with(out, scenario, run_id: str, extra: dict[str, pa.Table], **kw):
+    """Publish a run of `scenario`, then its extra tables, the `runs` table last again."""
+    result = pivotal.forecast(scenario, out=out, run_id=run_id, progress=False, **{"episodes": 2000, **kw})
+    store = run_directory(out, run_id)
+    runs = pq.read_table(store.published("runs") / "part-0.parquet")
+    store.publish({**extra, "runs": runs})
+    return result

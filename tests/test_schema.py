@@ -1,0 +1,143 @@
+"""Stable, versioned output schema (engine/schema.py, docs/OUTPUTS.md).
+
+tests/schema_pin.json pins every table's columns and types. A column may be
+added (then pin it too), never renamed, removed or retyped: that needs a new
+schema version and a note in docs/OUTPUTS.md.
+"""
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import pivotal
+from engine.schema import METADATA_KEY, SCHEMA_VERSION
+from conftest import build, candidate, scenario_doc
+
+ROOT = Path(__file__).resolve().parents[1]
+PIN = json.loads((ROOT / "tests" / "schema_pin.json").read_text())
+TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
+SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
+STATS = ("mean", "sd", "se", "p05", "p25", "p50", "p75", "p95", "min", "max")
+
+
+def type_name(t: pa.DataType) -> str:
+    """An Arrow type as pinned: list element names (which writers differ on) left out."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"list<{type_name(t.value_type)}>"
+    return str(t)
+
+
+def schema_changes(table: str, schema: pa.Schema) -> list[str]:
+    """How a written schema breaks the pin of `table` (empty when it keeps it)."""
+    if table not in PIN["tables"]:
+        return [f"table {table!r} is not pinned: add it to tests/schema_pin.json"]
+    written = {f.name: type_name(f.type) for f in schema}
+    problems = []
+    for column, kind in PIN["tables"][table]:
+        if column not in written:
+            problems.append(f"{table}.{column} ({kind}) was removed or renamed")
+        elif written[column] != kind:
+            problems.append(f"{table}.{column} was retyped: pinned {kind}, written {written[column]}")
+    pinned = {c for c, _ in PIN["tables"][table]}
+    problems += [f"{table}.{c} ({k}) is new: pin it at the end of its table in tests/schema_pin.json"
+                 for c, k in written.items() if c not in pinned]
+    return problems
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """Several runs, with the edge cases where values go missing."""
+    out = tmp_path_factory.mktemp("forecasts")
+    run = lambda s, run_id, **kw: pivotal.forecast(s, out=out, run_id=run_id, progress=False,  # noqa: E731
+                                                   **{"episodes": 2000, **kw})
+    run([TUTORIAL, SYRIA], "real", keep_episodes=20)  # Syria never reaches its requirement
+    never = scenario_doc(requirement=1e9, budget=0.0, name="never")
+    run(build(never, "never"), "never", keep_episodes=20)
+    instant = scenario_doc(requirement=0.0, min_partners=0, budget=0.0,
+                           candidates=[candidate("A"), candidate("B", mean=-3.0)])
+    run(build(instant, "instant"), "instant", keep_episodes=20)
+    run(build(scenario_doc(), "single"), "single", episodes=1, keep_episodes=1)
+    return out
+
+
+def files(out):
+    return sorted(Path(out).glob("*/run_id=*/part-0.parquet"))
+
+
+def test_every_published_table_keeps_its_pinned_schema(out):
+    tables = {p.parts[-3] for p in files(out)}
+    assert tables == set(PIN["tables"]), "every table is pinned, every pinned table is written"
+    for path in files(out):
+        assert schema_changes(path.parts[-3], pq.read_schema(path)) == [], path
+
+
+def test_the_pin_catches_renamed_removed_retyped_and_unpinned_columns():
+    schema = pa.schema([(c, pa.string() if k == "string" else pa.float64() if k == "double"
+                         else pa.int64() if k == "int64" else pa.bool_()) for c, k in PIN["tables"]["summary"]])
+    assert schema_changes("summary", schema) == []
+    renamed = pa.schema([f.with_name("average") if f.name == "mean" else f for f in schema])
+    assert any("summary.mean" in p and "removed" in p for p in schema_changes("summary", renamed))
+    assert any("average" in p and "new" in p for p in schema_changes("summary", renamed))
+    retyped = schema.set(schema.get_field_index("n"), pa.field("n", pa.float64()))
+    assert schema_changes("summary", retyped) == ["summary.n was retyped: pinned int64, written double"]
+    removed = schema.remove(schema.get_field_index("unit"))
+    assert schema_changes("summary", removed) == ["summary.unit (string) was removed or renamed"]
+    added = schema.append(pa.field("extra", pa.int64()))
+    assert len(schema_changes("summary", added)) == 1
+    assert schema_changes("sensitivity_typo", schema)
+
+
+def test_schema_version_in_runs_and_in_every_file(out):
+    assert PIN["schema_version"] == SCHEMA_VERSION
+    for path in files(out):
+        assert pq.read_schema(path).metadata[METADATA_KEY] == str(SCHEMA_VERSION).encode(), path
+    for path in Path(out).glob("runs/*/part-0.parquet"):
+        assert pq.read_table(path)["schema_version"].to_pylist() == [SCHEMA_VERSION]
+
+
+def test_no_nan_anywhere_and_null_only_where_a_value_does_not_exist(out):
+    for path in files(out):
+        table = pq.read_table(path)
+        for name, column in zip(table.column_names, table.columns):
+            if pa.types.is_floating(column.type):
+                assert not pc.any(pc.is_nan(column)).as_py(), f"NaN in {path}: {name}"
+            if not (path.parts[-3] == "summary" and name in STATS) and \
+                    not (path.parts[-3] == "episodes" and name == "time_to_success"):
+                assert column.null_count == 0, f"null in {path}: {name}"
+    summary = [row for p in Path(out).glob("summary/*/part-0.parquet") for row in pq.read_table(p).to_pylist()]
+    for row in summary:
+        missing = [s for s in STATS if row[s] is None]
+        if row["metric"] == "time_to_success" and row["n"] == 0:
+            assert missing == list(STATS), row  # never reached: no statistic exists
+        else:
+            assert missing == [], row
+    reached = {(r["run_id"], r["scenario_id"]): r["n"] for r in summary if r["metric"] == "time_to_success"}
+    assert reached[("never", "never")] == 0 and reached[("real", "syria_safe_zone_2019")] == 0
+    assert reached[("instant", "instant")] == 2000
+    single = next(r for r in summary if r["run_id"] == "single" and r["metric"] == "capacity")
+    assert single["sd"] == 0.0 and single["se"] == 0.0
+    for p in Path(out).glob("episodes/*/part-0.parquet"):
+        episodes = pq.read_table(p)
+        tts = episodes["time_to_success"]
+        run_id = p.parts[-2].removeprefix("run_id=")
+        if run_id == "never":
+            assert tts.null_count == len(tts) == 20
+        if run_id == "instant":
+            assert tts.null_count == 0 and pc.max(tts).as_py() == 0.0
+
+
+def test_units_stand_next_to_the_numbers(out):
+    summary = pq.read_table(Path(out) / "summary" / "run_id=real" / "part-0.parquet").to_pylist()
+    units = {(r["scenario_id"], r["metric"]): r["unit"] for r in summary}
+    assert units[("syria_safe_zone_2019", "capacity")] == "troops"
+    assert units[("syria_safe_zone_2019", "spent")] == "EUR million"
+    assert units[("tutorial", "spent")] == "USD million"
+    assert units[("tutorial", "time_to_success")] == "days" and units[("tutorial", "success")] == "probability"
+    capacity = pq.read_table(Path(out) / "capacity_distribution" / "run_id=real" / "part-0.parquet")
+    assert set(zip(capacity["scenario_id"].to_pylist(), capacity["capacity_unit"].to_pylist())) == {
+        ("syria_safe_zone_2019", "troops"), ("tutorial", "troops")}
+    candidates = pq.read_table(Path(out) / "candidates" / "run_id=real" / "part-0.parquet")
+    assert set(candidates["payment_unit"].to_pylist()) == {"EUR million", "USD million"}

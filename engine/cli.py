@@ -36,7 +36,33 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="finish an interrupted run (same arguments "
                    "and --run-id): only missing chunks are computed")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    _discover_parser(sub)
     return p
+
+
+def _discover_parser(sub) -> None:
+    from engine import discovery as d
+
+    s = sub.add_parser("discover", help="find the input ranges of a study where an output falls "
+                       "below/above a threshold (PRIM; needs pivotal[discover])")
+    s.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
+    s.add_argument("--run-id", required=True, help="a complete study run")
+    s.add_argument("--output", default="success", help="the scenario mean to classify: "
+                   f"{', '.join(d.OUTPUTS)} (default success)")
+    s.add_argument("--below", type=float, help="rows whose mean is below this are the cases")
+    s.add_argument("--above", type=float, help="rows whose mean is above this are the cases")
+    s.add_argument("--density", type=float, default=d.DEFAULT_MIN_DENSITY,
+                   help=f"least density of a box (default {d.DEFAULT_MIN_DENSITY})")
+    s.add_argument("--mass-min", type=float, default=d.DEFAULT_MASS_MIN,
+                   help=f"least share of rows in a box (default {d.DEFAULT_MASS_MIN})")
+    s.add_argument("--peel-alpha", type=float, default=d.DEFAULT_ALPHA,
+                   help=f"share peeled per step (default {d.DEFAULT_ALPHA})")
+    s.add_argument("--paste-alpha", type=float, default=d.DEFAULT_ALPHA,
+                   help=f"share pasted per step (default {d.DEFAULT_ALPHA})")
+    s.add_argument("--max-qp", type=float, default=d.DEFAULT_MAX_QP, help="drop a restriction "
+                   f"whose quasi-p value is above this (default {d.DEFAULT_MAX_QP}; 1 keeps all)")
+    s.add_argument("--boxes", type=int, default=d.DEFAULT_BOXES,
+                   help=f"most boxes to find (default {d.DEFAULT_BOXES})")
 
 
 def main(argv=None) -> int:
@@ -48,6 +74,8 @@ def main(argv=None) -> int:
                 print(f"{f}: ok ({len(s.candidates)} candidates, {len(s.ties)} ties, "
                       f"{len(s.institutions)} institutions)")
             return 0
+        if args.command == "discover":
+            return _discover(args)
         return _run(args)
     except ScenarioError as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -78,6 +106,23 @@ def _run(args) -> int:
     print(result.run_id)
     if not args.quiet:
         print(summary_text(result, scenarios))
+    return 0
+
+
+def _discover(args) -> int:
+    from engine.discovery import DiscoveryError, discover, publish_discovery
+
+    try:
+        found = discover(args.out, args.run_id, args.output, below=args.below, above=args.above,
+                         min_density=args.density, mass_min=args.mass_min,
+                         peel_alpha=args.peel_alpha, paste_alpha=args.paste_alpha,
+                         max_qp=args.max_qp, max_boxes=args.boxes)
+    except DiscoveryError as exc:
+        print(f"pivotal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    path = publish_discovery(args.out, found)
+    print(found.text())
+    print(f"written {path}")
     return 0
 
 

@@ -126,6 +126,22 @@ def test_two_regions_give_two_boxes_and_noise_restrictions_are_dropped(tmp_path)
     assert len(discover(tmp_path, "two", below=0.5, max_boxes=1).boxes) == 1
 
 
+def test_a_switch_and_a_constant_input(tmp_path):
+    """A mechanism switch (values 0/1) is restricted to one value; a constant input never is."""
+    rng = np.random.default_rng(4)
+    n = 256
+    switch, a = rng.integers(0, 2, n).astype(float), rng.uniform(0, 1, n)
+    success = np.where((switch == 0) & (a < 0.5), 0.2, 0.8)
+    write_study(tmp_path, "sw", {"mechanisms.venues": switch, "a": a, "const": np.full(n, 3.0)},
+                {"success": success})
+    box = discover(tmp_path, "sw", below=0.5).boxes[0]
+    r = restricted(box)
+    assert set(r) == {"mechanisms.venues", "a"}
+    assert r["mechanisms.venues"].low == 0 and r["mechanisms.venues"].high < 1
+    assert 0.45 <= r["a"].high <= 0.55
+    assert box.coverage == 1.0 and box.density >= 0.9
+
+
 def test_threshold_is_strict(tmp_path):
     inputs, means = budget_study(n=64)
     means["success"] = np.where(inputs[BUDGET] < 800, 0.5, 0.9)

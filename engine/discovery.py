@@ -30,7 +30,8 @@ DEFAULT_MASS_MIN = 0.05
 DEFAULT_ALPHA = 0.05  # peel and paste
 DEFAULT_MAX_QP = 0.05
 DEFAULT_BOXES = 3
-INSTALL_HINT = "scenario discovery needs EMA Workbench: pip install 'pivotal[discover]'"
+INSTALL_HINT = ("scenario discovery needs EMA Workbench, the extra pivotal[discover]: "
+                "pip install -e '.[discover]' in the pivotal checkout (make install includes it)")
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("output", pa.string()), ("direction", pa.string()),

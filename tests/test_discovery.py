@@ -247,7 +247,9 @@ def test_without_ema_workbench_one_line_says_how_to_install(study, monkeypatch, 
     monkeypatch.setitem(sys.modules, "ema_workbench", None)  # import fails as if not installed
     assert main(["discover", "--out", str(out), "--run-id", "s1", "--below", "0.5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "pivotal: error: scenario discovery needs EMA Workbench: pip install 'pivotal[discover]'"
+    assert err == ("pivotal: error: scenario discovery needs EMA Workbench, the extra "
+                   "pivotal[discover]: pip install -e '.[discover]' in the pivotal checkout "
+                   "(make install includes it)")
 
 
 def test_command_line_is_quiet(study):

@@ -126,6 +126,19 @@ def test_two_regions_give_two_boxes_and_noise_restrictions_are_dropped(tmp_path)
     assert len(discover(tmp_path, "two", below=0.5, max_boxes=1).boxes) == 1
 
 
+def test_same_boxes_whatever_the_order_of_the_tables(study, tmp_path):
+    """Outcomes are joined to design rows by scenario id, not by position: shuffled design and
+    summary files give the same boxes."""
+    out, inputs, means = study
+    write_study(tmp_path, "s1", inputs, means)
+    rng = np.random.default_rng(0)
+    for table in ("design", "summary"):
+        path = tmp_path / table / "run_id=s1" / "part-0.parquet"
+        t = pq.read_table(path)
+        pq.write_table(t.take(rng.permutation(t.num_rows)), path)
+    assert discover(tmp_path, "s1", below=0.5).boxes == discover(out, "s1", below=0.5).boxes
+
+
 def test_a_switch_and_a_constant_input(tmp_path):
     """A mechanism switch (values 0/1) is restricted to one value; a constant input never is."""
     rng = np.random.default_rng(4)

@@ -133,9 +133,9 @@ class Discovery:
                          "(try a lower --density)")
         width = max([len(name) for name in self.input_ranges] + [5])
         for box in self.boxes:
-            lines.append(f"box {box.number}: coverage {box.coverage:.1%}, density {box.density:.1%}, "
-                         f"mass {box.mass:.1%} ({box.n_cases:,} of {box.n_rows:,} rows "
-                         f"{self.direction})")
+            lines.append(f"box {box.number}: coverage {box.coverage:.1%}, "
+                         f"density {box.density:.1%}, mass {box.mass:.1%} "
+                         f"({box.n_cases:,} of {box.n_rows:,} rows {self.direction})")
             if not box.restrictions:
                 lines.append("  (no input restricted: the whole remaining design)")
             for r in box.restrictions:
@@ -269,7 +269,8 @@ def load_design(out, run_id: str, output: str) -> tuple[pl.DataFrame, np.ndarray
     except pl.exceptions.ComputeError:
         raise DiscoveryError(f"the design table of run {run_id!r} gives an input twice for "
                              "one row") from None
-    if wide.select(pl.any_horizontal(pl.col(order).is_null() | pl.col(order).is_nan())).to_series().any():
+    holes = pl.any_horizontal(pl.col(order).is_null() | pl.col(order).is_nan())
+    if wide.select(holes).to_series().any():
         raise DiscoveryError(f"the design table of run {run_id!r} lacks a value for some "
                              "row and input")
     summary = _read(out, "summary", run_id)

@@ -191,7 +191,8 @@ def test_cli_prints_boxes_and_publishes_the_table(study, capsys):
     first = table.filter(pc.equal(table["box"], 1)).to_pylist()
     assert [row["input"] for row in first] == [BUDGET]
     row = first[0]
-    assert (row["run_id"], row["output"], row["direction"], row["threshold"]) == ("s1", "success", "below", 0.5)
+    assert (row["run_id"], row["output"], row["direction"], row["threshold"]) == \
+        ("s1", "success", "below", 0.5)
     assert row["input_min"] == inputs[BUDGET].min() and row["input_max"] == inputs[BUDGET].max()
     assert row["qp_low"] is None and row["total_rows"] == 512
     for name in table.column_names:  # null, never NaN
@@ -204,7 +205,8 @@ def test_cli_prints_boxes_and_publishes_the_table(study, capsys):
     capsys.readouterr()
     assert sorted(p.name for p in path.parent.iterdir()) == ["part-0.parquet"]
     again = pq.read_table(path)
-    assert set(again["output"].to_pylist()) == {"size"} and set(again["direction"].to_pylist()) == {"above"}
+    assert set(again["output"].to_pylist()) == {"size"}
+    assert set(again["direction"].to_pylist()) == {"above"}
 
 
 def test_no_dense_box_writes_an_empty_table(tmp_path, capsys):
@@ -223,6 +225,10 @@ def test_no_dense_box_writes_an_empty_table(tmp_path, capsys):
     (["--run-id", "variants", "--below", "0.5"], "has no design rows"),
     (["--run-id", "crashed", "--below", "0.5"], "no complete run 'crashed'"),
     (["--run-id", "running", "--below", "0.5"], "no complete run 'running'"),
+    (["--run-id", "dup", "--below", "0.5"], "gives an input twice for one row"),
+    (["--run-id", "gap", "--below", "0.5"], "lacks a value for some row and input"),
+    (["--run-id", "partial", "--below", "0.5"],
+     "has no success mean for 1 design row(s), first row-000001"),
     (["--run-id", "s1", "--output", "p_member", "--below", "0.5"], "unknown output 'p_member'"),
     (["--run-id", "s1"], "exactly one of --below or --above"),
     (["--run-id", "s1", "--below", "0.5", "--above", "0.2"], "exactly one of --below or --above"),
@@ -244,6 +250,19 @@ def test_refusals_are_one_line_exit_2(study, argv, message, capsys):
                                         "row": [-1], "input": [BUDGET], "value": [900.0]}),
                     "runs": pa.table({"run_id": ["variants"], "status": ["complete"]})}
         RunDirectory(out, "variants").publish(variants)
+        broken = {"dup": ([0, 0, 1], [BUDGET, BUDGET, BUDGET], [0, 1]),
+                  "gap": ([0, 1, 1], [BUDGET, BUDGET, TIE], [0, 1]),
+                  "partial": ([0, 1], [BUDGET, BUDGET], [0])}
+        for run_id, (rows, paths, with_mean) in broken.items():
+            RunDirectory(out, run_id).publish({
+                "design": pa.table({"run_id": [run_id] * len(rows),
+                                    "scenario_id": [f"row-{r:06d}" for r in rows], "row": rows,
+                                    "input": paths, "value": [900.0] * len(rows)}),
+                "summary": pa.table({"run_id": [run_id] * len(with_mean),
+                                     "scenario_id": [f"row-{r:06d}" for r in with_mean],
+                                     "metric": ["success"] * len(with_mean),
+                                     "mean": [0.1] * len(with_mean)}),
+                "runs": pa.table({"run_id": [run_id], "status": ["complete"]})})
     before = sorted((p, p.stat().st_mtime_ns) for p in out.glob("discovery/*/*"))
     assert main(["discover", "--out", str(out), *argv]) == 2
     captured = capsys.readouterr()

@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                    "computed")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     _output_parsers(sub)
+    _discover_parser(sub)
     return p
 
 
@@ -74,6 +75,32 @@ def _output_parsers(sub) -> None:
     sh = sub.add_parser("show", help="print the latest runs and a run's key figures")
     sh.add_argument("--out", default="forecasts", help=where)
     sh.add_argument("--run-id", help="the run (default: the latest complete run)")
+
+
+
+def _discover_parser(sub) -> None:
+    from engine import discovery as d
+
+    s = sub.add_parser("discover", help="find the input ranges of a study where an output falls "
+                       "below/above a threshold (PRIM; needs pivotal[discover])")
+    s.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
+    s.add_argument("--run-id", required=True, help="a complete study run")
+    s.add_argument("--output", default="success", help="the scenario mean to classify: "
+                   f"{', '.join(d.OUTPUTS)} (default success)")
+    s.add_argument("--below", type=float, help="rows whose mean is below this are the cases")
+    s.add_argument("--above", type=float, help="rows whose mean is above this are the cases")
+    s.add_argument("--density", type=float, default=d.DEFAULT_MIN_DENSITY,
+                   help=f"least density of a box (default {d.DEFAULT_MIN_DENSITY})")
+    s.add_argument("--mass-min", type=float, default=d.DEFAULT_MASS_MIN,
+                   help=f"least share of rows in a box (default {d.DEFAULT_MASS_MIN})")
+    s.add_argument("--peel-alpha", type=float, default=d.DEFAULT_ALPHA,
+                   help=f"share peeled per step (default {d.DEFAULT_ALPHA})")
+    s.add_argument("--paste-alpha", type=float, default=d.DEFAULT_ALPHA,
+                   help=f"share pasted per step (default {d.DEFAULT_ALPHA})")
+    s.add_argument("--max-qp", type=float, default=d.DEFAULT_MAX_QP, help="drop a restriction "
+                   f"whose quasi-p value is above this (default {d.DEFAULT_MAX_QP}; 1 keeps all)")
+    s.add_argument("--boxes", type=int, default=d.DEFAULT_BOXES,
+                   help=f"most boxes to find (default {d.DEFAULT_BOXES})")
 
 
 def main(argv=None) -> int:
@@ -100,6 +127,8 @@ def _main(argv) -> int:
             return 0
         if args.command in ("catalog", "report", "show"):
             return _read_outputs(args)
+        if args.command == "discover":
+            return _discover(args)
         return _run(args)
     except ScenarioError as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -179,6 +208,23 @@ def _interrupted_state(store) -> str:
         return (f"interrupted; {len(store.finished_chunks())} finished chunk(s) of run {store.run_id} "
                 f"are kept: finish it with the same command and --resume --run-id {store.run_id}")
     return f"interrupted before run {store.run_id} started; nothing was written"
+
+
+def _discover(args) -> int:
+    from engine.discovery import DiscoveryError, discover, publish_discovery
+
+    try:
+        found = discover(args.out, args.run_id, args.output, below=args.below, above=args.above,
+                         min_density=args.density, mass_min=args.mass_min,
+                         peel_alpha=args.peel_alpha, paste_alpha=args.paste_alpha,
+                         max_qp=args.max_qp, max_boxes=args.boxes)
+    except DiscoveryError as exc:
+        print(f"pivotal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    path = publish_discovery(args.out, found)
+    print(found.text())
+    print(f"written {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import sys
 from engine import __version__
 from engine.signals import exit_code, handle_signals, received
 
-EXIT_USAGE = 2  # bad input or arguments; 1: a chunk failed; 130/143: Ctrl-C/SIGTERM (engine.signals)
+EXIT_USAGE = 2        # bad input or arguments; 1: a chunk failed; 130/143: Ctrl-C/SIGTERM
+EXIT_ENVIRONMENT = 3  # the file system failed (full, read-only, not a directory, ...)
 
 
 def count(text: str) -> int:
@@ -184,9 +185,9 @@ def _run(args) -> int:
         print(f"pivotal: run failed: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"pivotal: error: {exc} (finished chunks, if any, are kept: rerun with --resume)",
+        print(f"pivotal: {_environment_error(exc, run_id and run_directory(args.out, run_id))}",
               file=sys.stderr)
-        return 1
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         state = _interrupted_state(run_directory(args.out, run_id)) if run_id else "interrupted"
         print(f"pivotal: {state}", file=sys.stderr)
@@ -198,6 +199,18 @@ def _announce(run_id: str) -> None:
     """The first line of a run, before any work: the id to --resume with, whatever happens next."""
     print(run_id, flush=True)
     print(f"pivotal: run {run_id}", file=sys.stderr, flush=True)
+
+
+def _environment_error(exc: OSError, store) -> str:
+    """One line for a file-system failure: the path, the cause, and whether --resume can finish."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    cause = exc.strerror or str(exc)
+    if store and store.staging.exists():
+        then = (f"{len(store.finished_chunks())} finished chunk(s) are kept: fix it and finish with "
+                f"--resume --run-id {store.run_id}")
+    else:
+        then = "nothing was claimed: fix it and run again"
+    return f"error: {where}{cause}; {then}"
 
 
 def _interrupted_state(store) -> str:

@@ -57,6 +57,15 @@ def latest_interrupted_run(out) -> str:
     return staged[-1].parent.name.removeprefix("run_id=")
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class RunDirectory:
     """One run's place in a forecast directory."""
 
@@ -105,7 +114,17 @@ class RunDirectory:
         return self.chunks / f"{position:08d}.npz"
 
     def finished_chunks(self) -> set[int]:
-        return {int(p.stem) for p in self.chunks.glob("*.npz")} if self.chunks.exists() else set()
+        """Positions of the chunks checkpointed so far. A checkpoint that cannot be read (a disk
+        that filled up or failed under it) is removed, so its chunk is computed again."""
+        done = set()
+        for path in sorted(self.chunks.glob("*.npz")) if self.chunks.exists() else ():
+            try:
+                Aggregate.load(path)
+            except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
+                path.unlink()
+                continue
+            done.add(int(path.stem))
+        return done
 
     def save_chunk(self, position: int, aggregate: Aggregate) -> None:
         aggregate.save(self.checkpoint_path(position))
@@ -122,12 +141,15 @@ class RunDirectory:
             part = staged / name / "part-0.parquet"
             part.parent.mkdir(parents=True)
             pq.write_table(finalize(table), part, compression="snappy")
+            _fsync(part)  # on disk before it can be seen (a power loss leaves all or nothing)
+            _fsync(part.parent)
         for name in sorted(tables, key=lambda t: t == "runs"):
             target = self.published(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # left by a crash during an earlier publish of this run
                 shutil.rmtree(target)
             os.replace(staged / name, target)
+            _fsync(target.parent)  # the rename is durable before the next table (and `runs` last)
         shutil.rmtree(self.staging)
 
 

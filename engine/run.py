@@ -5,6 +5,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,9 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
            f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
     executor = _executor_name(executor, workers, cores, ray_address)
     run_id = run_id or new_run_id()
-    _check(run_id and "/" not in run_id and run_id not in (".", ".."),
-           f"--run-id must be a plain name (got {run_id!r})")
+    _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", run_id),
+           f"--run-id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
+           f"digit (got {run_id[:40]!r}{'...' if len(run_id) > 40 else ''})")
     plan = {"engine_version": __version__, "kernels": SOURCE_DIGEST, "seed": seed, "episodes": episodes,
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.content_sha256()] for s in items]}

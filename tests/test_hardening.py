@@ -197,3 +197,95 @@ def test_local_ray_workers_are_bounded_like_local_threads(tmp_path):
     done = cli("run", TUTORIAL, "--executor", "ray", "--workers", "10000", "--out", tmp_path)
     assert done.returncode == 2 and "--workers must be <=" in done.stderr
     assert "Traceback" not in done.stderr and not any(tmp_path.iterdir())
+
+
+# --- the file system: one line, exit 3, and --resume when it can finish ------------------------
+
+def test_out_that_is_a_file_or_read_only_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    done = cli("run", TUTORIAL, "--episodes", "100", "--out", tmp_path / "file")
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+    assert "nothing was claimed" in done.stderr and str(tmp_path / "file") in done.stderr
+    if os.geteuid() != 0:  # root writes anywhere; the read-only case needs a plain user
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        done = cli("run", TUTORIAL, "--episodes", "100", "--out", ro)
+        assert done.returncode == 3 and "Permission denied" in done.stderr
+
+
+def test_long_or_odd_run_ids_are_refused(tmp_path):
+    for bad in ("x" * 241, "a b", "../up", ".hidden"):
+        done = cli("run", TUTORIAL, "--episodes", "100", "--out", tmp_path, "--run-id", bad)
+        assert done.returncode == 2 and "--run-id must be" in done.stderr and len(done.stderr) < 300
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_run_resumable(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from engine import cli as cli_module
+    from engine.output import RunDirectory
+
+    original, saved = RunDirectory.save_chunk, []
+
+    def fill_up(self, position, aggregate):
+        if len(saved) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.checkpoint_path(position)))
+        saved.append(position)
+        original(self, position, aggregate)
+    monkeypatch.setattr(RunDirectory, "save_chunk", fill_up)
+    args = ["run", str(TUTORIAL), "--episodes", "10000", "--chunk-size", "1000", "--out", str(tmp_path),
+            "--run-id", "full", "--quiet", "--workers", "1"]
+    assert cli_module.main(args) == 3
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "--resume --run-id full" in err
+    assert "2 finished chunk(s)" in err
+    monkeypatch.setattr(RunDirectory, "save_chunk", original)
+    assert cli_module.main(args + ["--resume"]) == 0
+    clean = pivotal.forecast(TUTORIAL, episodes=10000, chunk_size=1000, progress=False).tables
+    published = pl.read_parquet(tmp_path / "summary" / "run_id=full" / "part-0.parquet")
+    assert_frame_equal(published.drop("run_id"), clean["summary"].drop("run_id"))
+
+
+def test_a_truncated_checkpoint_is_computed_again(tmp_path):
+    store = tmp_path / "out"
+    import engine.run as run_module
+    with pytest.MonkeyPatch.context() as m:
+        original = run_module.RunDirectory.save_chunk
+
+        def save_then_stop(self, position, aggregate):
+            original(self, position, aggregate)
+            if position == 2:
+                raise KeyboardInterrupt
+        m.setattr(run_module.RunDirectory, "save_chunk", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, out=store, run_id="t",
+                             workers=1, progress=False)
+    checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))
+    assert len(checkpoints) == 3
+    checkpoints[1].write_bytes(checkpoints[1].read_bytes()[:100])  # a disk that filled up under it
+    done = pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, out=store, run_id="t",
+                            resume=True, progress=False)
+    assert done.computed == 4000  # chunks 1, 3, 4, 5
+    clean = pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, progress=False).tables
+    assert_frame_equal(done.tables["summary"].drop("run_id"), clean["summary"].drop("run_id"))
+
+
+def test_publish_flushes_every_file_and_rename_before_the_runs_table(tmp_path, monkeypatch):
+    import engine.output as output
+    events = []
+    original_fsync, original_replace = output._fsync, os.replace
+    monkeypatch.setattr(output, "_fsync", lambda p: (events.append(("fsync", Path(p))), original_fsync(p)))
+    monkeypatch.setattr(output.os, "replace",
+                        lambda a, b: (events.append(("rename", Path(b))), original_replace(a, b)))
+    pivotal.forecast(TUTORIAL, episodes=500, out=tmp_path, run_id="f", progress=False)
+    renames = [p for kind, p in events if kind == "rename" and p.name == "run_id=f"]
+    assert renames[-1].parent.name == "runs" and len(renames) >= 8
+    first_rename = next(i for i, (kind, p) in enumerate(events) if kind == "rename" and p.name == "run_id=f")
+    synced = {p for kind, p in events[:first_rename] if kind == "fsync"}
+    for path in (tmp_path / "_staging").glob("**/part-0.parquet"):
+        raise AssertionError(f"staging left behind: {path}")
+    assert sum(p.name == "part-0.parquet" for p in synced) == len(renames)
+    for i, (kind, p) in enumerate(events):
+        if kind == "rename" and p.name == "run_id=f":
+            assert events[i + 1] == ("fsync", p.parent), "each rename is flushed before the next"

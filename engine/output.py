@@ -18,6 +18,7 @@ checkpoints stay on local disk (engine/storage.py: checkpoint_root).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -57,6 +58,9 @@ def latest_interrupted_run(out) -> str:
     return staged[-1].parent.name.removeprefix("run_id=")
 
 
+_LOCKS: dict[str, int] = {}  # run-id lock files this process holds, and their descriptors
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's data, or a directory's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -85,8 +89,38 @@ class RunDirectory:
     def any_published(self) -> bool:
         return any(self.published(t).exists() for t in TABLES)
 
+    def lock(self) -> None:
+        """Take this run id's lock for the rest of the run: an exclusive `flock` on a file beside
+        its staging directory, which the OS releases when the process ends, even by SIGKILL. A
+        second process writing the same id at the same time is refused."""
+        path = str(self.staging.with_name(f"{self.staging.name}.lock"))
+        if path in _LOCKS:  # this process holds it (a notebook resuming after an error)
+            return
+        self.staging.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunExistsError(f"run id {self.run_id!r} is being written by another pivotal process "
+                                 f"in {self.where}; wait for it to finish, or choose another --run-id") from None
+        _LOCKS[path] = fd
+
+    def unlock(self) -> None:
+        fd = _LOCKS.pop(str(self.staging.with_name(f"{self.staging.name}.lock")), None)
+        if fd is not None:
+            os.close(fd)
+
     def prepare(self, plan: dict, resume: bool) -> None:
-        """Claim the run id (fresh run) or check the staged plan matches (resume)."""
+        """Lock the run id, then claim it (fresh run) or check the staged plan matches (resume)."""
+        self.lock()
+        try:
+            self._claim(plan, resume)
+        except BaseException:
+            self.unlock()
+            raise
+
+    def _claim(self, plan: dict, resume: bool) -> None:
         if self.is_complete():
             shutil.rmtree(self.staging, ignore_errors=True)  # left if a crash hit the last step
             raise RunExistsError(f"run id {self.run_id!r} is already complete in {self.where}; "
@@ -151,6 +185,7 @@ class RunDirectory:
             os.replace(staged / name, target)
             _fsync(target.parent)  # the rename is durable before the next table (and `runs` last)
         shutil.rmtree(self.staging)
+        self.unlock()
 
 
 class ObjectRunDirectory(RunDirectory):
@@ -182,3 +217,4 @@ class ObjectRunDirectory(RunDirectory):
             pq.write_table(finalize(tables[name]), self.location.part(name, self.run_id),
                            filesystem=self.location.fs, compression="snappy")
         shutil.rmtree(self.staging)
+        self.unlock()

@@ -289,3 +289,48 @@ def test_publish_flushes_every_file_and_rename_before_the_runs_table(tmp_path, m
     for i, (kind, p) in enumerate(events):
         if kind == "rename" and p.name == "run_id=f":
             assert events[i + 1] == ("fsync", p.parent), "each rename is flushed before the next"
+
+
+# --- one writer per run id ---------------------------------------------------------------------
+
+def _race(tmp_path, extra=()):
+    """Start two runs of the same id at the same moment (a barrier file both wait for)."""
+    barrier = tmp_path / "go"
+    code = ("import sys, time, pathlib; b = pathlib.Path(sys.argv[1])\n"
+            "while not b.exists(): time.sleep(0.001)\n"
+            "from engine.cli import main; sys.exit(main(sys.argv[2:]))")
+    args = ["run", str(BENCH_120), "--episodes", "20000", "--chunk-size", "2000", "--out",
+            str(tmp_path / "out"), "--run-id", "same", "--quiet", *extra]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(barrier), *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(3)  # both waiting at the barrier, engine imported
+    barrier.write_text("go")
+    return [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+
+
+def test_two_writers_of_one_run_id_one_wins_one_is_refused(tmp_path):
+    results = sorted(_race(tmp_path))
+    assert [code for code, _ in results] == [0, 2], results
+    assert "Traceback" not in results[1][1] and "run id 'same'" in results[1][1]
+    staging = tmp_path / "out" / "_staging"
+    assert not [p for p in staging.iterdir() if p.name.startswith(".")]  # nothing half-built left
+    assert (tmp_path / "out" / "runs" / "run_id=same").exists()
+
+
+def test_two_resumes_of_one_run_id_do_not_collide(tmp_path):
+    import engine.run as run_module
+    with pytest.MonkeyPatch.context() as m:
+        original = run_module.RunDirectory.save_chunk
+
+        def save_then_stop(self, position, aggregate):
+            original(self, position, aggregate)
+            raise KeyboardInterrupt
+        m.setattr(run_module.RunDirectory, "save_chunk", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            pivotal.forecast(BENCH_120, episodes=20000, chunk_size=2000, out=tmp_path / "out",
+                             run_id="same", progress=False)
+    run_module.RunDirectory(tmp_path / "out", "same").unlock()  # as if this process had ended
+    results = sorted(_race(tmp_path, ["--resume"]))
+    assert [code for code, _ in results] == [0, 2], results
+    assert all("Traceback" not in err for _, err in results)
+    assert "being written by another pivotal process" in results[1][1] or "complete" in results[1][1]

@@ -49,6 +49,17 @@ def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None, th
     return Aggregate.from_slices(chunk.episodes, list(slices))
 
 
+def kernels_cached() -> bool:
+    """Whether the chunk kernel is in this machine's Numba cache (else the first chunk compiles
+    it, which takes 10-30 s). Reads Numba's cache index path; True when that cannot be told."""
+    from kernels.chunk import simulate_chunk
+
+    try:
+        return os.path.exists(simulate_chunk._cache._cache_file._index_path)
+    except AttributeError:  # another Numba version: say nothing rather than something wrong
+        return True
+
+
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

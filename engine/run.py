@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from engine import __version__
 from engine.aggregate import Aggregate
-from engine.executors import ChunkError, Job, LocalExecutor, available_cores
+from engine.executors import ChunkError, Job, LocalExecutor, available_cores, kernels_cached
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.output import RunDirectory, run_directory
 from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
@@ -96,9 +97,9 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.content_sha256()] for s in items]}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
-    runner = _executor(executor, workers, cores, ray_address)  # connects first: fails before the id is claimed
     if announce is not None:
-        announce(run_id)
+        announce(run_id)  # before Ray, whose workers may print
+    runner = _executor(executor, workers, cores, ray_address)  # connects first: fails before the id is claimed
     store = None
     if out is not None:
         store = run_directory(out, run_id)
@@ -107,6 +108,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
               tuple(outcome_ranges(s) for s in items))
     chunks = plan_chunks(len(items), episodes, chunk_size)
+    if progress is not False and not kernels_cached():
+        print("compiling kernels (first run only)...", file=sys.stderr, flush=True)
     try:
         merged, computed = _simulate(job, chunks, runner, store, len(items), progress)
     except ChunkError as exc:

@@ -334,3 +334,16 @@ def test_two_resumes_of_one_run_id_do_not_collide(tmp_path):
     assert [code for code, _ in results] == [0, 2], results
     assert all("Traceback" not in err for _, err in results)
     assert "being written by another pivotal process" in results[1][1] or "complete" in results[1][1]
+
+
+def test_a_compile_is_announced_and_the_cache_is_found(monkeypatch, capsys):
+    import engine.run as run_module
+    from engine.executors import kernels_cached
+
+    pivotal.forecast(TUTORIAL, episodes=100, progress=False)
+    assert kernels_cached()  # Numba's cache index is where we look (fails if Numba moves it)
+    monkeypatch.setattr(run_module, "kernels_cached", lambda: False)
+    pivotal.forecast(TUTORIAL, episodes=100)
+    assert "compiling kernels (first run only)..." in capsys.readouterr().err
+    pivotal.forecast(TUTORIAL, episodes=100, progress=False)
+    assert "compiling" not in capsys.readouterr().err

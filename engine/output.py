@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from engine.aggregate import Aggregate
 
 TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
-          "time_to_success", "candidates", "episodes", "runs")
+          "time_to_success", "candidates", "episodes", "backtests", "backtest_states", "runs")
 
 
 class RunExistsError(RuntimeError):

@@ -59,7 +59,8 @@ def _check(condition, message):
 def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
              out=None, run_id: str | None = None, workers: int | None = None,
              chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
-             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None) -> Forecast:
+             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None,
+             extra_tables=None) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
@@ -67,6 +68,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     chunk is checkpointed there (so `resume=True` can finish a crashed run);
     without it nothing is written. `executor` is "local" (kernel threads in this
     process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
+    `extra_tables(run_id, tables)`, if given, returns more arrow tables (e.g. the
+    backtests) computed from the run's tables; they are published with them.
     """
     started = dt.datetime.now(dt.timezone.utc)
     items = [s if isinstance(s, Scenario) else load_scenario(s) for s in
@@ -122,6 +125,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         "executor": runner.name, "workers": runner.workers, "chunk_size": chunk_size,
         "keep_episodes": keep_episodes,
     }], schema=RUNS_SCHEMA)
+    if extra_tables is not None:
+        arrow.update(extra_tables(run_id, arrow))
     if store is not None:
         store.publish(arrow)
     return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()},

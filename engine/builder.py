@@ -61,6 +61,7 @@ class BuilderParams:
     pref_igo: float = 1.0
     pref_log_distance: float = -0.3
     pref_major: float = 0.5
+    pref_log_milper: float = 0.3
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
@@ -264,14 +265,16 @@ def covariates(inp: Inputs) -> dict[str, np.ndarray]:
     """The preference covariates of every candidate (docs/SCENARIOS.md)."""
     return {"ally_pivot": np.maximum(inp.pledges["defense"], inp.pledges["offense"]),
             "ally_target": inp.ally_target, "igo": inp.igo_cosine,
-            "log_distance": np.log1p(inp.distance_km / 1000.0), "major": inp.major}
+            "log_distance": np.log1p(inp.distance_km / 1000.0), "major": inp.major,
+            "log_milper": np.log1p(np.nan_to_num(inp.milper, nan=0.0))}
 
 
 def preference_mean(prm: BuilderParams, inp: Inputs) -> np.ndarray:
     x = covariates(inp)
     return (prm.pref_intercept + prm.pref_ally_pivot * x["ally_pivot"]
             + prm.pref_ally_target * x["ally_target"] + prm.pref_igo * x["igo"]
-            + prm.pref_log_distance * x["log_distance"] + prm.pref_major * x["major"])
+            + prm.pref_log_distance * x["log_distance"] + prm.pref_major * x["major"]
+            + prm.pref_log_milper * x["log_milper"])
 
 
 def capacities(prm: BuilderParams, inp: Inputs) -> np.ndarray:
@@ -399,7 +402,8 @@ def render(doc: dict, inp: Inputs, prm: BuilderParams, command: str = "", given=
         f"#   tie mean   = min({prm.tie_max}, {prm.tie_base} + index); concentration {prm.tie_concentration}",
         f"#   preference = {prm.pref_intercept} + {prm.pref_ally_pivot}*ally_pivot + "
         f"{prm.pref_ally_target}*ally_target + {prm.pref_igo}*igo_cosine + "
-        f"{prm.pref_log_distance}*ln(1 + km/1000) + {prm.pref_major}*major; sd {prm.pref_sd}",
+        f"{prm.pref_log_distance}*ln(1 + km/1000) + {prm.pref_major}*major + "
+        f"{prm.pref_log_milper}*ln(1 + milper); sd {prm.pref_sd}",
         "#   payment unit = one preference sd; capacity unit = troops",
     ]
     for n in inp.notes:
@@ -418,32 +422,29 @@ def render(doc: dict, inp: Inputs, prm: BuilderParams, command: str = "", given=
         lines.append(f"{key} = {_toml(doc[key])}" + (f"  # {comment}" if comment else ""))
     lines.append("sources = [")
     lines += [f"  {_toml(s)}," for s in doc["sources"]]
-    lines += ["]", "", "[parameters]"]
-    lines += [f"{k} = {_toml(v)}" for k, v in doc["parameters"].items()]
-    lines += ["", f"# {len(doc['candidates'])} candidates: COW states in the system in {inp.year} "
-              f"minus pivot {inp.pivot.abb} and target {inp.target.abb}; distances to the capital of "
-              f"{inp.theater.abb}"]
+    lines += ["]", "", f"# {len(doc['candidates'])} candidates: COW states in the system in {inp.year} minus "
+              f"pivot {inp.pivot.abb} and target {inp.target.abb}; distances to the capital of "
+              f"{inp.theater.abb}. Above each: ccode, NMC milper (thousands), the preference covariates "
+              "and the tie index with its parts.", "candidates = ["]
     for k, c in enumerate(doc["candidates"]):
         mil = inp.milper[k]
         pledged = [name for name in cow.ATOP_PLEDGES if inp.pledges[name][k]]
         lines += [
-            "",
-            "[[candidates]]",
-            f"id = {_toml(c['id'])}  # ccode {inp.candidates[k].ccode}",
-            f"name = {_toml(c['name'])}",
-            f"capacity = {_toml(c['capacity'])}  # milper "
-            + ("missing in NMC: 0" if np.isnan(mil) else f"{mil:g}k"),
-            f"preference = {_toml(c['preference'])}  # ally_pivot {x['ally_pivot'][k]:g}, ally_target "
-            f"{x['ally_target'][k]:g}, igo {x['igo'][k]:.3f}, {inp.distance_km[k]:,.0f} km, major "
-            f"{x['major'][k]:g}",
-            f"tie = {_toml(c['tie'])}  # index {idx[k]:.3f}: ATOP {'+'.join(pledged) or 'none'}, "
-            f"igo {inp.igo_cosine[k]:.3f}, contiguity {inp.contiguity[k]:g}",
+            f"  # {c['id']} {inp.candidates[k].ccode}: milper "
+            + ("missing (capacity 0)" if np.isnan(mil) else f"{mil:g}k")
+            + f"; ally_pivot {x['ally_pivot'][k]:g}, ally_target {x['ally_target'][k]:g}, igo "
+            f"{x['igo'][k]:.3f}, {inp.distance_km[k]:,.0f} km, major {x['major'][k]:g}; index {idx[k]:.3f} "
+            f"(ATOP {'+'.join(pledged) or 'none'}, contiguity {inp.contiguity[k]:g})",
+            f"  {_toml(c)},",
         ]
+    lines.append("]")
     if doc["ties"]:
-        lines += ["", f"# candidate-to-candidate ties: each state's strongest {prm.peer_k} by index"]
-        for t in doc["ties"]:
-            lines += ["", "[[ties]]", f"a = {_toml(t['a'])}", f"b = {_toml(t['b'])}",
-                      f"mean = {_toml(t['mean'])}", f"concentration = {_toml(t['concentration'])}"]
+        lines += ["", f"# candidate-to-candidate ties: each state's strongest {prm.peer_k} by index",
+                  "ties = ["]
+        lines += [f"  {_toml(t)}," for t in doc["ties"]]
+        lines.append("]")
+    lines += ["", "[parameters]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in doc["parameters"].items()]
     if doc["institutions"]:
         lines += ["", f"# institutions: the pivot's political IGOs (COW IGO {inp.years['igo']}) with at "
                   f"least {prm.institution_min_members} candidate members, most exclusive first"]

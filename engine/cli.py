@@ -179,6 +179,7 @@ def _fit(args, prepared, prm) -> int:
     episodes = args.episodes or backtest.FIT_EPISODES
     if args.max_evals < 1:
         raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
+    prm = prm.replace(**backtest.FIT_START)  # every fit starts from the documented prior
     result = backtest.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals)
     print(f"fit on {len(prepared)} case(s), {result.evaluations} evaluations of {episodes:,} episodes per "
           f"case: mean log-likelihood {result.start_ll:.4f} (start) -> {result.fitted_ll:.4f} (fitted)")

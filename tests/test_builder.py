@@ -78,12 +78,12 @@ def test_distance_enters_the_preference_with_the_documented_sign():
 
 def test_preference_is_the_documented_linear_prior():
     prm = BuilderParams(pref_intercept=-2.0, pref_ally_pivot=1.5, pref_ally_target=-0.7, pref_igo=0.9,
-                        pref_log_distance=-0.25, pref_major=0.6)
+                        pref_log_distance=-0.25, pref_major=0.6, pref_log_milper=0.2)
     inp, doc, _ = built(prm=prm)
     x = builder.covariates(inp)
     for k, c in enumerate(doc["candidates"]):
         want = (-2.0 + 1.5 * x["ally_pivot"][k] - 0.7 * x["ally_target"][k] + 0.9 * x["igo"][k]
-                - 0.25 * x["log_distance"][k] + 0.6 * x["major"][k])
+                - 0.25 * x["log_distance"][k] + 0.6 * x["major"][k] + 0.2 * math.log1p(100.0))
         assert c["preference"]["mean"] == pytest.approx(want, abs=1e-3)
         assert c["preference"]["sd"] == prm.pref_sd
 

@@ -55,18 +55,18 @@ class BuilderParams:
     venue_day: float = -1.0               # < 0: no venue events
     venue_bonus: float = 0.0
     # preference mean (units of the preference sd) = linear prior in the covariates
-    pref_intercept: float = -1.5
-    pref_ally_pivot: float = 1.0
-    pref_ally_target: float = -1.0
-    pref_igo: float = 1.0
-    pref_log_distance: float = -0.3
-    pref_major: float = 0.5
-    pref_log_milper: float = 0.3
+    pref_intercept: float = -3.075638
+    pref_ally_pivot: float = 1.453167
+    pref_ally_target: float = 2.054748
+    pref_igo: float = 1.962597
+    pref_log_distance: float = -0.809753
+    pref_major: float = 1.237148
+    pref_log_milper: float = 0.094839
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
     requirement_share: float = 0.5        # requirement = share x sum of candidates' mode capacity
-    budget: float = 5.0
+    budget: float = 0.116404
     min_partners: int = 0
     # behavioural parameters written to [parameters]
     info_noise: float = 1.0
@@ -456,11 +456,11 @@ def render(doc: dict, inp: Inputs, prm: BuilderParams, command: str = "", given=
 
 
 def build_file(data, pivot, year, target, *, theater=None, candidates="all", prm=None, requirement=None,
-               deadline_days=None, budget=None, command="") -> tuple[str, dict, Inputs]:
+               deadline_days=None, budget=None, name=None, command="") -> tuple[str, dict, Inputs]:
     """gather + compose + render: (TOML text, document, inputs)."""
     prm = prm or load_params()
     inp = gather(data, pivot, year, target, theater, candidates)
-    doc = compose(inp, prm, requirement=requirement, deadline_days=deadline_days, budget=budget)
+    doc = compose(inp, prm, requirement=requirement, deadline_days=deadline_days, budget=budget, name=name)
     given = {k for k, v in (("requirement", requirement), ("deadline_days", deadline_days),
                             ("budget", budget)) if v is not None}
     return render(doc, inp, prm, command, given), doc, inp

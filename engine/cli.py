@@ -59,6 +59,7 @@ def _data_parsers(sub) -> None:
     b.add_argument("--requirement", type=float, help="capacity needed (default: the builder's rule)")
     b.add_argument("--deadline-days", type=float, help="deadline (default: the builder's)")
     b.add_argument("--budget", type=float, help="budget in preference-sd units (default: the builder's)")
+    b.add_argument("--name", help="the scenario's name (default: pivot against target, year)")
     b.add_argument("-o", "--output", help="write here (default: standard output)")
     bt = sub.add_parser("backtest", help="score built scenarios against coalitions that formed")
     bt.add_argument("cases", nargs="+", metavar="CASE.toml")
@@ -135,11 +136,12 @@ def _scenario_build(args) -> int:
         f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in
         (("pivot", args.pivot), ("year", args.year), ("target", args.target), ("theater", args.theater),
          ("candidates", args.candidates), ("params", args.params), ("requirement", args.requirement),
-         ("deadline_days", args.deadline_days), ("budget", args.budget)) if v is not None)
+         ("deadline_days", args.deadline_days), ("budget", args.budget), ("name", args.name))
+        if v is not None)
     text, _, _ = builder.build_file(args.data or builder.DEFAULT_DATA, args.pivot, args.year, args.target,
                                     theater=args.theater, candidates=args.candidates, prm=prm,
                                     requirement=args.requirement, deadline_days=args.deadline_days,
-                                    budget=args.budget, command=command)
+                                    budget=args.budget, name=args.name, command=command)
     if args.output:
         from pathlib import Path
         Path(args.output).write_text(text)

@@ -205,6 +205,8 @@ def _fit(args, prepared, prm) -> int:
     for k, held in enumerate(prepared):
         others = prepared[:k] + prepared[k + 1:]
         loo = backtest.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals)
+        print(f"without {held.case.name}: " + ", ".join(
+            f"{n} {getattr(loo.params, n):.3f}" for n in backtest.FIT_NAMES), flush=True)
         res = backtest.run_backtests([held], loo.params, episodes=backtest.DEFAULT_EPISODES,
                                      seed=args.seed, progress=False, workers=args.workers)
         rows.append(res.tables["backtests"])

@@ -182,11 +182,10 @@ class Prepared:
 
 
 def prepare(case: Case) -> Prepared:
+    """Read the case's data and observed participants once (refusing what the data lack)."""
     try:
         inp = builder.gather(case.data, case.pivot, case.year, case.target, case.theater, case.candidates)
-    except CaseError:
-        raise
-    except DataError as exc:
+    except DataError as exc:  # names the flag; the message gets the case file in front
         raise CaseError(case.path, "build", str(exc)) from None
     joined_codes = participants(case)
     excluded = set()

@@ -4,7 +4,6 @@ import random
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine import builder, cow

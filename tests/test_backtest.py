@@ -139,14 +139,30 @@ def test_fit_improves_the_in_sample_log_likelihood(case_file):
         assert getattr(again, name) == pytest.approx(getattr(res.params, name), abs=1e-5)
 
 
-def test_cli_fit_writes_a_parameters_file(case_file, tmp_path, capsys):
+def test_cli_fit_writes_a_parameters_file_and_scores_leave_one_out(case_file, tmp_path, capsys):
+    (case_file.parent / "second_war.toml").write_text(CASE.replace("Fixture war", "Second war"))
     out = tmp_path / "fitted.toml"
-    assert main(["backtest", "--fit", str(case_file), "--episodes", "300", "--max-evals", "5",
-                 "--out", str(tmp_path / "fc"), "--params-out", str(out)]) == 0
-    assert "in-sample" in capsys.readouterr().out
-    builder.load_params(out)
-    text = out.read_text()
-    assert "[builder]" in text and "pref_major" in text
+    assert main(["backtest", "--fit", str(case_file), str(case_file.parent / "second_war.toml"),
+                 "--episodes", "300", "--max-evals", "5", "--out", str(tmp_path / "fc"),
+                 "--params-out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "in-sample" in printed and "leave-one-case-out" in printed
+    assert "without Fixture war:" in printed and "without Second war:" in printed
+    fitted = builder.load_params(out)
+    assert "[builder]" in out.read_text() and "# fitted" in out.read_text()
+    # `scenario build --params FILE` uses the fitted values
+    built = tmp_path / "s.toml"
+    assert main(["scenario", "build", "--pivot", "PIV", "--year", "2000", "--target", "TGT", "--data", str(FIX),
+                 "--params", str(out), "-o", str(built)]) == 0
+    assert f"preference = {fitted.pref_intercept}" in built.read_text()
+
+
+def test_data_flag_overrides_the_case_file(case_file, tmp_path, capsys):
+    case_file.write_text(CASE.replace('data = "cow"', 'data = "nowhere"'))
+    assert main(["backtest", str(case_file), "--episodes", "200", "--out", str(tmp_path / "a")]) == 2
+    assert "not a COW data directory" in capsys.readouterr().err
+    assert main(["backtest", str(case_file), "--episodes", "200", "--out", str(tmp_path / "b"),
+                 "--data", str(FIX)]) == 0
 
 
 @pytest.fixture(scope="module")

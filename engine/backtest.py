@@ -196,6 +196,8 @@ def prepare(case: Case) -> Prepared:
             raise CaseError(case.path, "observed.exclude", str(exc)) from None
     ccodes = np.array([s.ccode for s in inp.candidates])
     scored = ~np.isin(ccodes, list(excluded))
+    if not scored.any():
+        raise CaseError(case.path, "observed.exclude", "leaves no candidate to score")
     joined = np.isin(ccodes, list(joined_codes))
     return Prepared(case, inp, scored, joined)
 

@@ -51,7 +51,7 @@ class BuilderParams:
     # institutions: the pivot's political IGOs
     institution_max: int = 6
     institution_min_members: int = 3
-    broker_scale: float = 0.5             # broker = broker_scale * (1 - members / states in the IGO data)
+    broker_scale: float = 0.5             # broker = broker_scale * (1 - members / states in the system)
     venue_day: float = -1.0               # < 0: no venue events
     venue_bonus: float = 0.0
     # preference mean (units of the preference sd) = linear prior in the covariates

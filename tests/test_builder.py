@@ -227,3 +227,10 @@ def test_shipped_scenarios_are_valid():
     root = Path(__file__).resolve().parents[1] / "configs" / "scenarios"
     for f in root.glob("*.toml"):
         load_scenario(f)
+
+
+def test_every_named_parameter_is_documented_with_its_default():
+    import dataclasses
+    text = (Path(__file__).resolve().parents[1] / "docs" / "SCENARIOS.md").read_text()
+    for f in dataclasses.fields(BuilderParams):
+        assert f"| `{f.name}` | {getattr(BuilderParams(), f.name)}" in text, f.name

@@ -90,8 +90,11 @@ def _create_views(con, location: Location, tables: list[str]) -> None:
     for table in tables:
         columns = con.execute(f"DESCRIBE SELECT * FROM {raw(table)}").fetchall()
         floats = [name for name, kind, *_ in columns if kind in ("DOUBLE", "FLOAT")]
-        replace = (" REPLACE (" + ", ".join(f"if(isnan({_ident(c)}), NULL, {_ident(c)}) AS {_ident(c)}"
-                                             for c in floats) + ")") if floats else ""
+        # NaN (in files of schema version 1) as null. Not isnan(x): DuckDB folds it to false from
+        # the Parquet statistics, which leave NaN out; the text form is not folded.
+        replace = (" REPLACE (" + ", ".join(
+            f"if({_ident(c)}::VARCHAR IN ('nan', '-nan'), NULL, {_ident(c)}) AS {_ident(c)}"
+            for c in floats) + ")") if floats else ""
         complete = (" WHERE status = 'complete'" if table == "runs"
                     else " WHERE run_id IN (SELECT run_id FROM runs_complete)")
         con.execute(f"CREATE VIEW {_ident(table)} AS SELECT *{replace} FROM {raw(table)}{complete}")

@@ -32,8 +32,9 @@ from engine.aggregate import Aggregate
 from engine.schema import finalize
 from engine.storage import Location, StorageError, checkpoint_root, locate
 
-TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
-          "time_to_success", "candidates", "episodes", "runs")
+RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
+              "time_to_success", "candidates", "episodes", "runs")  # what every run writes
+TABLES = RUN_TABLES + ("backtests", "backtest_states")  # and what a run may write besides
 
 
 class RunExistsError(RuntimeError):

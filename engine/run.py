@@ -63,7 +63,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
              out=None, run_id: str | None = None, workers: int | None = None,
              chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
              keep_episodes: int = 0, resume: bool = False, progress: bool | None = None,
-             announce=None) -> Forecast:
+             announce=None, extra_tables=None) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
@@ -72,6 +72,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     without it nothing is written. `executor` is "local" (kernel threads in this
     process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
     `announce(run_id)` is called once the arguments are checked, before anything is claimed.
+    `extra_tables(run_id, tables)`, if given, returns more arrow tables (e.g. the
+    backtests) computed from the run's tables; they are published with them.
     """
     started = dt.datetime.now(dt.timezone.utc)
     items = [validate_scenario(s) if isinstance(s, Scenario) else load_scenario(s) for s in
@@ -132,6 +134,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         "executor": runner.name, "workers": runner.workers, "chunk_size": chunk_size,
         "keep_episodes": keep_episodes, "schema_version": SCHEMA_VERSION,
     }], schema=RUNS_SCHEMA)
+    if extra_tables is not None:
+        arrow.update(extra_tables(run_id, arrow))
     arrow = {name: finalize(table) for name, table in arrow.items()}
     if store is not None:
         store.publish(arrow)

@@ -67,7 +67,7 @@ def both(s3, tmp_path_factory):
 def test_a_run_on_object_storage_reads_back_identical_to_the_same_run_on_disk(both, s3):
     remote, local = both
     a, b = read_all(remote, "r1"), read_all(local, "r1")
-    assert sorted(a) == sorted(b) == sorted(engine.output.TABLES)
+    assert sorted(a) == sorted(b) == sorted(engine.output.RUN_TABLES)
     for name in a:
         assert a[name].schema == b[name].schema, name  # types and the schema-version metadata
         left, right = a[name], b[name]
@@ -122,7 +122,7 @@ def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3
     monkeypatch.setattr(engine.output.pq, "write_table",
                         lambda table, where, **kw: (written.append(where.split("/")[-3]), real(table, where, **kw)))
     resumed = pivotal.forecast(TUTORIAL, resume=True, **args)
-    assert written[-1] == "runs" and sorted(written) == sorted(engine.output.TABLES)
+    assert written[-1] == "runs" and sorted(written) == sorted(engine.output.RUN_TABLES)
     assert resumed.computed == 0  # every chunk came from the local checkpoints
     clean = pivotal.forecast(TUTORIAL, episodes=4000, chunk_size=1000, seed=5, progress=False)
     assert_frame_equal(pl.from_arrow(read_all(out, "x")["summary"]).drop("run_id"),

@@ -1,0 +1,206 @@
+"""`pivotal backtest`: case files, scores against hand computations, baselines, tables, fit."""
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import pivotal
+from engine import backtest, builder
+from engine.builder import BuilderParams
+from engine.cli import main
+
+HERE = Path(__file__).parent
+FIX = HERE / "fixtures" / "cow"
+REAL = HERE.resolve().parents[0] / ".." / "shared" / "data"
+needs_real = pytest.mark.skipif(not (REAL / "cow_states.csv").exists(), reason="../shared/data not present")
+
+CASE = """name = "Fixture war"
+data = "cow"
+
+[build]
+pivot = "PIV"
+year = 2000
+target = "TGT"
+deadline_days = 120
+
+[observed]
+file = "cow_war_participants.csv"
+warnum = 999
+side = 1
+"""
+
+
+@pytest.fixture
+def case_file(tmp_path):
+    (tmp_path / "cow").symlink_to(FIX.resolve())
+    f = tmp_path / "fixture_war.toml"
+    f.write_text(CASE)
+    return f
+
+
+def test_auc_brier_log_loss_match_hand_computation():
+    p, y = [0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]
+    # pairs (positive > negative): 0.35>0.1, 0.8>0.1, 0.8>0.4 = 3 of 4
+    assert backtest.auc(p, y) == pytest.approx(0.75)
+    assert backtest.brier(p, y) == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
+    want = -(math.log(0.9) + math.log(0.6) + math.log(0.35) + math.log(0.8)) / 4
+    assert backtest.log_loss(p, y, episodes=1000) == pytest.approx(want)
+    assert backtest.auc([0.5, 0.5], [1, 0]) == pytest.approx(0.5)  # ties count one half
+    assert backtest.auc([0.2, 0.9], [1, 0]) == 0.0
+    assert backtest.auc([0.2, 0.9], [1, 1]) is None
+    # a Monte Carlo probability of exactly 0 is clipped to 1/(2n)
+    assert backtest.log_loss([0.0], [1], episodes=500) == pytest.approx(math.log(1000))
+
+
+def test_case_file_paths_and_participants(case_file):
+    c = backtest.load_case(case_file)
+    assert c.data == (case_file.parent / "cow").resolve()
+    assert c.observed_file == c.data / "cow_war_participants.csv"
+    p = backtest.prepare(c)
+    assert [s.abb for s in p.inputs.candidates] == ["ALY", "NON", "FAR"]
+    assert list(p.joined) == [True, False, False] and p.scored.all()
+    # ./file is relative to the case file, and exclude removes a state from scoring
+    (case_file.parent / "mine.csv").write_text("warnum,ccode,side\n7,220,2\n7,900,2\n")
+    case_file.write_text(CASE.replace('"cow_war_participants.csv"', '"./mine.csv"')
+                         .replace("warnum = 999\nside = 1", 'warnum = 7\nside = 2\nexclude = ["FAR"]'))
+    p = backtest.prepare(backtest.load_case(case_file))
+    assert list(p.joined) == [False, True, True] and list(p.scored) == [True, True, False]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('name = "Fixture war"\n', ""), "name: required key is missing"),
+    (lambda t: t.replace("year = 2000", "year = 2000\nspeed = 3"), "build.speed: unknown key"),
+    (lambda t: t.replace("year = 2000", 'year = "2000"'), "build.year: must be an integer"),
+    (lambda t: t.replace("warnum = 999", "warnum = 998"), "no row of warnum 998, side 1"),
+    (lambda t: t.replace('"cow_war_participants.csv"', '"./none.csv"'), "observed.file: cannot read"),
+    (lambda t: t.replace('pivot = "PIV"', 'pivot = "XYZ"'), "--pivot XYZ: no such COW state"),
+    (lambda t: t.replace("[observed]", "[observed]\nexclude = [true]"), "observed.exclude"),
+    (lambda t: t.replace("deadline_days = 120", "deadline_days = 0"), "build.deadline_days: must be > 0"),
+])
+def test_bad_case_files_exit_2_with_one_line(case_file, capsys, edit, message):
+    case_file.write_text(edit(CASE))
+    assert main(["backtest", str(case_file), "--episodes", "100", "--out", str(case_file.parent / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(case_file) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_backtest_tables_published_with_the_run(case_file, tmp_path, capsys):
+    out = tmp_path / "fc"
+    assert main(["backtest", str(case_file), "--episodes", "2000", "--out", str(out), "--run-id", "r1"]) == 0
+    printed = capsys.readouterr().out
+    assert "participation threshold" in printed and "base_rate" in printed
+    bt = pl.read_parquet(out / "backtests" / "run_id=r1" / "part-0.parquet")
+    st = pl.read_parquet(out / "backtest_states" / "run_id=r1" / "part-0.parquet")
+    assert (out / "runs" / "run_id=r1").exists() and not (out / "_staging" / "run_id=r1").exists()
+    assert bt["model"].to_list() == ["pivotal", "no_ties", "capacity", "base_rate"]
+    assert set(bt["scored"]) == {3} and set(bt["participants"]) == {1}
+    cap = bt.filter(pl.col("model") == "capacity")
+    assert cap["brier"].null_count() == 1 and cap["log_loss"].null_count() == 1  # null, never NaN
+    assert not any(bt[c].is_nan().any() for c in ("auc", "brier", "log_loss"))
+    base = bt.filter(pl.col("model") == "base_rate").row(0, named=True)
+    assert base["auc"] == 0.5 and base["brier"] == pytest.approx(((2 / 3) ** 2 + 2 * (1 / 3) ** 2) / 3)
+    assert st.columns[:7] == ["run_id", "case", "state", "ccode", "participated", "p_member", "capacity_rank"] \
+        or {"run_id", "case", "state", "ccode", "participated", "p_member", "capacity_rank"} <= set(st.columns)
+    assert st["state"].to_list() == ["ALY", "NON", "FAR"]
+    assert st["capacity_rank"].to_list() == [1, 1, 1]  # equal milper: tied ranks
+    # the scores are those of the printed probabilities
+    y = st["participated"].to_numpy()
+    row = bt.filter(pl.col("model") == "pivotal").row(0, named=True)
+    assert row["brier"] == pytest.approx(backtest.brier(st["p_member"].to_numpy(), y))
+    assert row["auc"] == pytest.approx(backtest.auc(st["p_member"].to_numpy(), y))
+
+
+def test_no_ties_baseline_is_the_same_scenario_with_ties_off_and_same_seed(case_file):
+    prm = BuilderParams(budget=2.0)
+    p = backtest.prepare(backtest.load_case(case_file))
+    res = backtest.run_backtests([p], prm, episodes=3000, seed=5)
+    alone = pivotal.forecast(backtest.scenario(p, prm, ties=False), episodes=3000, seed=5, progress=False)
+    st = res.tables["backtest_states"]
+    assert np.array_equal(st["p_member_no_ties"].to_numpy(), alone.tables["candidates"]["p_member"].to_numpy())
+    off = backtest.scenario(p, prm, ties=False)
+    assert off.mechanisms == {**{k: True for k in off.mechanisms}, **backtest.TIES_OFF}
+
+
+def test_fit_improves_the_in_sample_log_likelihood(case_file):
+    p = backtest.prepare(backtest.load_case(case_file))
+    start = BuilderParams(pref_intercept=-3.0, pref_ally_pivot=0.0)  # the ally almost never joins
+    res = backtest.fit([p], start, episodes=400, max_evals=25)
+    assert res.fitted_ll > res.start_ll + 0.1
+    assert res.start_ll == pytest.approx(backtest.mean_log_likelihood([p], start, episodes=400))
+    assert res.fitted_ll == pytest.approx(backtest.mean_log_likelihood([p], res.params, episodes=400))
+    # the fitted values round-trip through a parameters file
+    f = case_file.parent / "fitted.toml"
+    f.write_text(backtest.params_text(res.params, "test"))
+    again = builder.load_params(f)
+    for name in backtest.FIT_NAMES:
+        assert getattr(again, name) == pytest.approx(getattr(res.params, name), abs=1e-5)
+
+
+def test_cli_fit_writes_a_parameters_file_and_scores_leave_one_out(case_file, tmp_path, capsys):
+    (case_file.parent / "second_war.toml").write_text(CASE.replace("Fixture war", "Second war"))
+    out = tmp_path / "fitted.toml"
+    assert main(["backtest", "--fit", str(case_file), str(case_file.parent / "second_war.toml"),
+                 "--episodes", "300", "--max-evals", "5", "--out", str(tmp_path / "fc"),
+                 "--params-out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "in-sample" in printed and "leave-one-case-out" in printed
+    assert "without Fixture war:" in printed and "without Second war:" in printed
+    fitted = builder.load_params(out)
+    assert "[builder]" in out.read_text() and "# fitted" in out.read_text()
+    # `scenario build --params FILE` uses the fitted values
+    built = tmp_path / "s.toml"
+    assert main(["scenario", "build", "--pivot", "PIV", "--year", "2000", "--target", "TGT", "--data", str(FIX),
+                 "--params", str(out), "-o", str(built)]) == 0
+    assert f"preference = {fitted.pref_intercept}" in built.read_text()
+
+
+def test_data_flag_overrides_the_case_file(case_file, tmp_path, capsys):
+    case_file.write_text(CASE.replace('data = "cow"', 'data = "nowhere"'))
+    assert main(["backtest", str(case_file), "--episodes", "200", "--out", str(tmp_path / "a")]) == 2
+    assert "not a COW data directory" in capsys.readouterr().err
+    assert main(["backtest", str(case_file), "--episodes", "200", "--out", str(tmp_path / "b"),
+                 "--data", str(FIX)]) == 0
+
+
+@pytest.fixture(scope="module")
+def shipped_and_korea():
+    cases = sorted((HERE.parent / "configs" / "backtests").glob("*.toml"))
+    korea = HERE / "fixtures" / "korea_1950" / "korean_war_1950.toml"
+    prepared = [backtest.prepare(backtest.load_case(f)) for f in [*cases, korea]]
+    res = backtest.run_backtests(prepared, builder.load_params(), episodes=4000)
+    return {(r["case"], r["model"]): r for r in res.tables["backtests"].iter_rows(named=True)}, prepared
+
+
+@needs_real
+def test_shipped_cases_run_and_beat_the_baselines_in_sample(shipped_and_korea):
+    rows, prepared = shipped_and_korea
+    assert len(rows) == 4 * len(prepared)
+    for p in prepared[:-1]:
+        r = {m: rows[(p.case.name, m)] for m in backtest.MODELS}
+        assert r["pivotal"]["auc"] >= 0.8 and r["pivotal"]["auc"] > r["capacity"]["auc"], p.case.name
+    mean = lambda m: np.mean([rows[(p.case.name, m)]["log_loss"] for p in prepared[:-1]])  # noqa: E731
+    assert mean("pivotal") < mean("base_rate")  # on average (not in every case: Iraq 2003)
+
+
+@needs_real
+def test_a_case_outside_the_data_with_its_own_participants_is_built_and_scored(shipped_and_korea):
+    rows, prepared = shipped_and_korea
+    korea = prepared[-1]
+    assert korea.case.observed_file == HERE / "fixtures" / "korea_1950" / "./participants.csv"
+    assert (korea.joined & korea.scored).sum() == 12 and korea.scored.sum() == len(korea.scored) - 1  # ROK out
+    r = rows[("Korean War, 1950", "pivotal")]
+    assert r["scored"] == korea.scored.sum() and r["auc"] > 0.6
+
+
+@needs_real
+@pytest.mark.xfail(strict=True, reason="known shortfall (docs/BACKTESTS.md): in 1950 the US allies "
+                   "(Rio Pact) stayed out while non-allies (TUR, GRC, ETH, THI, PHI) fought; the "
+                   "builder calibrated on the five shipped wars ranks the Korean War coalition at "
+                   "AUC ~0.66, below the capacity ranking's 0.70")
+def test_korean_war_acceptance_auc(shipped_and_korea):
+    rows, _ = shipped_and_korea
+    pivotal_auc = rows[("Korean War, 1950", "pivotal")]["auc"]
+    assert pivotal_auc >= 0.7 and pivotal_auc > rows[("Korean War, 1950", "capacity")]["auc"]

@@ -11,7 +11,7 @@ API
 ``load(path) -> dict``
     Parse a scenario TOML with ``tomllib`` and apply every default of
     SCENARIO_FORMAT.md (no validation beyond what is needed to run).
-``simulate(scenario, episodes, seed) -> dict``
+``simulate(scenario, episodes, seed, bulk_draws=True, draws="pcg64") -> dict``
     ``scenario`` is a dict (as from ``load``; defaults are re-applied) or a
     path.  Returns numpy arrays of length ``episodes``: ``size`` (int),
     ``capacity``, ``spent`` (float), ``success`` (bool), ``time_to_success``
@@ -27,6 +27,15 @@ front (``bulk_draws=True``, the default) or at the start of each episode
 withdrawal times are drawn when scheduled.  The
 numbers match nothing else; only the distributions are meant to match (the
 common-random-numbers scheme of MODEL.md "Randomness" is not reproduced).
+This is the mode of the benchmark and of the statistical comparison
+(tests/test_independent_model.py).
+
+With ``draws="keyed"`` every variate instead comes from the engine's keyed
+generator (``kernels/rng.py`` keyed as ``engine/keys.py`` keys it; see
+``KeyedDraws``): episode e with seed s sees the same numbers as the engine's
+episode e of a study with seed s, so the two can be compared episode by
+episode (tests/test_exact_model.py).  Only the draws are shared; the event
+logic below is this module's own in both modes.
 
 Event ordering: every model event is a ``simpy.Timeout`` created at the very
 moment the model schedules it (SimPy orders equal-time events by creation

@@ -34,7 +34,7 @@ def exact_scenario_doc(seed: int, large: bool = False, all_mechanisms: bool = Fa
         "delay_max_days": d_max,
         "max_rounds": int(r.integers(2, 7)),
         "escalation": float(r.uniform(0.05, 0.6)),
-        "margin": float(r.choice([0.0, r.uniform(0, 0.3)])),
+        "margin": float(r.uniform(0, 0.3)) if r.random() > 0.2 else 0.0,
         "approach_cost": float(r.uniform(0.5, 2)),
         "withdrawal_rate": float(r.uniform(1, 6) / deadline),
     }

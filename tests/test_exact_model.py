@@ -208,7 +208,7 @@ def test_capacity_is_summed_afresh_at_a_withdrawal():
     "strength 0 keeps an inside sum of 2e-17, not 0, and accepts an offer at which "
     "u = -1.1e-16 (margin 0, exact estimate). Reported to the lead; when fixed this "
     "test passes and the marker goes."))
-def test_peer_share_of_members_with_zero_ties_is_exactly_zero():
+def test_known_defect_peer_share_of_members_with_zero_ties_is_exactly_zero():
     doc = exact_scenario_doc(29, large=True)
     doc["parameters"].update(margin=0.0, info_noise=0.0)
     doc["mechanisms"]["peers"] = True

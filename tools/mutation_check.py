@@ -141,9 +141,10 @@ def run_suite(mutation: Mutation | None, tests: list[str]) -> tuple[bool, list[s
             raise SystemExit(f"the copy imports kernels from {where.strip()}, not from {copy}")
         start = time.perf_counter()
         try:
+            # known defects (strict xfail tests) are left out: a mutant could make one pass
             done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
-                                   *tests], cwd=copy, env=env, capture_output=True, text=True,
-                                  timeout=TIMEOUT)
+                                   "-k", "not known_defect", *tests], cwd=copy, env=env,
+                                  capture_output=True, text=True, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             return True, [f"(timeout after {TIMEOUT} s)"], time.perf_counter() - start
         failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, flags=re.M)

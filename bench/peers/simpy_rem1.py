@@ -88,6 +88,9 @@ Readings (choices where the spec leaves room)
     after a withdrawal; ``spent`` is the sum of payments.
 14. Ties w_ab are drawn for every listed tie even when ``peers`` is off (they
     are then unused).  Triangular with low == high is the constant low.
+15. Sums over the current members are formed afresh, never kept running:
+    A after a withdrawal (``math.fsum``, so R = 0 held by a zero-capacity
+    member stays held) and each peer share's numerator at every use.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ A mutation is caught when the subset fails (or hangs past the timeout).
     .venv/bin/python tools/mutation_check.py --only venue-pays-after-success
     .venv/bin/python tools/mutation_check.py --markdown results.md
 
-Run by hand (it compiles the kernels once per mutation: ~40 min in all on two
+Run by hand (it compiles the kernels once per mutation: 15-50 min in all on two
 cores), not in CI; tests/test_mutation_targets.py checks in every CI run that each
 mutation's target text still occurs exactly once, so the list cannot rot silently.
 Results are in docs/MODEL.md, "How the rules are tested".

@@ -11,7 +11,7 @@ API
 ``load(path) -> dict``
     Parse a scenario TOML with ``tomllib`` and apply every default of
     SCENARIO_FORMAT.md (no validation beyond what is needed to run).
-``simulate(scenario, episodes, seed) -> dict``
+``simulate(scenario, episodes, seed, bulk_draws=True, draws="pcg64") -> dict``
     ``scenario`` is a dict (as from ``load``; defaults are re-applied) or a
     path.  Returns numpy arrays of length ``episodes``: ``size`` (int),
     ``capacity``, ``spent`` (float), ``success`` (bool), ``time_to_success``
@@ -27,6 +27,15 @@ front (``bulk_draws=True``, the default) or at the start of each episode
 withdrawal times are drawn when scheduled.  The
 numbers match nothing else; only the distributions are meant to match (the
 common-random-numbers scheme of MODEL.md "Randomness" is not reproduced).
+This is the mode of the benchmark and of the statistical comparison
+(tests/test_independent_model.py).
+
+With ``draws="keyed"`` every variate instead comes from the engine's keyed
+generator (``kernels/rng.py`` keyed as ``engine/keys.py`` keys it; see
+``KeyedDraws``): episode e with seed s sees the same numbers as the engine's
+episode e of a study with seed s, so the two can be compared episode by
+episode (tests/test_exact_model.py).  Only the draws are shared; the event
+logic below is this module's own in both modes.
 
 Event ordering: every model event is a ``simpy.Timeout`` created at the very
 moment the model schedules it (SimPy orders equal-time events by creation
@@ -79,6 +88,9 @@ Readings (choices where the spec leaves room)
     after a withdrawal; ``spent`` is the sum of payments.
 14. Ties w_ab are drawn for every listed tie even when ``peers`` is off (they
     are then unused).  Triangular with low == high is the constant low.
+15. Sums over the current members are formed afresh, never kept running:
+    A after a withdrawal (``math.fsum``, so R = 0 held by a zero-capacity
+    member stays held) and each peer share's numerator at every use.
 """
 from __future__ import annotations
 
@@ -248,9 +260,14 @@ class Episode:
             u += m["beta"] * self.peer_share(i)
         return u
 
-    def draw_delay(self, i):
+    def draw_delay(self, i, r):
+        """Response delay of round r of i's negotiation."""
         mean = self.delay_mean[i]
         return mean * self.exp() if mean > 0.0 else 0.0
+
+    def draw_stay(self, i, rate):
+        """Time until member i withdraws (rate > 0)."""
+        return self.exp() / rate
 
     def check_success(self):
         if math.isnan(self.tts) and not self.recruiting():
@@ -272,7 +289,7 @@ class Episode:
             self.venue_joins += 1
         rate = self.wrate[i]
         if rate > 0.0:
-            ev = self.env.timeout(self.exp() / rate)
+            ev = self.env.timeout(self.draw_stay(i, rate))
             self.env.process(self.withdraw(i, ev))
 
     # ---- rule 1: Open --------------------------------------------------------
@@ -291,7 +308,7 @@ class Episode:
             self.status[i] = NEGOTIATING
             self.n_open += 1
             self.offers += 1
-            ev = self.env.timeout(self.draw_delay(i))
+            ev = self.env.timeout(self.draw_delay(i, 1))
             self.env.process(self.negotiate(i, s, ev))
 
     # ---- rule 2: Response(s) of one bilateral negotiation --------------------
@@ -309,7 +326,7 @@ class Episode:
                 self.bfree -= s2
                 s, r = s2, r + 1
                 self.offers += 1
-                ev = self.env.timeout(self.draw_delay(i))
+                ev = self.env.timeout(self.draw_delay(i, r))
                 self.after_event()                  # slot stays taken
                 continue
             self.status[i] = REFUSED
@@ -429,7 +446,12 @@ def _draw_all(sc, m, rng, episodes):
     wab = np.empty((E_, len(m["ties"])))
     for t, (_, _, mean, conc) in enumerate(m["ties"]):
         wab[:, t] = _tie(rng, mean, conc, E_)
+    return _derive(sc, m, a, theta, w, z, wab)
 
+
+def _derive(sc, m, a, theta, w, z, wab):
+    """v, shat, P's list, delay means and withdrawal rates from the episodes' draws."""
+    p, mech = sc["parameters"], sc["mechanisms"]
     zero = np.zeros_like(w)
     wI = np.maximum(w if mech["information"] else zero, m["g"][None, :])
     wC = w if mech["credibility"] else zero
@@ -451,19 +473,90 @@ def _draw_all(sc, m, rng, episodes):
             "order": order, "delay_mean": delay_mean, "wrate": wrate}
 
 
-def simulate(scenario, episodes: int, seed: int, bulk_draws: bool = True) -> dict:
+class KeyedDraws:
+    """Every variate from the engine's counter-based generator (kernels/rng.py), keyed
+    as the engine keys it (engine/keys.py): the same (seed, episode, candidate or
+    tie, purpose) gives the same number here and in the engine, so outcomes can be
+    compared episode by episode.  Only the draws are shared; the event logic above
+    stays this module's own.
+
+    Candidate i (key k_i): w_i = Beta from (k_i, TIE); (z_theta, z) = two normals
+    from (k_i, PREFERENCE), theta_i = mean + sd * z_theta; a_i = triangular inverse
+    CDF at the first uniform of (k_i, CAPACITY, block 0); the delay of round r is
+    its mean times Exp(1) from (k_i, DELAY, block r); the withdrawal time is Exp(1)
+    from (k_i, WITHDRAWAL, block 0) over the rate.  Tie a-b: w_ab = Beta from
+    (tie key, PEER_TIE), drawn only when beta > 0 (otherwise unused).
+    """
+
+    def __init__(self, sc, m, seed):
+        from engine.keys import candidate_key, tie_key
+        from kernels import rng
+        self.rng, self.seed = rng, seed
+        self.keys = [candidate_key(c["id"]) for c in sc["candidates"]]
+        self.tie_keys = [tie_key(t["a"], t["b"]) for t in sc["ties"]]
+
+    def draw_all(self, sc, m, episodes):
+        """The fixed draws of episodes 0 .. episodes - 1 and what derives from them."""
+        rng, seed, cands = self.rng, self.seed, sc["candidates"]
+        E_, N = episodes, m["N"]
+        a = np.empty((E_, N)); theta = np.empty((E_, N)); w = np.empty((E_, N))
+        z = np.empty((E_, N)); wab = np.zeros((E_, len(m["ties"])))
+        for e in range(E_):
+            for i, (c, key) in enumerate(zip(cands, self.keys)):
+                cap, pref, tie = c["capacity"], c["preference"], c["tie"]
+                u = rng.uniforms(seed, e, key, rng.CAPACITY, 0)[0]
+                a[e, i] = rng.triangular(cap["low"], cap["mode"], cap["high"], u)
+                z_theta, z[e, i] = rng.normal_pair(seed, e, key, rng.PREFERENCE)
+                theta[e, i] = pref["mean"] + pref["sd"] * z_theta
+                w[e, i] = rng.beta_variate(tie["mean"], tie["concentration"], seed, e, key, rng.TIE)
+            if m["beta"] > 0.0:
+                for t, ((_, _, mean, conc), key) in enumerate(zip(m["ties"], self.tie_keys)):
+                    wab[e, t] = rng.beta_variate(mean, conc, seed, e, key, rng.PEER_TIE)
+        return _derive(sc, m, a, theta, w, z, wab)
+
+
+class _KeyedEpisode(Episode):
+    """An Episode whose delays and withdrawal times come from `KeyedDraws`."""
+
+    def __init__(self, m, ep, keyed, episode):
+        super().__init__(m, ep, None)
+        self.keyed, self.episode = keyed, episode
+
+    def draw_delay(self, i, r):
+        k = self.keyed
+        return self.delay_mean[i] * k.rng.exponential(k.seed, self.episode, k.keys[i], k.rng.DELAY, r)
+
+    def draw_stay(self, i, rate):
+        k = self.keyed
+        return k.rng.exponential(k.seed, self.episode, k.keys[i], k.rng.WITHDRAWAL, 0) / rate
+
+
+def simulate(scenario, episodes: int, seed: int, bulk_draws: bool = True,
+             draws: str = "pcg64") -> dict:
     """Run `episodes` independent episodes; return numpy outcome arrays.
 
     With `bulk_draws` (the default) every episode's fixed draws are made up
     front in vectorised NumPy calls (a tuned implementation); without it each
     episode draws its own at its start, as a first implementation would.
+
+    `draws="pcg64"` (the default) takes every variate from NumPy's PCG64
+    seeded with `seed`; `draws="keyed"` takes them from the engine's keyed
+    generator (`KeyedDraws`), so that episode e here sees the same numbers as
+    the engine's episode e with study seed `seed` (slower: one call per draw).
     """
     sc = load(scenario) if not isinstance(scenario, dict) else apply_defaults(scenario)
     m = _compile(sc)
     N = m["N"]
-    rng = np.random.Generator(np.random.PCG64(seed))
-    D = _draw_all(sc, m, rng, episodes) if bulk_draws else None
-    exp = _ExpStream(rng)
+    if draws == "keyed":
+        keyed = KeyedDraws(sc, m, seed)
+        D, bulk_draws, exp = keyed.draw_all(sc, m, episodes), True, None
+    elif draws == "pcg64":
+        keyed = None
+        rng = np.random.Generator(np.random.PCG64(seed))
+        D = _draw_all(sc, m, rng, episodes) if bulk_draws else None
+        exp = _ExpStream(rng)
+    else:
+        raise ValueError(f"draws must be 'pcg64' or 'keyed', not {draws!r}")
 
     out = {
         "size": np.zeros(episodes, dtype=np.int64),
@@ -493,7 +586,7 @@ def simulate(scenario, episodes: int, seed: int, bulk_draws: bool = True) -> dic
               "v": D["v"][e_draw].tolist(), "shat": D["shat"][e_draw].tolist(),
               "order": D["order"][e_draw].tolist(), "delay_mean": D["delay_mean"][e_draw].tolist(),
               "wrate": D["wrate"][e_draw].tolist(), "nbrs": nbrs, "peer_den": peer_den}
-        x = Episode(m, ep, exp)
+        x = Episode(m, ep, exp) if keyed is None else _KeyedEpisode(m, ep, keyed, e)
         x.run()
         member = [s == MEMBER for s in x.status]
         out["size"][e] = x.n

@@ -132,11 +132,25 @@ def _peer_share(members, inside, total):
 
 @njit(cache=True, inline="always")
 def _move_peer_sums(j, sign, work, adj_ptr, adj_cand, adj_tie, peer_w):
-    """j joined (sign +1) or left (-1): update its tied candidates' inside sums."""
+    """j joined (sign +1) or left (-1): add its tie to its tied candidates' inside sums."""
     for e in range(adj_ptr[j], adj_ptr[j + 1]):
         k = adj_cand[e]
         work[PEER_MEMBERS, k] += sign
         work[PEER_INSIDE, k] = work[PEER_INSIDE, k] + sign * peer_w[adj_tie[e]] if work[PEER_MEMBERS, k] > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def _peer_sums_after_leaving(j, work, status, adj_ptr, adj_cand, adj_tie, peer_w):
+    """j left: its tied candidates' inside sums, summed afresh over their tied members (a running
+    difference would leave rounding residue, ~1e-17, where the share must be exactly 0)."""
+    for e in range(adj_ptr[j], adj_ptr[j + 1]):
+        k = adj_cand[e]
+        work[PEER_MEMBERS, k] -= 1.0
+        inside = 0.0
+        for f in range(adj_ptr[k], adj_ptr[k + 1]):
+            if status[adj_cand[f]] == MEMBER:
+                inside += peer_w[adj_tie[f]]
+        work[PEER_INSIDE, k] = inside
 
 
 @njit(cache=True, inline="always")
@@ -308,7 +322,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             size -= 1
             withdrawals += 1
             if beta > 0.0:
-                _move_peer_sums(i, -1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
+                _peer_sums_after_leaving(i, work, status, adj_ptr, adj_cand, adj_tie, peer_w)
 
         else:  # VENUE of institution k = i
             k = i

@@ -41,11 +41,6 @@ def exact_scenario_doc(seed: int, large: bool = False, all_mechanisms: bool = Fa
     mechanisms = {m: bool(all_mechanisms or r.random() > 0.15) for m in MECHANISMS}
     if all_mechanisms:
         params["margin"] = max(params["margin"], 0.05)
-    elif params["margin"] == 0.0:
-        # margin 0 puts u at a planned offer within an ulp of 0 when P's estimate is exact
-        # (accept iff u >= 0 is then tested); the engine's running peer sums carry rounding
-        # residue there (tests/test_exact_model.py, the xfail), so such scenarios go without peers
-        mechanisms["peers"] = False
 
     candidates, expected, gaps = [], [], []
     lows = r.choice([0.0, 50.0, 100.0, 200.0], n)  # repeated triples: equal priorities

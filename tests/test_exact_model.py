@@ -205,14 +205,10 @@ def test_capacity_is_summed_afresh_at_a_withdrawal():
     assert (outcomes[:, SUCCESS] == 1.0).all()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known defect, reported: the kernel's peer inside sums are running sums, so after tied "
-    "members joined and left, a candidate whose remaining tied members have drawn strength 0 "
-    "keeps an inside sum of ~1e-17, not 0, and with margin 0 and an exact estimate (u within "
-    "1e-16 of 0 at the planned offer) accepts where the exact sum refuses (episode 148 here). "
-    "Summing the inside sums afresh at a withdrawal removes every such disagreement; then this "
-    "test passes and the marker goes."))
-def test_known_defect_peer_share_of_members_with_zero_ties_is_exactly_zero():
+def test_peer_share_of_members_with_zero_ties_is_exactly_zero():
+    """Tied members joined and left; the remaining tied members drew strength 0, so the share is
+    exactly 0 (a running difference left ~1e-17 and, with margin 0 and an exact estimate, turned
+    a refusal into an acceptance in episode 148)."""
     doc = json.loads((Path(__file__).parent / "data" / "peer_residue_scenario.json").read_text())
     found, _ = disagreements(doc, 150, seed=11)
     assert not found, found

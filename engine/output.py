@@ -21,10 +21,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.aggregate import Aggregate
+from engine.aggregate import Aggregate, load_chunk, save_chunk
 
 TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
-          "time_to_success", "candidates", "episodes", "runs")
+          "time_to_success", "candidates", "episodes", "design", "sensitivity", "sensitivity_s2",
+          "comparisons", "runs")
 
 
 class RunExistsError(RuntimeError):
@@ -74,11 +75,11 @@ class RunDirectory:
     def finished_chunks(self) -> set[int]:
         return {int(p.stem) for p in self.chunks.glob("*.npz")} if self.chunks.exists() else set()
 
-    def save_chunk(self, position: int, aggregate: Aggregate) -> None:
-        aggregate.save(self.checkpoint_path(position))
+    def save_chunk(self, position: int, aggregates: list[Aggregate]) -> None:
+        save_chunk(self.checkpoint_path(position), aggregates)
 
-    def load_chunk(self, position: int) -> Aggregate:
-        return Aggregate.load(self.checkpoint_path(position))
+    def load_chunk(self, position: int) -> list[Aggregate]:
+        return load_chunk(self.checkpoint_path(position))
 
     def publish(self, tables: dict[str, pa.Table]) -> None:
         """Write every table to staging, move them into place, `runs` last; drop staging."""

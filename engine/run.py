@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from engine.aggregate import Aggregate
 from engine.executors import ChunkError, Job, LocalExecutor, available_cores
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.output import RunDirectory
-from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
+from engine.plan import (MAX_CHUNK_EPISODES, default_chunk_size, group_size_for, plan_chunks,
+                         plan_groups)
 from engine.scenario import Scenario, load_scenario
 from engine.tables import scenario_row, scenario_tables
 from kernels import SOURCE_DIGEST
@@ -44,6 +46,7 @@ class Forecast:
     out: Path | None
     seconds: float
     computed: int
+    target: str | None = None   # with --target-se: whether it was reached or capped, and where
 
 
 def new_run_id() -> str:
@@ -59,7 +62,9 @@ def _check(condition, message):
 def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
              out=None, run_id: str | None = None, workers: int | None = None,
              chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
-             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None) -> Forecast:
+             keep_episodes: int = 0, resume: bool = False, progress: bool | None = None,
+             target_se: float | None = None, max_episodes: int | None = None,
+             paired: int = 0, derived=None) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
@@ -67,6 +72,14 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     chunk is checkpointed there (so `resume=True` can finish a crashed run);
     without it nothing is written. `executor` is "local" (kernel threads in this
     process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
+
+    With `target_se`, whole chunks are added (the episode count doubles, in whole
+    chunks, from `episodes`) until the standard error of the success probability is
+    at most `target_se` in every scenario or `max_episodes` (default 100 x
+    `episodes`) is reached; the tables are those of a run of the final episode
+    count. `paired` > 1 runs the first `paired` scenarios (a base and its variants)
+    over the same chunks and keeps their cross sums (engine/comparisons.py);
+    `derived(run_id, scenarios, aggregates)` returns further tables to publish.
     """
     started = dt.datetime.now(dt.timezone.utc)
     items = [s if isinstance(s, Scenario) else load_scenario(s) for s in
@@ -79,17 +92,28 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     _check(0 <= seed < 2**63, f"--seed must be in [0, 2**63) (got {seed})")
     _check(workers is None or workers >= 1, f"--workers must be >= 1 (got {workers})")
     _check(keep_episodes >= 0, f"--keep-episodes must be >= 0 (got {keep_episodes})")
+    _check(target_se is None or (math.isfinite(target_se) and target_se > 0),
+           f"--target-se must be a number > 0 (got {target_se})")
+    _check(max_episodes is None or target_se is not None, "--max-episodes needs --target-se")
+    if target_se is not None:
+        max_episodes = max_episodes if max_episodes is not None else 100 * episodes
+        _check(max_episodes >= episodes, f"--max-episodes must be >= --episodes (got {max_episodes})")
+    n_candidates = max(len(s.candidates) for s in items)
     if chunk_size is None:
-        chunk_size = default_chunk_size(max(len(s.candidates) for s in items))
+        chunk_size = default_chunk_size(n_candidates)
     _check(1 <= chunk_size <= MAX_CHUNK_EPISODES,
            f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
+    step = min(chunk_size, episodes)  # episodes per chunk (a run shorter than a chunk is one chunk)
     executor = _executor_name(executor, workers, cores, ray_address)
     run_id = run_id or new_run_id()
     _check(run_id and "/" not in run_id and run_id not in (".", ".."),
            f"--run-id must be a plain name (got {run_id!r})")
+    groups = plan_groups(len(items), group_size_for(n_candidates, step), paired)
     plan = {"engine_version": __version__, "kernels": SOURCE_DIGEST, "seed": seed, "episodes": episodes,
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.sha256 or _scenario_hash(s)] for s in items]}
+    if len(groups) != len(items) or paired > 1 or target_se is not None:
+        plan |= {"groups": groups, "paired": paired, "target_se": target_se, "max_episodes": max_episodes}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
     store = None
     if out is not None:
@@ -98,15 +122,37 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     runner = _executor(executor, workers, cores, ray_address)
 
     job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
-              tuple(outcome_ranges(s) for s in items))
-    chunks = plan_chunks(len(items), episodes, chunk_size)
-    try:
-        merged, computed = _simulate(job, chunks, runner, store, len(items), progress)
-    except ChunkError as exc:
-        c = exc.chunk
-        kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
-        raise RunFailedError(f"scenario {ids[c.scenario]!r}, chunk {c.index} (episodes {c.first}.."
-                             f"{c.stop - 1}) failed: {exc}{kept}") from exc
+              tuple(outcome_ranges(s) for s in items), 0 if paired > 1 else -1)
+    merged: list[Aggregate | None] = [None] * len(items)
+    computed, target = 0, None
+    if target_se is None:
+        rounds = [episodes]
+    else:  # whole chunks: from --episodes, doubling, up to --max-episodes
+        rounds, n = [], -(-episodes // step)
+        while True:
+            rounds.append(min(n * step, max_episodes))
+            if rounds[-1] >= max_episodes:
+                break
+            n *= 2
+    done_chunks = 0
+    for stop in rounds:
+        chunks = plan_chunks(len(items), stop, step, groups, first_index=done_chunks)
+        done_chunks = -(-stop // step)
+        try:
+            computed += _simulate(job, chunks, runner, store, merged, progress)
+        except ChunkError as exc:
+            c = exc.chunk
+            kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
+            names = ids[c.scenario] if c.count == 1 else f"{ids[c.scenario]}..{ids[c.scenario + c.count - 1]}"
+            raise RunFailedError(f"scenario {names!r}, chunk {c.index} (episodes {c.first}.."
+                                 f"{c.stop - 1}) failed: {exc}{kept}") from exc
+        episodes = stop
+        if target_se is not None:
+            worst = max(_success_se(a) for a in merged)
+            if worst <= target_se:
+                target = f"reached: success se {worst:.4g} <= {target_se:g} at {stop:,} episodes"
+                break
+            target = f"capped: success se {worst:.4g} > {target_se:g} at --max-episodes {stop:,}"
 
     finished = dt.datetime.now(dt.timezone.utc)
     tables: dict[str, list[pa.Table]] = {}
@@ -115,6 +161,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
             tables.setdefault(name, []).append(table)
     arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
     arrow["scenarios"] = pa.Table.from_pylist([scenario_row(run_id, s) for s in items])
+    if derived is not None:
+        arrow |= derived(run_id, items, merged)
     arrow["runs"] = pa.Table.from_pylist([{
         "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
         "episodes": episodes, "scenarios": len(items), "seed": seed,
@@ -125,7 +173,14 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     if store is not None:
         store.publish(arrow)
     return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()},
-                    Path(out) if out is not None else None, (finished - started).total_seconds(), computed)
+                    Path(out) if out is not None else None, (finished - started).total_seconds(),
+                    computed, target)
+
+
+def _success_se(agg: Aggregate) -> float:
+    """Standard error of the success probability, as in the summary table (sd / sqrt(n))."""
+    n, p = agg.episodes, agg.successes / agg.episodes
+    return math.sqrt(p * (1 - p) / (n - 1)) if n > 1 else math.inf
 
 
 RUNS_SCHEMA = pa.schema([
@@ -159,45 +214,42 @@ def _executor(name: str, workers: int | None, cores: int, ray_address: str | Non
     return LocalExecutor(workers or cores)
 
 
-def _simulate(job: Job, chunks, runner, store: RunDirectory | None, n_scenarios: int,
-              progress: bool | None) -> tuple[list[Aggregate], int]:
-    """Run the chunks not yet checkpointed and merge all chunks in chunk order.
-
-    Returns the merged aggregate of each scenario and the episodes computed now."""
+def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list,
+              progress: bool | None) -> int:
+    """Run the chunks not yet checkpointed and merge all chunks, in list order, into
+    `merged` (one aggregate per scenario). Returns the episodes computed now."""
     done = store.finished_chunks() if store else set()
-    merged: list[Aggregate | None] = [None] * n_scenarios
-    waiting: dict[int, Aggregate] = {}
-    next_position = 0
+    waiting: dict[int, list[Aggregate]] = {}
+    next_index = 0
 
     def merge_ready():
-        nonlocal next_position
-        while next_position < len(chunks):
-            position = next_position
-            if position in waiting:
-                agg = waiting.pop(position)
-            elif position in done:
-                agg = store.load_chunk(position)
+        nonlocal next_index
+        while next_index < len(chunks):
+            chunk = chunks[next_index]
+            if chunk.position in waiting:
+                aggs = waiting.pop(chunk.position)
+            elif chunk.position in done:
+                aggs = store.load_chunk(chunk.position)
             else:
                 return
-            s = chunks[position].scenario
-            merged[s] = agg if merged[s] is None else merged[s].merge(agg)
-            next_position += 1
+            for s, agg in enumerate(aggs, start=chunk.scenario):
+                merged[s] = agg if merged[s] is None else merged[s].merge(agg)
+            next_index += 1
 
     todo = [c for c in chunks if c.position not in done]
-    total = sum(c.episodes for c in chunks)
-    bar = tqdm(total=total, initial=total - sum(c.episodes for c in todo), unit="episodes",
+    total = sum(c.episodes * c.count for c in chunks)
+    bar = tqdm(total=total, initial=total - sum(c.episodes * c.count for c in todo), unit="episodes",
                unit_scale=True, delay=2.0, disable=progress is False, leave=False,
                desc="episodes")
     merge_ready()
     try:
-        for chunk, agg in runner.map(job, todo):
+        for chunk, aggs in runner.map(job, todo):
             if store is not None:
-                store.save_chunk(chunk.position, agg)
-            waiting[chunk.position] = agg
-            bar.update(chunk.episodes)
+                store.save_chunk(chunk.position, aggs)
+            waiting[chunk.position] = aggs
+            bar.update(chunk.episodes * chunk.count)
             merge_ready()
     finally:
         bar.close()
-    assert next_position == len(chunks), "chunks missing after the run"
-    return merged, sum(c.episodes for c in todo)
-
+    assert next_index == len(chunks), "chunks missing after the run"
+    return sum(c.episodes * c.count for c in todo)

@@ -36,7 +36,40 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="finish an interrupted run (same arguments "
                    "and --run-id): only missing chunks are computed")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    _target_options(r)
+    _study_parsers(sub)
     return p
+
+
+def _target_options(p):
+    p.add_argument("--target-se", type=float, metavar="X", help="add whole chunks until the success "
+                   "probability's standard error is at most X in every scenario")
+    p.add_argument("--max-episodes", type=int, help="cap on episodes per scenario with --target-se "
+                   "(default 100 x --episodes)")
+
+
+def _study_parsers(sub):
+    """`pivotal study` and `pivotal ablate` (docs/STUDIES.md)."""
+    for name, what, help_ in (("study", "STUDY.toml", "run an uncertainty study (docs/STUDIES.md)"),
+                              ("ablate", "SCENARIO.toml", "how much each mechanism matters: the "
+                               "standard mechanism ablation of a scenario")):
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("file", metavar=what)
+        q.add_argument("--episodes", type=int, help="episodes per scenario (default: the study's; "
+                       "ablate: 100,000)")
+        q.add_argument("--seed", type=int, help="seed (default: the study's; ablate: 1)")
+        q.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
+        q.add_argument("--run-id", help="name of the run (default: generated from the time)")
+        q.add_argument("--workers", type=int, help="cores to use (default: all)")
+        q.add_argument("--chunk-size", type=int, help="episodes per chunk")
+        q.add_argument("--executor", choices=["local", "ray"], help="where chunks run (as for run)")
+        q.add_argument("--ray-address", help="Ray cluster to attach to")
+        q.add_argument("--resume", action="store_true", help="finish an interrupted run")
+        q.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+        _target_options(q)
+        if name == "study":
+            q.add_argument("--scenarios", metavar="DIR", help="write every evaluated scenario as "
+                           "DIR/<scenario_id>.toml and run nothing")
 
 
 def main(argv=None) -> int:
@@ -44,10 +77,18 @@ def main(argv=None) -> int:
     try:
         if args.command == "validate":
             for f in args.files:
+                if _is_study(f):
+                    from engine.study import load_study
+                    st = load_study(f)
+                    print(f"{f}: ok (study: {len(st.inputs)} inputs, {len(st.variants)} variants, "
+                          f"{st.rows:,} design rows)")
+                    continue
                 s = load_scenario(f)
                 print(f"{f}: ok ({len(s.candidates)} candidates, {len(s.ties)} ties, "
                       f"{len(s.institutions)} institutions)")
             return 0
+        if args.command in ("study", "ablate"):
+            return _study(args)
         return _run(args)
     except ScenarioError as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -65,7 +106,8 @@ def _run(args) -> int:
                           run_id=args.run_id, workers=args.workers, chunk_size=args.chunk_size,
                           executor=args.executor, ray_address=args.ray_address,
                           keep_episodes=args.keep_episodes,
-                          resume=args.resume, progress=False if args.quiet else None)
+                          resume=args.resume, progress=False if args.quiet else None,
+                          target_se=args.target_se, max_episodes=args.max_episodes)
     except (RunSettingsError, RunExistsError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,6 +120,65 @@ def _run(args) -> int:
     print(result.run_id)
     if not args.quiet:
         print(summary_text(result, scenarios))
+    if result.target:
+        print(f"--target-se {result.target}")
+    return 0
+
+
+def _is_study(path) -> bool:
+    """A study file names a base `scenario`; a scenario file names a `pivot`."""
+    import tomllib
+    try:
+        doc = tomllib.loads(open(path, "rb").read().decode("utf-8"))
+    except (OSError, ValueError):
+        return False  # load_scenario reports it
+    return "scenario" in doc and "pivot" not in doc
+
+
+def _study(args) -> int:
+    from engine.output import RunExistsError
+    from engine.run import RunFailedError, RunSettingsError
+    from engine.study_run import ablate, comparisons_text, study, study_text, write_scenarios
+
+    run = dict(out=args.out, run_id=args.run_id, workers=args.workers, chunk_size=args.chunk_size,
+               executor=args.executor, ray_address=args.ray_address, resume=args.resume,
+               progress=False if args.quiet else None, target_se=args.target_se,
+               max_episodes=args.max_episodes, seed=args.seed)
+    if args.command == "study":
+        from engine.study import load_study
+        st = load_study(args.file)  # every row and variant checked before anything runs
+        if args.scenarios:
+            written = write_scenarios(st, args.scenarios)
+            print(f"wrote {len(written):,} scenario files to {args.scenarios}")
+            return 0
+    else:
+        scenario = load_scenario(args.file)
+        run["seed"] = 1 if args.seed is None else args.seed
+    try:
+        if args.command == "study":
+            result = study(st, episodes=args.episodes, **run)
+        else:
+            result = ablate(scenario, episodes=args.episodes or 100_000, **run)
+    except (RunSettingsError, RunExistsError) as exc:
+        print(f"pivotal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunFailedError as exc:
+        print(f"pivotal: run failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pivotal: interrupted; finished chunks are kept, rerun with --resume", file=sys.stderr)
+        return 130
+    print(result.run_id)
+    if not args.quiet:
+        if args.command == "study":
+            print(study_text(result, st))
+        else:
+            from engine.report import summary_text
+            print(summary_text(result, [scenario]).split("\n\n")[0])
+            print(f"\nhow much each mechanism matters in {scenario.name}:")
+            print(comparisons_text(result))
+    if result.target:
+        print(f"--target-se {result.target}")
     return 0
 
 

@@ -174,7 +174,8 @@ def _study(args) -> int:
             print(study_text(result, st))
         else:
             from engine.report import summary_text
-            print(summary_text(result, [scenario]).split("\n\n")[0])
+            import dataclasses
+            print(summary_text(result, [dataclasses.replace(scenario, id="base")]))
             print(f"\nhow much each mechanism matters in {scenario.name}:")
             print(comparisons_text(result))
     if result.target:

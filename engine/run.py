@@ -113,7 +113,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.sha256 or _scenario_hash(s)] for s in items]}
     if len(groups) != len(items) or paired > 1 or target_se is not None:
-        plan |= {"groups": groups, "paired": paired, "target_se": target_se, "max_episodes": max_episodes}
+        plan |= {"groups": [list(g) for g in groups], "paired": paired, "target_se": target_se, "max_episodes": max_episodes}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
     store = None
     if out is not None:

@@ -107,7 +107,8 @@ def _run(args) -> int:
                           executor=args.executor, ray_address=args.ray_address,
                           keep_episodes=args.keep_episodes,
                           resume=args.resume, progress=False if args.quiet else None,
-                          target_se=args.target_se, max_episodes=args.max_episodes)
+                          target_se=args.target_se, max_episodes=args.max_episodes,
+                          return_tables=False)
     except (RunSettingsError, RunExistsError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -143,7 +144,7 @@ def _study(args) -> int:
     run = dict(out=args.out, run_id=args.run_id, workers=args.workers, chunk_size=args.chunk_size,
                executor=args.executor, ray_address=args.ray_address, resume=args.resume,
                progress=False if args.quiet else None, target_se=args.target_se,
-               max_episodes=args.max_episodes, seed=args.seed)
+               max_episodes=args.max_episodes, seed=args.seed, return_tables=False)
     if args.command == "study":
         from engine.study import load_study
         st = load_study(args.file)  # every row and variant checked before anything runs

@@ -38,6 +38,20 @@ COMPARISONS_SCHEMA = pa.schema([
 ])
 
 
+def output_means(s, agg: Aggregate) -> dict[str, float]:
+    """The four study outputs of one scenario: the means of success, size, capacity and spent
+    (as in its summary table)."""
+    from engine.model_arrays import outcome_ranges
+
+    top = outcome_ranges(s).top
+    n = agg.episodes
+    sizes = np.asarray(agg.size_hist, dtype=np.int64)
+    return {"success": agg.successes / n,
+            "size": float((np.arange(len(sizes)) * sizes).sum() / n),
+            "capacity": int(agg.q_sum[0]) / GRID * top[0] / n,
+            "spent": int(agg.q_sum[1]) / GRID * top[1] / n}
+
+
 def cross_sums(base: np.ndarray, base_top: np.ndarray, other: np.ndarray, other_top: np.ndarray) -> np.ndarray:
     """Sum over episodes of base x other outcomes (rows: episodes in kernels.layout order):
     success and size exactly, capacity and spent on the kernel's grid (as its sums of squares)."""

@@ -81,19 +81,60 @@ class RunDirectory:
     def load_chunk(self, position: int) -> list[Aggregate]:
         return load_chunk(self.checkpoint_path(position))
 
-    def publish(self, tables: dict[str, pa.Table]) -> None:
-        """Write every table to staging, move them into place, `runs` last; drop staging."""
+    def clear_staged_tables(self) -> None:
+        """Drop tables a crashed earlier attempt of this run left in staging."""
+        shutil.rmtree(self.staging / "tables", ignore_errors=True)
+
+    def staged_table(self, name: str) -> Path:
+        return self.staging / "tables" / name / "part-0.parquet"
+
+    def publish(self, tables: dict[str, pa.Table], streamed=()) -> None:
+        """Write every table to staging (the `streamed` ones are there already), move them
+        into place, `runs` last; drop staging."""
         staged = self.staging / "tables"
-        if staged.exists():
-            shutil.rmtree(staged)
         for name, table in tables.items():
-            part = staged / name / "part-0.parquet"
-            part.parent.mkdir(parents=True)
+            part = self.staged_table(name)
+            part.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, part, compression="snappy")
-        for name in sorted(tables, key=lambda t: t == "runs"):
+        for name in sorted([*tables, *streamed], key=lambda t: t == "runs"):
             target = self.published(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # left by a crash during an earlier publish of this run
                 shutil.rmtree(target)
             os.replace(staged / name, target)
         shutil.rmtree(self.staging)
+
+
+class TableSink:
+    """Per-scenario tables arriving one group of scenarios at a time: appended to the run's
+    staged Parquet files as they come (driver memory stays flat however many scenarios a
+    study has), or kept in memory when nothing is written."""
+
+    def __init__(self, store: RunDirectory | None):
+        self.store = store
+        self.parts: dict[str, list[pa.Table]] = {}
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        if store is not None:
+            store.clear_staged_tables()
+
+    def add(self, tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            if self.store is None:
+                self.parts.setdefault(name, []).append(table)
+                continue
+            writer = self.writers.get(name)
+            if writer is None:
+                path = self.store.staged_table(name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = self.writers[name] = pq.ParquetWriter(path, table.schema, compression="snappy")
+            writer.write_table(table.cast(writer.schema))
+
+    def close(self) -> dict[str, pa.Table]:
+        """Finish the files; returns the tables kept in memory (none with a run directory)."""
+        for writer in self.writers.values():
+            writer.close()
+        return {name: pa.concat_tables(parts) for name, parts in self.parts.items()}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.writers)

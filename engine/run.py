@@ -18,11 +18,12 @@ from engine import __version__
 from engine.aggregate import Aggregate
 from engine.executors import ChunkError, Job, LocalExecutor, available_cores
 from engine.model_arrays import build_model_arrays, outcome_ranges
-from engine.output import RunDirectory
+from engine.comparisons import output_means
+from engine.output import RunDirectory, TableSink
 from engine.plan import (MAX_CHUNK_EPISODES, default_chunk_size, group_size_for, plan_chunks,
                          plan_groups)
 from engine.scenario import Scenario, load_scenario
-from engine.tables import scenario_row, scenario_tables
+from engine.tables import group_tables, scenario_row
 from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
@@ -64,7 +65,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
              chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
              keep_episodes: int = 0, resume: bool = False, progress: bool | None = None,
              target_se: float | None = None, max_episodes: int | None = None,
-             paired: int = 0, derived=None) -> Forecast:
+             paired: int = 0, derived=None, return_tables: bool = True) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
@@ -79,7 +80,11 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     `episodes`) is reached; the tables are those of a run of the final episode
     count. `paired` > 1 runs the first `paired` scenarios (a base and its variants)
     over the same chunks and keeps their cross sums (engine/comparisons.py);
-    `derived(run_id, scenarios, aggregates)` returns further tables to publish.
+    `derived(run_id, scenarios, aggregates, means)` returns further tables to publish
+    (`aggregates` holds those of the paired group only; `means` the four study outputs of
+    every scenario, engine/comparisons.py). Per-scenario tables are written to Parquet one
+    group at a time; with `return_tables=False` only `summary`, `candidates` and the small
+    tables are read back into the result (the CLI's choice: a study of many rows stays small).
     """
     started = dt.datetime.now(dt.timezone.utc)
     items = [s if isinstance(s, Scenario) else load_scenario(s) for s in
@@ -134,12 +139,28 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
             if rounds[-1] >= max_episodes:
                 break
             n *= 2
+    sink = TableSink(store)
+    means: list[dict | None] = [None] * len(items)  # the four study outputs of each scenario
+    keep = paired if paired > 1 else 0  # aggregates the paired comparisons need at the end
+
+    def emit(first: int, count: int) -> None:
+        """A group's aggregates are final: write its tables, keep only what derived tables need."""
+        group = range(first, first + count)
+        sink.add(group_tables(run_id, [items[s] for s in group], [merged[s] for s in group]))
+        for s in group:
+            means[s] = output_means(items[s], merged[s])
+            if s >= keep:
+                merged[s] = None
+
+    # without a target, a group is final after its last chunk; with one, after the last round
+    final = (lambda c: emit(c.scenario, c.count) if c.stop == episodes else None) \
+        if target_se is None else None
     done_chunks = 0
     for stop in rounds:
         chunks = plan_chunks(len(items), stop, step, groups, first_index=done_chunks)
         done_chunks = -(-stop // step)
         try:
-            computed += _simulate(job, chunks, runner, store, merged, progress)
+            computed += _simulate(job, chunks, runner, store, merged, progress, final)
         except ChunkError as exc:
             c = exc.chunk
             kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
@@ -154,15 +175,14 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
                 break
             target = f"capped: success se {worst:.4g} > {target_se:g} at --max-episodes {stop:,}"
 
+    if target_se is not None:
+        for first, count in groups:
+            emit(first, count)
     finished = dt.datetime.now(dt.timezone.utc)
-    tables: dict[str, list[pa.Table]] = {}
-    for s, agg in zip(items, merged):
-        for name, table in scenario_tables(run_id, s, agg).items():
-            tables.setdefault(name, []).append(table)
-    arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
+    arrow = sink.close()
     arrow["scenarios"] = pa.Table.from_pylist([scenario_row(run_id, s) for s in items])
     if derived is not None:
-        arrow |= derived(run_id, items, merged)
+        arrow |= derived(run_id, items, merged, means)
     arrow["runs"] = pa.Table.from_pylist([{
         "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
         "episodes": episodes, "scenarios": len(items), "seed": seed,
@@ -170,11 +190,14 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         "executor": runner.name, "workers": runner.workers, "chunk_size": chunk_size,
         "keep_episodes": keep_episodes,
     }], schema=RUNS_SCHEMA)
+    frames = {k: pl.from_arrow(v) for k, v in arrow.items()}
     if store is not None:
-        store.publish(arrow)
-    return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()},
-                    Path(out) if out is not None else None, (finished - started).total_seconds(),
-                    computed, target)
+        store.publish(arrow, streamed=sink.names)
+        for name in sink.names:  # read back what was streamed to Parquet
+            if return_tables or name in ("summary", "candidates"):
+                frames[name] = pl.read_parquet(store.published(name) / "part-0.parquet")
+    return Forecast(run_id, frames, Path(out) if out is not None else None,
+                    (finished - started).total_seconds(), computed, target)
 
 
 def _success_se(agg: Aggregate) -> float:
@@ -215,9 +238,10 @@ def _executor(name: str, workers: int | None, cores: int, ray_address: str | Non
 
 
 def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list,
-              progress: bool | None) -> int:
+              progress: bool | None, on_merged=None) -> int:
     """Run the chunks not yet checkpointed and merge all chunks, in list order, into
-    `merged` (one aggregate per scenario). Returns the episodes computed now."""
+    `merged` (one aggregate per scenario), calling `on_merged(chunk)` after each.
+    Returns the episodes computed now."""
     done = store.finished_chunks() if store else set()
     waiting: dict[int, list[Aggregate]] = {}
     next_index = 0
@@ -235,6 +259,8 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
             for s, agg in enumerate(aggs, start=chunk.scenario):
                 merged[s] = agg if merged[s] is None else merged[s].merge(agg)
             next_index += 1
+            if on_merged is not None:
+                on_merged(chunk)
 
     todo = [c for c in chunks if c.position not in done]
     total = sum(c.episodes * c.count for c in chunks)

@@ -15,23 +15,10 @@ from engine.model_arrays import outcome_ranges
 from engine.run import Forecast, forecast
 from engine.scenario import MECHANISMS, Scenario, load_scenario
 from engine.study import Study, design_table_rows, load_study
-from kernels.chunk import GRID
 
 DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
                            ("input", pa.string()), ("value", pa.float64())])
 NO_TIES = ("information", "linkage", "credibility", "brokers")
-
-
-def output_means(s: Scenario, agg) -> dict[str, float]:
-    """The four study outputs of one scenario: the means of success, size, capacity, spent
-    (as in its summary table)."""
-    top = outcome_ranges(s).top
-    n = agg.episodes
-    sizes = np.asarray(agg.size_hist, dtype=np.int64)
-    return {"success": agg.successes / n,
-            "size": float((np.arange(len(sizes)) * sizes).sum() / n),
-            "capacity": int(agg.q_sum[0]) / GRID * top[0] / n,
-            "spent": int(agg.q_sum[1]) / GRID * top[1] / n}
 
 
 def _comparisons(run_id, items, merged, names):
@@ -49,12 +36,11 @@ def study(path, *, episodes: int | None = None, seed: int | None = None, **run) 
     st = path if isinstance(path, Study) else load_study(path)
     first_row = 1 + len(st.variants)
 
-    def derived(run_id, items, merged):
+    def derived(run_id, items, merged, means):
         tables = {}
         if st.inputs:
             tables["design"] = pa.Table.from_pylist(design_table_rows(run_id, st), schema=DESIGN_SCHEMA)
-            means = [output_means(s, a) for s, a in zip(items[first_row:], merged[first_row:])]
-            outputs = {o: np.array([m[o] for m in means]) for o in OUTPUTS}
+            outputs = {o: np.array([m[o] for m in means[first_row:]]) for o in OUTPUTS}
             tables |= sensitivity_tables(run_id, st.sampler, [i.path for i in st.inputs], st.unit,
                                          outputs, st.second_order, st.seed)
         if st.variants:
@@ -84,7 +70,7 @@ def ablate(scenario, **run) -> Forecast:
     plus `comparisons` (each ablation against the base). Keywords are `forecast`'s."""
     items, names = ablation_scenarios(scenario)
     return forecast(items, paired=len(items),
-                    derived=lambda run_id, its, merged: {"comparisons": _comparisons(run_id, its, merged, names)},
+                    derived=lambda run_id, its, merged, means: {"comparisons": _comparisons(run_id, its, merged, names)},
                     **run)
 
 

@@ -141,7 +141,7 @@ def test_paired_comparisons_match_the_episodes_and_are_tighter_than_independent(
     n = 20_000
     items, names = pivotal.ablate.__globals__["ablation_scenarios"](TUTORIAL)
     result = forecast(items[:1] + items[5:6], episodes=n, seed=9, keep_episodes=n, paired=2,
-                      derived=lambda run_id, its, merged: {"comparisons": pivotal.ablate.__globals__[
+                      derived=lambda run_id, its, merged, means: {"comparisons": pivotal.ablate.__globals__[
                           "_comparisons"](run_id, its, merged, ["venues off"])}, progress=False)
     assert names[4] == "venues off"
     eps = result.tables["episodes"]

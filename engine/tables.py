@@ -53,7 +53,7 @@ def _continuous_stats(agg: Aggregate, m: int, top: float, n: int):
     edges = np.linspace(0.0, top, len(hist) + 1)
     cdf = np.concatenate([[0.0], np.cumsum(hist) / n])
     lo, hi = float(agg.lowest[m]), float(agg.highest[m])
-    quantiles = [float(min(max(np.interp(q, cdf, edges), lo), hi)) for q in QUANTILES]
+    quantiles = [float(min(max(q, lo), hi)) for q in np.interp(QUANTILES, cdf, edges)]
     return n, mean, var, quantiles, lo, hi
 
 
@@ -141,9 +141,11 @@ def group_tables(run_id: str, scenarios: list[Scenario], aggregates: list[Aggreg
         data = {col: _concat([p[col] for p in parts]) for col in parts[0]}
         if name == "episodes":
             data["members"] = pa.array(data["members"], pa.list_(pa.string()))
-        ids = np.repeat(np.array([s.id for s in scenarios], dtype=object), lengths)
-        tables[name] = pa.table({"run_id": pa.array([run_id] * len(ids), pa.string()),
-                                 "scenario_id": pa.array(ids, pa.string()), **data})
+        index = np.repeat(np.arange(len(scenarios), dtype=np.int32), lengths)
+        ids = pa.DictionaryArray.from_arrays(index, pa.array([s.id for s in scenarios], pa.string()))
+        run = pa.DictionaryArray.from_arrays(np.zeros(len(index), np.int32), pa.array([run_id], pa.string()))
+        tables[name] = pa.table({"run_id": run.cast(pa.string()), "scenario_id": ids.cast(pa.string()),
+                                 **data})
     return tables
 
 

@@ -323,3 +323,82 @@ def test_good_study_validates_and_refusal_has_no_traceback(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "engine.cli", "study", str(path), "--out",
                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "o").exists()
+
+
+def test_grid_and_second_order_designs(tmp_path):
+    grid = write_study(tmp_path, '''
+episodes = 500
+[design]
+sampler = "grid"
+levels = 3
+[[inputs]]
+path = "parameters.bandwidth"
+low = 1
+high = 4
+[[inputs]]
+path = "candidates.B.capacity.high"
+distribution = "choice"
+values = [3000, 6000]
+''', name="grid.toml")
+    st = pivotal.load_study(grid)
+    assert st.rows == 9
+    assert [round(v[0], 9) for v in st.values[::3]] == [1.5, 2.5, 3.5]   # midpoints, first input slowest
+    assert [v[1] for v in st.values[:3]] == [3000, 6000, 6000]           # u = 1/6, 1/2, 5/6
+    assert [s.parameters["bandwidth"] for s in st.scenarios[1:4]] == [2, 2, 2]  # integer: rounded
+    result = pivotal.study(st, progress=False)
+    sens = result.tables["sensitivity"]
+    assert set(sens["method"]) == {"delta"} and sens["ST"].null_count() == sens.height
+    assert "comparisons" not in result.tables
+
+    sobol2 = write_study(tmp_path, '''
+episodes = 300
+[design]
+samples = 8
+second_order = true
+[[inputs]]
+path = "budget"
+low = 0
+high = 600
+[[inputs]]
+path = "parameters.peer_weight"
+low = 0
+high = 10
+[[inputs]]
+path = "institutions.REG.venue_day"
+low = 10
+high = 80
+''', name="s2.toml")
+    result = pivotal.study(sobol2, progress=False)
+    assert result.tables["scenarios"].height == 1 + 8 * (2 * 3 + 2)
+    s2 = result.tables["sensitivity_s2"]
+    assert s2.height == 4 * 3 and set(s2.columns) >= {"output", "input_a", "input_b", "S2", "S2_conf"}
+
+
+def test_study_target_se_equals_a_plain_study_of_the_final_count(tmp_path):
+    study = write_study(tmp_path, SMALL.replace("samples = 6", "samples = 2"))
+    reached = pivotal.study(study, episodes=500, chunk_size=500, target_se=0.02, progress=False)
+    n = reached.tables["runs"]["episodes"].item()
+    assert reached.target.startswith("reached") and n > 500
+    assert reached.tables["summary"].filter(pl.col("metric") == "success")["se"].max() <= 0.02
+    plain = pivotal.study(study, episodes=n, chunk_size=500, progress=False)
+    for name in NUMBERS + STUDY_TABLES:
+        assert_frame_equal(reached.tables[name].drop("run_id"), plain.tables[name].drop("run_id"),
+                           check_exact=True)
+
+
+def test_study_on_ray_equals_local(tmp_path):
+    import ray
+    study = write_study(tmp_path, SMALL.replace("samples = 6", "samples = 3"))
+    local = pivotal.study(study, episodes=1000, progress=False).tables
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = pivotal.study(study, episodes=1000, executor="ray", workers=2, chunk_size=300,
+                               progress=False)
+    finally:
+        if started:
+            ray.shutdown()
+    assert remote.tables["runs"]["executor"].item() == "ray"
+    for name in NUMBERS + STUDY_TABLES:
+        assert_frame_equal(local[name].drop("run_id"), remote.tables[name].drop("run_id"), check_exact=True)

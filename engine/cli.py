@@ -149,7 +149,11 @@ def _study(args) -> int:
         from engine.study import load_study
         st = load_study(args.file)  # every row and variant checked before anything runs
         if args.scenarios:
-            written = write_scenarios(st, args.scenarios)
+            try:
+                written = write_scenarios(st, args.scenarios)
+            except OSError as exc:
+                print(f"pivotal: error: --scenarios {args.scenarios}: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_USAGE
             print(f"wrote {len(written):,} scenario files to {args.scenarios}")
             return 0
     else:

@@ -402,3 +402,26 @@ def test_study_on_ray_equals_local(tmp_path):
     assert remote.tables["runs"]["executor"].item() == "ray"
     for name in NUMBERS + STUDY_TABLES:
         assert_frame_equal(local[name].drop("run_id"), remote.tables[name].drop("run_id"), check_exact=True)
+
+
+def test_a_study_of_variants_only_compares_them_with_the_base(tmp_path):
+    study = write_study(tmp_path, '''
+episodes = 4000
+[[variants]]
+name = "all ties stronger"
+set = { "candidates.*.tie.mean" = 0.9 }
+[[variants]]
+name = "same as base"
+set = { budget = 300 }
+''')
+    result = pivotal.study(study, progress=False)
+    assert result.tables["scenarios"]["scenario_id"].to_list() == ["base", "variant-1", "variant-2"]
+    assert "design" not in result.tables and "sensitivity" not in result.tables
+    comp = result.tables["comparisons"]
+    same = comp.filter(pl.col("variant") == "same as base")
+    assert (same["difference"] == 0).all() and (same["difference_se"] == 0).all()
+    assert same["variance_reduction"].null_count() == 4   # null, not NaN or inf
+    summary = result.tables["summary"].filter(pl.col("metric") == "size")
+    stronger = comp.filter((pl.col("variant") == "all ties stronger") & (pl.col("output") == "size"))
+    assert stronger["difference"].item() == pytest.approx(summary["mean"][1] - summary["mean"][0], rel=1e-12)
+    assert stronger["variance_reduction"].item() > 1

@@ -118,7 +118,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.sha256 or _scenario_hash(s)] for s in items]}
     if len(groups) != len(items) or paired > 1 or target_se is not None:
-        plan |= {"groups": [list(g) for g in groups], "paired": paired, "target_se": target_se, "max_episodes": max_episodes}
+        plan |= {"groups": [list(g) for g in groups], "paired": paired, "target_se": target_se,
+                 "max_episodes": max_episodes}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
     store = None
     if out is not None:
@@ -130,15 +131,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
               tuple(outcome_ranges(s) for s in items), 0 if paired > 1 else -1)
     merged: list[Aggregate | None] = [None] * len(items)
     computed, target = 0, None
-    if target_se is None:
-        rounds = [episodes]
-    else:  # whole chunks: from --episodes, doubling, up to --max-episodes
-        rounds, n = [], -(-episodes // step)
-        while True:
-            rounds.append(min(n * step, max_episodes))
-            if rounds[-1] >= max_episodes:
-                break
-            n *= 2
+    rounds = [episodes] if target_se is None else _rounds(episodes, step, max_episodes)
     sink = TableSink(store)
     means: list[dict | None] = [None] * len(items)  # the four study outputs of each scenario
     keep = paired if paired > 1 else 0  # aggregates the paired comparisons need at the end
@@ -198,6 +191,16 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
                 frames[name] = pl.read_parquet(store.published(name) / "part-0.parquet")
     return Forecast(run_id, frames, Path(out) if out is not None else None,
                     (finished - started).total_seconds(), computed, target)
+
+
+def _rounds(episodes: int, step: int, max_episodes: int) -> list[int]:
+    """Episode counts tried with --target-se: whole chunks of `step`, from `episodes`
+    (rounded up), doubling, up to `max_episodes`."""
+    rounds, n = [], -(-episodes // step)
+    while not rounds or rounds[-1] < max_episodes:
+        rounds.append(min(n * step, max_episodes))
+        n *= 2
+    return rounds
 
 
 def _success_se(agg: Aggregate) -> float:

@@ -74,26 +74,25 @@ def ablate(scenario, **run) -> Forecast:
                     **run)
 
 
-def _pp(output, x):
-    return f"{x * 100:+.1f} pp" if output == "success" else f"{x:+,.1f}" if abs(x) < 1000 else f"{x:+,.0f}"
+def _fmt(output, x, sign="+"):
+    if output == "success":
+        return f"{x * 100:{sign}.1f} pp" if sign else f"{x:.1%}"
+    return f"{x:{sign}.2f}" if abs(x) < 10 else f"{x:{sign},.1f}" if abs(x) < 1000 else f"{x:{sign},.0f}"
 
 
 def comparisons_text(result: Forecast) -> str:
     """Each variant's difference from the base, with its 95% interval, per output."""
     comp = result.tables["comparisons"]
-    lines = [f"{'difference from base (95% CI)':<28}" + "".join(f"{o:>30}" for o in OUTPUTS)]
-    base = comp.filter(pl.col("variant") == comp["variant"][0])
-    lines.append(f"{'base':<28}" + "".join(
-        f"{(f'{m:.1%}' if o == 'success' else f'{m:,.1f}'):>30}"
-        for o, m in zip(base["output"], base["base_mean"])))
+    first = comp.filter(pl.col("variant") == comp["variant"][0])
+    rows = [["", *OUTPUTS], ["base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
     for name in comp["variant"].unique(maintain_order=True):
-        rows = {r["output"]: r for r in comp.filter(pl.col("variant") == name).iter_rows(named=True)}
-        cells = []
-        for o in OUTPUTS:
-            r = rows[o]
-            cells.append(f"{_pp(o, r['difference'])} [{_pp(o, r['difference_low'])}, "
-                         f"{_pp(o, r['difference_high'])}]")
-        lines.append(f"{name[:27]:<28}" + "".join(f"{c:>30}" for c in cells))
+        by = {r["output"]: r for r in comp.filter(pl.col("variant") == name).iter_rows(named=True)}
+        rows.append([name, *(f"{_fmt(o, by[o]['difference'])} [{_fmt(o, by[o]['difference_low'])}, "
+                             f"{_fmt(o, by[o]['difference_high'])}]" for o in OUTPUTS)])
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["difference from the base, [95% interval] from paired episodes:"]
+    for r in rows:
+        lines.append("  " + r[0].ljust(widths[0]) + "".join("  " + c.rjust(w) for c, w in zip(r[1:], widths[1:])))
     return "\n".join(lines)
 
 

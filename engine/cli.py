@@ -127,13 +127,14 @@ def _run(args) -> int:
 
 
 def _is_study(path) -> bool:
-    """A study file names a base `scenario`; a scenario file names a `pivot`."""
+    """A study file names a base `scenario` (and has a design or variants); a scenario file
+    names a `pivot`."""
     import tomllib
     try:
         doc = tomllib.loads(open(path, "rb").read().decode("utf-8"))
     except (OSError, ValueError):
         return False  # load_scenario reports it
-    return "scenario" in doc and "pivot" not in doc
+    return "pivot" not in doc and bool({"scenario", "design", "inputs", "variants"} & set(doc))
 
 
 def _study(args) -> int:

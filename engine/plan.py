@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 MAX_CHUNK_EPISODES = 1 << 30          # keeps a chunk's quantised sums inside int64
 CANDIDATE_EPISODES_PER_CHUNK = 4_000_000  # about 1-2 s of one core's work
+MAX_GROUP = 128  # scenarios per group: bounds the aggregates and tables a chunk holds at once
 
 
 class Chunk(NamedTuple):
@@ -46,7 +47,7 @@ def plan_groups(n_scenarios: int, group_size: int, paired: int = 0) -> list[tupl
 def group_size_for(n_candidates: int, episodes_per_chunk: int) -> int:
     """Scenarios per group so that a chunk of `episodes_per_chunk` episodes of each is about
     1-2 s of work (1 when a chunk of one scenario already is)."""
-    return max(1, default_chunk_size(n_candidates) // max(episodes_per_chunk, 1))
+    return max(1, min(MAX_GROUP, default_chunk_size(n_candidates) // max(episodes_per_chunk, 1)))
 
 
 def plan_chunks(n_scenarios: int, episodes: int, chunk_size: int, groups=None,

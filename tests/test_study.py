@@ -425,3 +425,13 @@ set = { budget = 300 }
     stronger = comp.filter((pl.col("variant") == "all ties stronger") & (pl.col("output") == "size"))
     assert stronger["difference"].item() == pytest.approx(summary["mean"][1] - summary["mean"][0], rel=1e-12)
     assert stronger["variance_reduction"].item() > 1
+
+
+def test_run_cli_says_when_the_target_se_is_capped(tmp_path, capsys):
+    code = main(["run", str(TUTORIAL), "--episodes", "800", "--target-se", "0.001", "--max-episodes",
+                 "3000", "--out", str(tmp_path), "--run-id", "r", "--quiet"])
+    assert code == 0
+    assert "--target-se capped: success se" in capsys.readouterr().out
+    runs = pl.read_parquet(tmp_path / "runs" / "run_id=r" / "part-0.parquet")
+    assert runs["episodes"].item() == 3000
+    assert main(["run", str(TUTORIAL), "--target-se", "-1", "--out", str(tmp_path)]) == 2

@@ -165,7 +165,7 @@ def resolve(path: str, doc: dict, base: Scenario) -> tuple[Location, ...] | str:
                 f"{f}.{s}" for f, subs in CANDIDATE_FIELDS.items() for s in subs) + ")"
         picked = [i for i, c in enumerate(base.candidates) if cid in ("*", c.id)]
         if not picked:
-            return f"the base scenario has no candidate {cid!r}"
+            return f"it has no candidate {cid!r}"
         sub_index = CANDIDATE_FIELDS[fld].index(sub)
         return tuple(Location(("candidates", i, fld, sub),
                               (f"candidates[{i}].{fld}.{sub}", f"candidates[{i}].{fld}"),
@@ -178,7 +178,7 @@ def resolve(path: str, doc: dict, base: Scenario) -> tuple[Location, ...] | str:
             if {t.a, t.b} == {a, b}:
                 return (Location(("ties", k, sub), (f"ties[{k}].{sub}", f"ties[{k}]"),
                                  getattr(t, sub), "number"),)
-        return f"the base scenario has no tie between {a!r} and {b!r}"
+        return f"it has no tie between {a!r} and {b!r}"
     if head == "institutions" and len(parts) == 3:
         iid, attr = parts[1:]
         if attr not in INSTITUTION_FIELDS:
@@ -187,7 +187,7 @@ def resolve(path: str, doc: dict, base: Scenario) -> tuple[Location, ...] | str:
             if inst.id == iid:
                 return (Location(("institutions", k, attr), (f"institutions[{k}].{attr}",),
                                  getattr(inst, attr), "number"),)
-        return f"the base scenario has no institution {iid!r}"
+        return f"it has no institution {iid!r}"
     return ("names nothing in a scenario (paths: budget, requirement, deadline_days, min_partners, "
             "parameters.<key>, mechanisms.<key>, candidates.<ID|*>.<field>.<sub>, ties.<A>.<B>.<sub>, "
             "institutions.<ID>.<broker|venue_day|venue_bonus>)")

@@ -435,3 +435,41 @@ def test_run_cli_says_when_the_target_se_is_capped(tmp_path, capsys):
     runs = pl.read_parquet(tmp_path / "runs" / "run_id=r" / "part-0.parquet")
     assert runs["episodes"].item() == 3000
     assert main(["run", str(TUTORIAL), "--target-se", "-1", "--out", str(tmp_path)]) == 2
+
+
+def test_set_shift_and_scale_apply_to_the_base_values(tmp_path):
+    study = write_study(tmp_path, '''
+[design]
+sampler = "random"
+samples = 5
+[[inputs]]
+path = "candidates.*.preference.mean"
+low = -3
+high = 3
+apply = "shift"
+[[inputs]]
+path = "candidates.*.tie.mean"
+low = 0.5
+high = 1.1
+apply = "scale"
+[[inputs]]
+path = "ties.C.B.mean"
+low = 0.1
+high = 0.2
+[[inputs]]
+path = "min_partners"
+low = 0
+high = 4
+''')
+    st = pivotal.load_study(study)
+    base = st.scenarios[0]
+    assert [s.id for s in st.scenarios] == ["base"] + [f"row-{r:06d}" for r in range(5)]
+    for r, (shift, factor, tie, partners) in enumerate(st.values):
+        s = st.scenarios[1 + r]
+        for c, b in zip(s.candidates, base.candidates):
+            assert c.preference == (b.preference[0] + shift, b.preference[1])
+            assert c.tie == (b.tie[0] * factor, b.tie[1])
+            assert c.capacity == b.capacity
+        assert [t.mean for t in s.ties if {t.a, t.b} == {"B", "C"}] == [tie]   # a tie named either way
+        assert s.min_partners == round(partners) and isinstance(s.min_partners, int)
+        assert s.budget == base.budget and s.parameters == base.parameters

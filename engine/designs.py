@@ -101,6 +101,17 @@ def _problem(names):
     return {"num_vars": len(names), "names": list(names), "bounds": [[0.0, 1.0]] * len(names)}
 
 
+def _analyse(run) -> dict:
+    """SALib's result, or {} (null indices) when a design too small for the estimator makes
+    it fail: the run's other tables are still published."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            return run()
+        except (ValueError, ZeroDivisionError, FloatingPointError, IndexError, np.linalg.LinAlgError):
+            return {}
+
+
 def _clean(x):
     x = float(x)
     return x if math.isfinite(x) else None
@@ -120,10 +131,8 @@ def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.nda
                 res = {}
             else:
                 from SALib.analyze import sobol
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore")
-                    res = sobol.analyze(problem, y, calc_second_order=second_order,
-                                        num_resamples=100, conf_level=0.95, seed=seed + 1)
+                res = _analyse(lambda: sobol.analyze(problem, y, calc_second_order=second_order,
+                                                     num_resamples=100, conf_level=0.95, seed=seed + 1))
             for i, name in enumerate(names):
                 rows.append({"run_id": run_id, "output": output, "input": name, "method": "sobol",
                              **{k: (_clean(res[k][i]) if res else None)
@@ -139,10 +148,8 @@ def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.nda
                 res = {}
             else:
                 from SALib.analyze import delta
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore")
-                    res = delta.analyze(problem, unit, y, num_resamples=100, conf_level=0.95,
-                                        seed=seed + 1, method="sobol")
+                res = _analyse(lambda: delta.analyze(problem, unit, y, num_resamples=100, conf_level=0.95,
+                                                     seed=seed + 1, method="sobol"))
             for i, name in enumerate(names):
                 rows.append({"run_id": run_id, "output": output, "input": name, "method": "delta",
                              "S1": _clean(res["S1"][i]) if res else None,

@@ -473,3 +473,30 @@ high = 4
         assert [t.mean for t in s.ties if {t.a, t.b} == {"B", "C"}] == [tie]   # a tie named either way
         assert s.min_partners == round(partners) and isinstance(s.min_partners, int)
         assert s.budget == base.budget and s.parameters == base.parameters
+
+
+def test_study_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
+    import os
+    import signal
+    import time
+
+    study = write_study(tmp_path, SMALL.replace("samples = 6", "samples = 24").replace(
+        "episodes = 3000", "episodes = 16000"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "engine.cli", "study", str(study), "--chunk-size", "400", "--out", str(out),
+           "--run-id", "k", "--quiet", "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    chunks = out / "_staging" / "run_id=k" / "chunks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the study finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "runs").exists() and not (out / "design").exists()
+    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    clean = pivotal.study(study, chunk_size=400, progress=False).tables
+    for name in NUMBERS + STUDY_TABLES:
+        published = pl.read_parquet(out / name / "run_id=k" / "part-0.parquet")
+        assert_frame_equal(clean[name].drop("run_id"), published.drop("run_id"), check_exact=True)

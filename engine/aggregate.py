@@ -73,11 +73,17 @@ class Aggregate:
 
 def save_chunk(path, aggregates: list[Aggregate]) -> None:
     """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
-    name, then renamed: never half-written)."""
+    name, then renamed: never half-written). Each field of all aggregates is one array
+    (their flattened values end to end) plus their shapes: a group of many scenarios is
+    a handful of arrays, not a handful per scenario."""
+    arrays = {}
+    for f in fields(Aggregate):
+        parts = [np.asarray(getattr(agg, f.name)) for agg in aggregates]
+        arrays[f.name] = np.concatenate([p.ravel() for p in parts])
+        arrays[f"{f.name}.shape"] = np.array([p.shape for p in parts], np.int64).reshape(len(parts), -1)
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as fh:
-        np.savez(fh, **{f"{k}.{f.name}": np.asarray(getattr(agg, f.name))
-                        for k, agg in enumerate(aggregates) for f in fields(Aggregate)})
+        np.savez(fh, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -85,11 +91,17 @@ def save_chunk(path, aggregates: list[Aggregate]) -> None:
 
 def load_chunk(path) -> list[Aggregate]:
     """The aggregates `save_chunk` wrote."""
-    out = []
     with np.load(path) as z:
-        for k in range(len(z.files) // len(fields(Aggregate))):
-            values = {f.name: z[f"{k}.{f.name}"] for f in fields(Aggregate)}
-            for name in ("episodes", "successes", "reached"):
-                values[name] = int(values[name])
-            out.append(Aggregate(**values))
+        columns = {}
+        for f in fields(Aggregate):
+            flat, shapes = z[f.name], z[f"{f.name}.shape"]
+            ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+            columns[f.name] = [part.reshape(shape) for part, shape in
+                               zip(np.split(flat, ends[:-1]), shapes)]
+    out = []
+    for k in range(len(columns["episodes"])):
+        values = {name: parts[k] for name, parts in columns.items()}
+        for name in ("episodes", "successes", "reached"):
+            values[name] = int(values[name])
+        out.append(Aggregate(**values))
     return out

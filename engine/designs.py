@@ -77,11 +77,10 @@ def unit_sample(sampler: str, names: list[str], samples: int, second_order: bool
 
 def to_values(distribution: str, params: dict, u: np.ndarray) -> list:
     """Map unit coordinates to an input's values (booleans stay booleans)."""
-    from scipy import stats
-
     if distribution == "uniform":
         return [float(x) for x in params["low"] + u * (params["high"] - params["low"])]
     if distribution == "normal":
+        from scipy import stats
         if params["sd"] == 0:
             return [float(params["mean"])] * len(u)
         return [float(x) for x in stats.norm.ppf(u, loc=params["mean"], scale=params["sd"])]
@@ -89,12 +88,25 @@ def to_values(distribution: str, params: dict, u: np.ndarray) -> list:
         low, mode, high = params["low"], params["mode"], params["high"]
         if high == low:
             return [float(low)] * len(u)
+        from scipy import stats
         return [float(x) for x in stats.triang.ppf(u, (mode - low) / (high - low), loc=low, scale=high - low)]
     if distribution == "choice":
         values = params["values"]
         k = len(values)
         return [values[min(int(math.floor(x * k)), k - 1)] for x in u]
     raise ValueError(f"unknown distribution {distribution!r}")
+
+
+def preload_analysis(sampler: str):
+    """Import the SALib analysis of `sampler` (with scipy, most of a second) on a background
+    thread, so the import overlaps the run's chunks instead of following them."""
+    import importlib
+    import threading
+
+    module = "SALib.analyze.sobol" if sampler == "sobol" else "SALib.analyze.delta"
+    thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+    thread.start()
+    return thread
 
 
 def _problem(names):

@@ -86,7 +86,9 @@ def available_cores() -> int:
 
 
 class LocalExecutor:
-    """Chunks in order, in this process, each split over `workers` threads."""
+    """Chunks in order, in this process, each split over `workers` threads. The next chunk
+    runs while the driver checkpoints, merges and writes the previous one (the kernels
+    release the GIL), so the driver's work per chunk does not idle the cores."""
     name = "local"
 
     def __init__(self, workers: int):
@@ -94,9 +96,17 @@ class LocalExecutor:
 
     def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
         with ThreadPoolExecutor(self.workers) as pool:
-            for chunk in chunks:
-                try:
-                    aggregate = run_chunk(job, chunk, pool, self.workers)
-                except Exception as exc:
-                    raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
-                yield chunk, aggregate
+            ahead = ThreadPoolExecutor(1)  # one chunk at a time, started before the last is handed over
+            try:
+                futures = {}
+                for i, chunk in enumerate(chunks):
+                    for c in chunks[i:i + 2]:
+                        if c.position not in futures:
+                            futures[c.position] = ahead.submit(run_chunk, job, c, pool, self.workers)
+                    try:
+                        aggregates = futures.pop(chunk.position).result()
+                    except Exception as exc:
+                        raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
+                    yield chunk, aggregates
+            finally:
+                ahead.shutdown(wait=True, cancel_futures=True)

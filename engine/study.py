@@ -10,7 +10,6 @@ invalid scenario: the input or variant, and the scenario's rule).
 """
 from __future__ import annotations
 
-import copy
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -85,7 +84,7 @@ class Study:
     def scenario_doc(self, scenario_id: str) -> dict:
         """The TOML document of one evaluated scenario (`base`, `variant-<k>`, `row-<r>`)."""
         if scenario_id == "base":
-            return _named(copy.deepcopy(self.base_doc), self.base_doc["name"], "base")
+            return _named(_copy(self.base_doc), self.base_doc["name"], "base")
         kind, _, number = scenario_id.partition("-")
         if kind == "variant":
             v = self.variants[int(number) - 1]
@@ -93,18 +92,27 @@ class Study:
         return self._row_doc(int(number))
 
     def _variant_doc(self, v: Variant) -> dict:
-        doc = copy.deepcopy(self.base_doc)
+        doc = _copy(self.base_doc)
         for path, value in v.values.items():
             for loc in v.locations[path]:
                 _put(doc, loc, value)
         return _named(doc, self.base_doc["name"], v.name)
 
     def _row_doc(self, r: int) -> dict:
-        doc = copy.deepcopy(self.base_doc)
+        doc = _copy(self.base_doc)
         for inp, value in zip(self.inputs, self.values[r]):
             for loc in inp.locations:
                 _put(doc, loc, _applied(inp.apply, loc, value))
         return _named(doc, self.base_doc["name"], f"row {r}")
+
+
+def _copy(node):
+    """A copy of a TOML document's tables and arrays (its values are immutable)."""
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
 
 
 def _named(doc, base_name, label):

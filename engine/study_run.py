@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow as pa
 
 from engine.comparisons import OUTPUTS, comparisons_table
-from engine.designs import sensitivity_tables
+from engine.designs import preload_analysis, sensitivity_tables
 from engine.model_arrays import outcome_ranges
 from engine.run import Forecast, forecast
 from engine.scenario import MECHANISMS, Scenario, load_scenario
@@ -47,6 +47,8 @@ def study(path, *, episodes: int | None = None, seed: int | None = None, **run) 
             tables["comparisons"] = _comparisons(run_id, items, merged, [v.name for v in st.variants])
         return tables
 
+    if st.inputs:
+        preload_analysis(st.sampler)
     return forecast(st.scenarios, episodes=episodes or st.episodes,
                     seed=st.seed if seed is None else seed,
                     paired=first_row if st.variants else 0, derived=derived, **run)

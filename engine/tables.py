@@ -36,7 +36,7 @@ def _discrete_stats(hist):
     mean = float((values * hist).sum() / n)
     var = float(((values - mean) ** 2 * hist).sum() / (n - 1)) if n > 1 else 0.0
     cdf = np.cumsum(hist) / n
-    quantiles = [float(np.searchsorted(cdf, q - 1e-12)) for q in QUANTILES]
+    quantiles = [float(i) for i in np.searchsorted(cdf, np.array(QUANTILES) - 1e-12)]
     nonzero = np.flatnonzero(hist)
     return n, mean, var, quantiles, float(nonzero[0]), float(nonzero[-1])
 

@@ -5,9 +5,14 @@ In a notebook:
     import pivotal
     result = pivotal.forecast("configs/scenarios/tutorial.toml", episodes=100_000)
     result.tables["summary"]          # Polars DataFrames, one per output table
+    study = pivotal.study("configs/studies/syria_drivers.toml", episodes=2_000)
+    study.tables["sensitivity"]       # + design, comparisons (docs/STUDIES.md)
 """
 from engine import __version__
 from engine.run import Forecast, forecast
 from engine.scenario import Scenario, ScenarioError, load_scenario
+from engine.study import load_study
+from engine.study_run import ablate, study
 
-__all__ = ["Forecast", "Scenario", "ScenarioError", "__version__", "forecast", "load_scenario"]
+__all__ = ["Forecast", "Scenario", "ScenarioError", "__version__", "ablate", "forecast", "load_scenario",
+           "load_study", "study"]

@@ -240,6 +240,9 @@ def markdown(results) -> str:
     lines += [f"| start-up: cold compile / cached | {s['cold_seconds']:.1f} s / {s['cached_seconds']:.1f} s |",
               f"| output (100k kept episodes, 120 candidates) | Parquet {o['parquet_bytes'] / 1e6:.1f} MB "
               f"in {o['parquet_seconds']:.2f} s; CSV {o['csv_bytes'] / 1e6:.1f} MB in {o['csv_seconds']:.2f} s |"]
+    if "study" in results:
+        from bench.study import markdown as study_markdown
+        lines += study_markdown(results["study"])
     return "\n".join(lines) + "\n"
 
 
@@ -266,6 +269,9 @@ def main():
     results["startup"] = startup()
     print("output:")
     results["output"] = output_cost()
+    print("study:")
+    from bench.study import study_numbers
+    results["study"] = study_numbers(args.quick, args.full)
     out = HERE / "results" / (f"{results['date']}-{now:%H%M}-{results['host']}"
                               f"{'-quick' if args.quick else ''}.json")
     out.parent.mkdir(exist_ok=True)

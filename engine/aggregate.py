@@ -7,7 +7,7 @@ long run (quantised sums) are kept as Python integers after a merge.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -32,19 +32,25 @@ class Aggregate:
     cand_pay: np.ndarray           # (N,) payments received, on the spent grid
     kept: np.ndarray               # (k, 8) leading episodes' outcomes (kernels.layout order)
     kept_members: np.ndarray       # (k, N) member at T, per kept episode
+    # (4,) sums over episodes of this scenario's outcome times its paired base's (success,
+    # size, capacity, spent; engine/comparisons.py); zeros outside a paired group
+    paired: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
 
     @classmethod
     def from_slices(cls, episodes, slices) -> "Aggregate":
-        """Combine `kernels.chunk.simulate_chunk` results of consecutive slices of a chunk."""
+        """Combine `kernels.chunk.simulate_chunk` results of consecutive slices of a chunk
+        (each optionally followed by its paired cross sums)."""
+        columns = list(zip(*slices))
         (size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
          q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept,
-         kept_members) = zip(*slices)
+         kept_members) = columns[:16]
         total = lambda parts: np.sum(parts, axis=0)  # noqa: E731 - int64: a chunk cannot overflow
+        paired = total(columns[16]) if len(columns) > 16 else np.zeros(4, np.int64)
         return cls(episodes, total(size_hist), total(offers_hist), total(venue_hist),
                    total(withdrawal_hist), total(value_hist), total(day_hist), total(q_sum),
                    total(q_sumsq), np.min(lowest, axis=0), np.max(highest, axis=0),
                    int(sum(successes)), int(sum(reached)), total(cand_counts), total(cand_pay),
-                   np.concatenate(kept), np.concatenate(kept_members))
+                   np.concatenate(kept), np.concatenate(kept_members), paired)
 
     def merge(self, later: "Aggregate") -> "Aggregate":
         """Add the aggregate of the chunk that follows this one (chunk order matters for `kept`)."""
@@ -60,21 +66,42 @@ class Aggregate:
             self.cand_counts + later.cand_counts, big(self.cand_pay, later.cand_pay),
             np.concatenate([self.kept, later.kept]) if len(later.kept) else self.kept,
             np.concatenate([self.kept_members, later.kept_members]) if len(later.kept) else self.kept_members,
+            big(self.paired, later.paired),
         )
 
-    def save(self, path) -> None:
-        """Write a chunk's aggregate to `path` (a temporary name, then renamed: never half-written)."""
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
-    @classmethod
-    def load(cls, path) -> "Aggregate":
-        with np.load(path) as z:
-            values = {f.name: z[f.name] for f in fields(cls)}
+
+def save_chunk(path, aggregates: list[Aggregate]) -> None:
+    """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
+    name, then renamed: never half-written). Each field of all aggregates is one array
+    (their flattened values end to end) plus their shapes: a group of many scenarios is
+    a handful of arrays, not a handful per scenario."""
+    arrays = {}
+    for f in fields(Aggregate):
+        parts = [np.asarray(getattr(agg, f.name)) for agg in aggregates]
+        arrays[f.name] = np.concatenate([p.ravel() for p in parts])
+        arrays[f"{f.name}.shape"] = np.array([p.shape for p in parts], np.int64).reshape(len(parts), -1)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_chunk(path) -> list[Aggregate]:
+    """The aggregates `save_chunk` wrote."""
+    with np.load(path) as z:
+        columns = {}
+        for f in fields(Aggregate):
+            flat, shapes = z[f.name], z[f"{f.name}.shape"]
+            ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+            columns[f.name] = [part.reshape(shape) for part, shape in
+                               zip(np.split(flat, ends[:-1]), shapes)]
+    out = []
+    for k in range(len(columns["episodes"])):
+        values = {name: parts[k] for name, parts in columns.items()}
         for name in ("episodes", "successes", "reached"):
             values[name] = int(values[name])
-        return cls(**values)
+        out.append(Aggregate(**values))
+    return out

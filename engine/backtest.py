@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from scipy import optimize, stats
 
 from engine import builder, cow
 from engine.cow import DataError
-from engine.scenario import parse_scenario
+from engine.scenario import parse_scenario, read_toml
 
 DEFAULT_EPISODES = 20_000      # per case and model in `pivotal backtest`
 FIT_EPISODES = 2_000           # per case in each evaluation of the fit's objective
@@ -89,12 +88,9 @@ OBSERVED_KEYS = {"file", "warnum", "side", "exclude"}
 def load_case(path, data_override=None) -> Case:
     """Read and check one case file (paths resolved as BACKTEST_FORMAT.md says)."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise CaseError(path, "", f"cannot read file ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CaseError(path, "", f"not valid TOML ({exc})") from None
+    def fail(rule):
+        raise CaseError(path, "", rule) from None
+    doc, _ = read_toml(path, fail)
 
     def table(d, key):
         v = d.get(key)
@@ -287,8 +283,8 @@ def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episo
     for p in prepared:
         scenarios += [scenario(p, prm), scenario(p, prm, ties=False)]
 
-    def extra(run_id, arrow):
-        tables = {name: pl.from_arrow(t) for name, t in arrow.items() if name == "candidates"}
+    def derived(run_id, items, merged, means, arrow):
+        tables = {"candidates": pl.from_arrow(arrow["candidates"])}
         rows, states = [], []
         for p in prepared:
             on = _p_member(tables, p.case.slug)
@@ -299,7 +295,7 @@ def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episo
                 "backtest_states": pa.Table.from_pylist(states, schema=STATES_SCHEMA)}
 
     return forecast(scenarios, episodes=episodes, seed=seed, out=out, run_id=run_id, progress=progress,
-                    extra_tables=extra, **run_args)
+                    derived=derived, **run_args)
 
 
 def report(backtests: pl.DataFrame) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from engine import cow
 from engine.cow import DataError
+from engine.scenario import read_toml
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
@@ -103,12 +103,9 @@ def load_params(path=None) -> BuilderParams:
     """Builder parameters from a TOML file (`[builder]` table or top-level keys); the
     shipped defaults when `path` is None."""
     path = Path(path) if path is not None else SHIPPED_PARAMS
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise DataError(f"--params {path}: cannot read file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"--params {path}: not valid TOML ({exc})") from None
+    def fail(rule):
+        raise DataError(f"--params {path}: {rule}") from None
+    doc, _ = read_toml(path, fail)
     values = doc.get("builder", doc)
     values = {k: v for k, v in values.items() if not isinstance(v, dict)}
     return params_from_mapping(values, f"--params {path}")

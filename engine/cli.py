@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                    "its --run-id, or the latest interrupted run in --out): only missing chunks are "
                    "computed")
     r.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    _target_options(r)
+    _study_parsers(sub)
     _output_parsers(sub)
     _discover_parser(sub)
     _data_parsers(sub)
@@ -144,6 +146,38 @@ def _data_parsers(sub) -> None:
                     help="with --fit: where the fitted parameters go (default %(default)s)")
 
 
+def _target_options(p):
+    p.add_argument("--target-se", type=float, metavar="X", help="add whole chunks until the success "
+                   "probability's standard error is at most X in every scenario")
+    p.add_argument("--max-episodes", type=count, help="cap on episodes per scenario with --target-se "
+                   "(default 100 x --episodes)")
+
+
+def _study_parsers(sub):
+    """`pivotal study` and `pivotal ablate` (docs/STUDIES.md)."""
+    for name, what, help_ in (("study", "STUDY.toml", "run an uncertainty study (docs/STUDIES.md)"),
+                              ("ablate", "SCENARIO.toml", "how much each mechanism matters: the "
+                               "standard mechanism ablation of a scenario")):
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("file", metavar=what)
+        q.add_argument("--episodes", type=count, help="episodes per scenario (default: the study's; "
+                       "ablate: 100,000)")
+        q.add_argument("--seed", type=count, help="seed (default: the study's; ablate: 1)")
+        q.add_argument("--out", default="forecasts", help="forecast directory or object-storage URI "
+                       "(default ./forecasts)")
+        q.add_argument("--run-id", help="name of the run (default: generated from the time)")
+        q.add_argument("--workers", type=count, help="cores to use (default: all)")
+        q.add_argument("--chunk-size", type=count, help="episodes per chunk")
+        q.add_argument("--executor", choices=["local", "ray"], help="where chunks run (as for run)")
+        q.add_argument("--ray-address", help="Ray cluster to attach to")
+        q.add_argument("--resume", action="store_true", help="finish an interrupted run")
+        q.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+        _target_options(q)
+        if name == "study":
+            q.add_argument("--scenarios", metavar="DIR", help="write every evaluated scenario as "
+                           "DIR/<scenario_id>.toml and run nothing")
+
+
 def main(argv=None) -> int:
     handle_signals()
     try:
@@ -163,6 +197,12 @@ def _main(argv) -> int:
     try:
         if args.command == "validate":
             for f in args.files:
+                if _is_study(f):
+                    from engine.study import load_study
+                    st = load_study(f)
+                    print(f"{f}: ok (study: {len(st.inputs)} inputs, {len(st.variants)} variants, "
+                          f"{st.rows:,} design rows)")
+                    continue
                 s = load_scenario(f)
                 print(f"{f}: ok ({len(s.candidates)} candidates, {len(s.ties)} ties, "
                       f"{len(s.institutions)} institutions)")
@@ -175,6 +215,8 @@ def _main(argv) -> int:
             return _scenario_build(args)
         if args.command == "backtest":
             return _backtest(args)
+        if args.command in ("study", "ablate"):
+            return _study(args)
         return _run(args)
     except (ScenarioError, DataError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -205,24 +247,38 @@ def _read_outputs(args) -> int:
 
 
 def _run(args) -> int:
-    from engine.output import RunExistsError, latest_interrupted_run, run_directory
-    from engine.scenario import load_scenario
     from engine.report import summary_text
-    from engine.run import RunFailedError, RunSettingsError, forecast, new_run_id
-    from engine.storage import StorageError
+    from engine.run import forecast
+    from engine.scenario import load_scenario
 
     scenarios = [load_scenario(f) for f in args.scenarios]  # every file checked before anything runs
-    run_id = None
-    try:
-        run_id = args.run_id or (latest_interrupted_run(args.out) if args.resume else new_run_id())
+
+    def start(run_id):
         result = forecast(scenarios, episodes=args.episodes, seed=args.seed, out=args.out,
                           run_id=run_id, workers=args.workers, chunk_size=args.chunk_size,
                           executor=args.executor, ray_address=args.ray_address,
                           keep_episodes=args.keep_episodes,
                           resume=args.resume, progress=False if args.quiet else None,
-                          announce=_announce)
+                          announce=_announce, target_se=args.target_se,
+                          max_episodes=args.max_episodes, return_tables=False)
         if not args.quiet:
             print(summary_text(result))
+        if result.target:
+            print(f"--target-se {result.target}")
+    return _guarded(args, start)
+
+
+def _guarded(args, start) -> int:
+    """Run `start(run_id)` (a run, study, ablation or backtest) with the errors every run can
+    meet turned into one line and a documented exit code (docs/OUTPUTS.md)."""
+    from engine.output import RunExistsError, latest_interrupted_run, run_directory
+    from engine.run import RunFailedError, RunSettingsError, new_run_id
+    from engine.storage import StorageError
+
+    run_id = None
+    try:
+        run_id = args.run_id or (latest_interrupted_run(args.out) if args.resume else new_run_id())
+        start(run_id)
     except (RunSettingsError, RunExistsError, StorageError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -314,23 +370,19 @@ def _scenario_build(args) -> int:
 
 def _backtest(args) -> int:
     from engine import backtest, builder
-    from engine.output import RunExistsError
-    from engine.run import RunSettingsError
 
     prm = builder.load_params(args.params)
     prepared = [backtest.prepare(backtest.load_case(f, args.data)) for f in args.cases]
-    try:
-        if args.fit:
-            return _fit(args, prepared, prm)
+    if args.fit:
+        return _fit(args, prepared, prm)
+
+    def start(run_id):
         result = backtest.run_backtests(prepared, prm, episodes=args.episodes or backtest.DEFAULT_EPISODES,
-                                        seed=args.seed, out=args.out, run_id=args.run_id,
-                                        workers=args.workers, progress=False)
-    except (RunSettingsError, RunExistsError) as exc:
-        print(f"pivotal: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(result.run_id)
-    print(backtest.report(result.tables["backtests"]))
-    return 0
+                                        seed=args.seed, out=args.out, run_id=run_id,
+                                        workers=args.workers, progress=False, announce=_announce)
+        print(backtest.report(result.tables["backtests"]))
+    args.resume = False
+    return _guarded(args, start)
 
 
 def _fit(args, prepared, prm) -> int:
@@ -374,6 +426,64 @@ def _fit(args, prepared, prm) -> int:
     print("\nleave-one-case-out (each case scored with parameters fitted on the others):")
     print(backtest.report(pl.concat(rows)))
     return 0
+
+
+def _is_study(path) -> bool:
+    """A study file names a base `scenario` (and has a design or variants); a scenario file
+    names a `pivot`."""
+    from pathlib import Path
+
+    from engine.scenario import read_toml
+
+    def fail(rule):
+        raise ValueError(rule)
+    try:
+        doc, _ = read_toml(Path(path), fail)
+    except ValueError:
+        return False  # load_scenario reports it
+    return "pivot" not in doc and bool({"scenario", "design", "inputs", "variants"} & set(doc))
+
+
+def _study(args) -> int:
+    from engine.report import summary_text
+    from engine.scenario import load_scenario
+    from engine.study_run import ablate, comparisons_text, study, study_text, write_scenarios
+
+    run = dict(out=args.out, workers=args.workers, chunk_size=args.chunk_size,
+               executor=args.executor, ray_address=args.ray_address, resume=args.resume,
+               progress=False if args.quiet else None, target_se=args.target_se,
+               max_episodes=args.max_episodes, seed=args.seed, return_tables=False,
+               announce=_announce)
+    if args.command == "study":
+        from engine.study import load_study
+        st = load_study(args.file)  # every row and variant checked before anything runs
+        if args.scenarios:
+            try:
+                written = write_scenarios(st, args.scenarios)
+            except OSError as exc:
+                print(f"pivotal: error: --scenarios {args.scenarios}: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"wrote {len(written):,} scenario files to {args.scenarios}")
+            return 0
+    else:
+        scenario = load_scenario(args.file)
+        run["seed"] = 1 if args.seed is None else args.seed
+
+    def start(run_id):
+        if args.command == "study":
+            result = study(st, episodes=args.episodes, run_id=run_id, **run)
+        else:
+            result = ablate(scenario, episodes=args.episodes or 100_000, run_id=run_id, **run)
+        if not args.quiet:
+            if args.command == "study":
+                print(study_text(result, st))
+            else:
+                print(summary_text(result, max_scenarios=1))
+                print(f"\nhow much each mechanism matters in {scenario.name}:")
+                print(comparisons_text(result))
+        if result.target:
+            print(f"--target-se {result.target}")
+    return _guarded(args, start)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ class Job(NamedTuple):
     keep_episodes: int
     models: tuple[ModelArrays, ...]   # per scenario
     ranges: tuple[Ranges, ...]        # per scenario
+    paired: int = -1                  # first scenario of the paired group (base + variants), or -1
 
 
 class ChunkError(RuntimeError):
@@ -32,21 +33,52 @@ class ChunkError(RuntimeError):
         self.chunk = chunk
 
 
-def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None, threads: int = 1) -> Aggregate:
-    """Run one chunk, split into one contiguous slice per thread (`threads` of `pool`;
-    the kernel releases the GIL), and combine the slices into an Aggregate."""
-    from kernels.chunk import simulate_chunk  # compiled (or loaded from cache) on first use
-
-    r = job.ranges[chunk.scenario]
-    model = job.models[chunk.scenario]
+def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None,
+              threads: int = 1) -> list[Aggregate]:
+    """Run one chunk: every scenario of its group over the chunk's episodes, split into one
+    contiguous slice per thread (`threads` of `pool`; the kernel releases the GIL).
+    Returns one Aggregate per scenario of the group; in the paired group each also
+    carries its cross sums with the group's first scenario (engine/comparisons.py)."""
     bounds = [chunk.first + chunk.episodes * k // threads for k in range(threads + 1)]
+    scenarios = range(chunk.scenario, chunk.scenario + chunk.count)
+    paired = chunk.scenario == job.paired
 
     def run(first, stop):
-        return simulate_chunk(job.seed, first, stop, job.keep_episodes, VALUE_BINS, r.top, r.days,
-                              r.max_offers, *model)
+        if paired:
+            return paired_slice(job, scenarios, first, stop)
+        return [[_simulate(job, s, first, stop, job.keep_episodes)] for s in scenarios]
 
-    slices = (pool.map if threads > 1 else map)(run, bounds[:-1], bounds[1:])
-    return Aggregate.from_slices(chunk.episodes, list(slices))
+    slices = list((pool.map if threads > 1 else map)(run, bounds[:-1], bounds[1:]))
+    return [Aggregate.from_slices(chunk.episodes, [part for sl in slices for part in sl[k]])
+            for k in range(len(scenarios))]
+
+
+def _simulate(job: Job, s: int, first: int, stop: int, keep: int):
+    from kernels.chunk import simulate_chunk  # compiled (or loaded from cache) on first use
+
+    r = job.ranges[s]
+    return simulate_chunk(job.seed, first, stop, keep, VALUE_BINS, r.top, r.days, r.max_offers,
+                          *job.models[s])
+
+
+def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list[tuple]]:
+    """Episodes [first, stop) of the paired group, in blocks whose per-episode outcomes are
+    kept just long enough to add each scenario's cross sums with the group's first.
+    Returns, per scenario, the kernel results of its blocks with the cross sums appended."""
+    from engine.comparisons import PAIR_BLOCK, cross_sums
+
+    parts: list[list[tuple]] = [[] for _ in scenarios]
+    for lo in range(first, max(stop, first + 1), PAIR_BLOCK):
+        hi = min(lo + PAIR_BLOCK, stop)
+        results = [_simulate(job, s, lo, hi, hi) for s in scenarios]
+        base = results[0][14]
+        n_keep = max(0, min(hi, job.keep_episodes) - lo)
+        for k, s in enumerate(scenarios):
+            res = list(results[k])
+            cross = cross_sums(base, job.ranges[scenarios[0]].top, res[14], job.ranges[s].top)
+            res[14], res[15] = res[14][:n_keep], res[15][:n_keep]
+            parts[k].append((*res, cross))
+    return parts
 
 
 def kernels_cached() -> bool:
@@ -65,17 +97,27 @@ def available_cores() -> int:
 
 
 class LocalExecutor:
-    """Chunks in order, in this process, each split over `workers` threads."""
+    """Chunks in order, in this process, each split over `workers` threads. The next chunk
+    runs while the driver checkpoints, merges and writes the previous one (the kernels
+    release the GIL), so the driver's work per chunk does not idle the cores."""
     name = "local"
 
     def __init__(self, workers: int):
         self.workers = workers
 
-    def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Aggregate]]:
+    def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
         with ThreadPoolExecutor(self.workers) as pool:
-            for chunk in chunks:
-                try:
-                    aggregate = run_chunk(job, chunk, pool, self.workers)
-                except Exception as exc:
-                    raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
-                yield chunk, aggregate
+            ahead = ThreadPoolExecutor(1)  # one chunk at a time, started before the last is handed over
+            try:
+                futures = {}
+                for i, chunk in enumerate(chunks):
+                    for c in chunks[i:i + 2]:
+                        if c.position not in futures:
+                            futures[c.position] = ahead.submit(run_chunk, job, c, pool, self.workers)
+                    try:
+                        aggregates = futures.pop(chunk.position).result()
+                    except Exception as exc:
+                        raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
+                    yield chunk, aggregates
+            finally:
+                ahead.shutdown(wait=True, cancel_futures=True)

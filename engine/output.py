@@ -28,13 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
-from engine.aggregate import Aggregate
+from engine.aggregate import Aggregate, load_chunk, save_chunk
 from engine.schema import finalize
 from engine.storage import Location, StorageError, checkpoint_root, locate
 
 RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
               "time_to_success", "candidates", "episodes", "runs")  # what every run writes
-TABLES = RUN_TABLES + ("backtests", "backtest_states")  # and what a run may write besides
+TABLES = RUN_TABLES + ("design", "sensitivity", "sensitivity_s2", "comparisons",  # studies
+                       "backtests", "backtest_states")                         # backtests
 
 
 class RunExistsError(RuntimeError):
@@ -154,31 +155,44 @@ class RunDirectory:
         done = set()
         for path in sorted(self.chunks.glob("*.npz")) if self.chunks.exists() else ():
             try:
-                Aggregate.load(path)
+                load_chunk(path)
             except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
                 path.unlink()
                 continue
             done.add(int(path.stem))
         return done
 
-    def save_chunk(self, position: int, aggregate: Aggregate) -> None:
-        aggregate.save(self.checkpoint_path(position))
+    def save_chunk(self, position: int, aggregates: list[Aggregate]) -> None:
+        save_chunk(self.checkpoint_path(position), aggregates)
 
-    def load_chunk(self, position: int) -> Aggregate:
-        return Aggregate.load(self.checkpoint_path(position))
+    def load_chunk(self, position: int) -> list[Aggregate]:
+        return load_chunk(self.checkpoint_path(position))
 
-    def publish(self, tables: dict[str, pa.Table]) -> None:
-        """Write every table to staging, move them into place, `runs` last; drop staging."""
-        staged = self.staging / "tables"
-        if staged.exists():
-            shutil.rmtree(staged)
+    def clear_staged_tables(self) -> None:
+        """Drop tables a crashed earlier attempt of this run left in staging."""
+        shutil.rmtree(self.staging / "tables", ignore_errors=True)
+
+    def staged_table(self, name: str) -> Path:
+        return self.staging / "tables" / name / "part-0.parquet"
+
+    def _stage(self, tables: dict[str, pa.Table], streamed) -> list[str]:
+        """Write `tables` to staging beside the `streamed` ones already there, every file on disk
+        (fsync) before anything is published; returns all names, `runs` last."""
         for name, table in tables.items():
-            part = staged / name / "part-0.parquet"
-            part.parent.mkdir(parents=True)
+            part = self.staged_table(name)
+            part.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(finalize(table), part, compression="snappy")
-            _fsync(part)  # on disk before it can be seen (a power loss leaves all or nothing)
-            _fsync(part.parent)
-        for name in sorted(tables, key=lambda t: t == "runs"):
+        names = sorted([*tables, *streamed], key=lambda t: t == "runs")
+        for name in names:
+            _fsync(self.staged_table(name))  # a power loss leaves all or nothing
+            _fsync(self.staged_table(name).parent)
+        return names
+
+    def publish(self, tables: dict[str, pa.Table], streamed=()) -> None:
+        """Write every table to staging (the `streamed` ones are there already), move them
+        into place, `runs` last; drop staging."""
+        staged = self.staging / "tables"
+        for name in self._stage(tables, streamed):
             target = self.published(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # left by a crash during an earlier publish of this run
@@ -212,10 +226,55 @@ class ObjectRunDirectory(RunDirectory):
         self.out.mkdir(parents=True, exist_ok=True)
         super().prepare(plan, resume)
 
-    def publish(self, tables: dict[str, pa.Table]) -> None:
-        """Write each table to its final key, `runs` last (the commit); drop local staging."""
-        for name in sorted(tables, key=lambda t: t == "runs"):
-            pq.write_table(finalize(tables[name]), self.location.part(name, self.run_id),
-                           filesystem=self.location.fs, compression="snappy")
+    def publish(self, tables: dict[str, pa.Table], streamed=()) -> None:
+        """Copy each staged table to its final key, `runs` last (the commit); drop local staging."""
+        for name in self._stage(tables, streamed):
+            self._upload(name)
         shutil.rmtree(self.staging)
         self.unlock()
+
+    def _upload(self, name: str) -> None:
+        """Copy a staged table to its final key (an object appears whole or not at all)."""
+        with open(self.staged_table(name), "rb") as src, \
+                self.location.fs.open_output_stream(self.location.part(name, self.run_id)) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+
+class TableSink:
+    """Per-scenario tables arriving one group of scenarios at a time: appended to the run's
+    staged Parquet files as they come (driver memory stays flat however many scenarios a
+    study has), or kept in memory when nothing is written."""
+
+    def __init__(self, store: RunDirectory | None):
+        self.store = store
+        self.parts: dict[str, list[pa.Table]] = {}
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        if store is not None:
+            store.clear_staged_tables()
+
+    def add(self, tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            if self.store is None:
+                self.parts.setdefault(name, []).append(table)
+                continue
+            table = finalize(table)
+            writer = self.writers.get(name)
+            if writer is None:
+                path = self.store.staged_table(name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = self.writers[name] = pq.ParquetWriter(path, table.schema, compression="snappy")
+            writer.write_table(table.cast(writer.schema))
+
+    def close(self) -> dict[str, pa.Table]:
+        """Finish the files; returns the tables kept in memory (none with a run directory)."""
+        for writer in self.writers.values():
+            writer.close()
+        return {name: pa.concat_tables(parts) for name, parts in self.parts.items()}
+
+    def read(self, name: str) -> pa.Table:
+        """A streamed table, read back from its staged file (after `close`)."""
+        return pq.read_table(self.store.staged_table(name))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.writers)

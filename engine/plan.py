@@ -1,8 +1,11 @@
 """Splitting a run into chunks of episodes.
 
-A chunk is a contiguous range of episode indices of one scenario. Episode
-`e` of every scenario uses the same random numbers (keyed by the run's seed
-and `e`), so how a run is chunked never changes its numbers; chunk size only
+A chunk is a contiguous range of episode indices of a *group* of scenarios
+(one scenario in a plain run; a study batches many design rows into one
+group so the kernel runs them back to back, and the base and its variants
+form one group so their episodes can be paired). Episode `e` of every
+scenario uses the same random numbers (keyed by the run's seed and `e`), so
+how a run is chunked or grouped never changes its numbers; chunk size only
 trades scheduling overhead against progress granularity and memory.
 """
 from __future__ import annotations
@@ -11,14 +14,16 @@ from typing import NamedTuple
 
 MAX_CHUNK_EPISODES = 1 << 30          # keeps a chunk's quantised sums inside int64
 CANDIDATE_EPISODES_PER_CHUNK = 4_000_000  # about 1-2 s of one core's work
+MAX_GROUP = 128  # scenarios per group: bounds the aggregates and tables a chunk holds at once
 
 
 class Chunk(NamedTuple):
-    position: int   # place in the run's merge order (scenario-major)
-    scenario: int   # index of the scenario in the run
-    index: int      # index of the chunk within its scenario
+    position: int   # the chunk's checkpoint id (stable when more episodes are added)
+    scenario: int   # index of the group's first scenario in the run
+    index: int      # index of the chunk within its group (episodes index*size ..)
     first: int      # first episode
     stop: int       # one past the last episode
+    count: int = 1  # scenarios in the group: scenario .. scenario + count - 1
 
     @property
     def episodes(self) -> int:
@@ -30,10 +35,31 @@ def default_chunk_size(n_candidates: int) -> int:
     return int(min(1 << 20, max(4096, CANDIDATE_EPISODES_PER_CHUNK // max(n_candidates, 1))))
 
 
-def plan_chunks(n_scenarios: int, episodes: int, chunk_size: int) -> list[Chunk]:
-    """Chunks of every scenario, in merge order."""
+def plan_groups(n_scenarios: int, group_size: int, paired: int = 0) -> list[tuple[int, int]]:
+    """(first scenario, count) of each group: the leading `paired` scenarios (a base and its
+    variants) form one group, the others groups of `group_size` in run order."""
+    groups = [(0, paired)] if paired > 1 else []
+    start = paired if paired > 1 else 0
+    groups += [(s, min(group_size, n_scenarios - s)) for s in range(start, n_scenarios, group_size)]
+    return groups
+
+
+def group_size_for(n_candidates: int, episodes_per_chunk: int) -> int:
+    """Scenarios per group so that a chunk of `episodes_per_chunk` episodes of each is about
+    1-2 s of work (1 when a chunk of one scenario already is)."""
+    return max(1, min(MAX_GROUP, default_chunk_size(n_candidates) // max(episodes_per_chunk, 1)))
+
+
+def plan_chunks(n_scenarios: int, episodes: int, chunk_size: int, groups=None,
+                first_index: int = 0) -> list[Chunk]:
+    """Chunks of every group (default: one group per scenario) covering chunk indices
+    `first_index`.. up to `episodes`, in merge order (group-major, then episodes)."""
+    groups = groups or [(s, 1) for s in range(n_scenarios)]
+    n_chunks = -(-episodes // chunk_size)
     chunks = []
-    for s in range(n_scenarios):
-        for index, first in enumerate(range(0, episodes, chunk_size)):
-            chunks.append(Chunk(len(chunks), s, index, first, min(first + chunk_size, episodes)))
+    for g, (scenario, count) in enumerate(groups):
+        for index in range(first_index, n_chunks):
+            first = index * chunk_size
+            chunks.append(Chunk(index * len(groups) + g, scenario, index, first,
+                                min(first + chunk_size, episodes), count))
     return chunks

@@ -50,7 +50,7 @@ class RayExecutor:
         self.workers = min(workers or cpus, cpus)
         self._task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(run_chunk)
 
-    def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Aggregate]]:
+    def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
         import ray
 
         job_ref = ray.put(job)  # shipped once to the object store, not once per task

@@ -18,14 +18,15 @@ def _fmt(x: float | None) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.1f}" if abs(x) >= 10 else f"{x:,.2f}"
 
 
-def summary_text(result: Forecast, top: int = 5) -> str:
-    """The summary printed at the end of a run: `tables_text` with this call's timing."""
+def summary_text(result: Forecast, top: int = 5, max_scenarios: int | None = None) -> str:
+    """The summary printed at the end of a run: `tables_text` with this call's timing (of the
+    first `max_scenarios` scenarios: a study prints its base only)."""
     run = result.tables["runs"].row(0, named=True)
     rate = result.computed / max(result.seconds, 1e-9)
     resumed = run["episodes"] * run["scenarios"] - result.computed
     timing = (f"{result.seconds:.1f} s ({rate:,.0f} episodes/s"
               + (f"; {resumed:,} episodes from checkpoints)" if resumed else ")"))
-    return tables_text(result.tables, timing, top)
+    return tables_text(result.tables, timing, top, max_scenarios)
 
 
 def tables_text(tables: dict[str, pl.DataFrame], timing: str | None = None, top: int = 5,

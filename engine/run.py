@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -19,11 +20,13 @@ from engine import __version__
 from engine.aggregate import Aggregate
 from engine.executors import ChunkError, Job, LocalExecutor, available_cores, kernels_cached
 from engine.model_arrays import build_model_arrays, outcome_ranges
-from engine.output import RunDirectory, run_directory
-from engine.plan import MAX_CHUNK_EPISODES, default_chunk_size, plan_chunks
+from engine.comparisons import output_means
+from engine.output import RunDirectory, TableSink, run_directory
+from engine.plan import (MAX_CHUNK_EPISODES, default_chunk_size, group_size_for, plan_chunks,
+                         plan_groups)
 from engine.scenario import Scenario, load_scenario, validate_scenario
 from engine.schema import SCHEMA_VERSION, finalize
-from engine.tables import scenario_row, scenario_tables, scenarios_table
+from engine.tables import group_tables, scenario_row, scenarios_table
 from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
@@ -44,9 +47,10 @@ class Forecast:
     `seconds` of this call and the episodes it `computed` (fewer after a resume)."""
     run_id: str
     tables: dict[str, pl.DataFrame]
-    out: Path | str | None  # a str for object storage (s3://...)
+    out: Path | str | None   # a directory, or an object-storage URI
     seconds: float
     computed: int
+    target: str | None = None   # with --target-se: whether it was reached or capped, and where
 
 
 def new_run_id() -> str:
@@ -63,7 +67,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
              out=None, run_id: str | None = None, workers: int | None = None,
              chunk_size: int | None = None, executor: str | None = None, ray_address: str | None = None,
              keep_episodes: int = 0, resume: bool = False, progress: bool | None = None,
-             announce=None, extra_tables=None) -> Forecast:
+             target_se: float | None = None, max_episodes: int | None = None,
+             paired: int = 0, derived=None, return_tables: bool = True, announce=None) -> Forecast:
     """Run one or more scenarios (paths or `Scenario`s) and return their forecast tables.
 
     Scenarios of one run share random numbers: episode e of each uses the same
@@ -71,9 +76,20 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     chunk is checkpointed there (so `resume=True` can finish a crashed run);
     without it nothing is written. `executor` is "local" (kernel threads in this
     process) or "ray"; by default Ray when `ray_address` or RAY_ADDRESS is set.
-    `announce(run_id)` is called once the arguments are checked, before anything is claimed.
-    `extra_tables(run_id, tables)`, if given, returns more arrow tables (e.g. the
-    backtests) computed from the run's tables; they are published with them.
+
+    With `target_se`, whole chunks are added (the episode count doubles, in whole
+    chunks, from `episodes`) until the standard error of the success probability is
+    at most `target_se` in every scenario or `max_episodes` (default 100 x
+    `episodes`) is reached; the tables are those of a run of the final episode
+    count. `paired` > 1 runs the first `paired` scenarios (a base and its variants)
+    over the same chunks and keeps their cross sums (engine/comparisons.py);
+    `derived(run_id, scenarios, aggregates, means, tables)` returns further tables to
+    publish (`aggregates` holds those of the paired group only; `means` the four study
+    outputs of every scenario, engine/comparisons.py; `tables` the run's `summary` and
+    `candidates`). Per-scenario tables are written to Parquet one group at a time; with
+    `return_tables=False` only `summary`, `candidates` and the small tables are read back
+    into the result (the CLI's choice: a study of many rows stays small).
+    `announce(run_id)` is called once the arguments are checked, before anything starts.
     """
     started = dt.datetime.now(dt.timezone.utc)
     items = [validate_scenario(s) if isinstance(s, Scenario) else load_scenario(s) for s in
@@ -86,18 +102,30 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     _check(0 <= seed < 2**63, f"--seed must be in [0, 2**63) (got {seed})")
     _check(workers is None or workers >= 1, f"--workers must be >= 1 (got {workers})")
     _check(keep_episodes >= 0, f"--keep-episodes must be >= 0 (got {keep_episodes})")
+    _check(target_se is None or (math.isfinite(target_se) and target_se > 0),
+           f"--target-se must be a number > 0 (got {target_se})")
+    _check(max_episodes is None or target_se is not None, "--max-episodes needs --target-se")
+    if target_se is not None:
+        max_episodes = max_episodes if max_episodes is not None else 100 * episodes
+        _check(max_episodes >= episodes, f"--max-episodes must be >= --episodes (got {max_episodes})")
+    n_candidates = max(len(s.candidates) for s in items)
     if chunk_size is None:
-        chunk_size = default_chunk_size(max(len(s.candidates) for s in items))
+        chunk_size = default_chunk_size(n_candidates)
     _check(1 <= chunk_size <= MAX_CHUNK_EPISODES,
            f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
+    step = min(chunk_size, episodes)  # episodes per chunk (a run shorter than a chunk is one chunk)
     executor = _executor_name(executor, workers, cores, ray_address)
     run_id = run_id or new_run_id()
     _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", run_id),
            f"--run-id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
            f"digit (got {run_id[:40]!r}{'...' if len(run_id) > 40 else ''})")
+    groups = plan_groups(len(items), group_size_for(n_candidates, step), paired)
     plan = {"engine_version": __version__, "kernels": SOURCE_DIGEST, "seed": seed, "episodes": episodes,
             "chunk_size": chunk_size, "keep_episodes": keep_episodes,
             "scenarios": [[s.id, s.content_sha256()] for s in items]}
+    if len(groups) != len(items) or paired > 1 or target_se is not None:
+        plan |= {"groups": [list(g) for g in groups], "paired": paired, "target_se": target_se,
+                 "max_episodes": max_episodes}
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
     if announce is not None:
         announce(run_id)  # before Ray, whose workers may print
@@ -108,25 +136,58 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         store.prepare(plan, resume)
 
     job = Job(seed, keep_episodes, tuple(build_model_arrays(s) for s in items),
-              tuple(outcome_ranges(s) for s in items))
-    chunks = plan_chunks(len(items), episodes, chunk_size)
+              tuple(outcome_ranges(s) for s in items), 0 if paired > 1 else -1)
+    merged: list[Aggregate | None] = [None] * len(items)
+    computed, target = 0, None
+    rounds = [episodes] if target_se is None else _rounds(episodes, step, max_episodes)
+    sink = TableSink(store)
+    means: list[dict | None] = [None] * len(items)  # the four study outputs of each scenario
+    keep = paired if paired > 1 else 0  # aggregates the paired comparisons need at the end
+
+    def emit(first: int, count: int) -> None:
+        """A group's aggregates are final: write its tables, keep only what derived tables need."""
+        group = range(first, first + count)
+        sink.add(group_tables(run_id, [items[s] for s in group], [merged[s] for s in group]))
+        for s in group:
+            means[s] = output_means(items[s], merged[s])
+            if s >= keep:
+                merged[s] = None
+
+    # without a target, a group is final after its last chunk; with one, after the last round
+    final = (lambda c: emit(c.scenario, c.count) if c.stop == episodes else None) \
+        if target_se is None else None
     if progress is not False and not kernels_cached():
         print("compiling kernels (first run only)...", file=sys.stderr, flush=True)
-    try:
-        merged, computed = _simulate(job, chunks, runner, store, len(items), progress)
-    except ChunkError as exc:
-        c = exc.chunk
-        kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
-        raise RunFailedError(f"scenario {ids[c.scenario]!r}, chunk {c.index} (episodes {c.first}.."
-                             f"{c.stop - 1}) failed: {exc}{kept}") from exc
+    done_chunks = 0
+    for stop in rounds:
+        chunks = plan_chunks(len(items), stop, step, groups, first_index=done_chunks)
+        done_chunks = -(-stop // step)
+        try:
+            computed += _simulate(job, chunks, runner, store, merged, progress, final)
+        except ChunkError as exc:
+            c = exc.chunk
+            kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
+            names = ids[c.scenario] if c.count == 1 else f"{ids[c.scenario]}..{ids[c.scenario + c.count - 1]}"
+            raise RunFailedError(f"scenario {names!r}, chunk {c.index} (episodes {c.first}.."
+                                 f"{c.stop - 1}) failed: {exc}{kept}") from exc
+        episodes = stop
+        if target_se is not None:
+            worst = max(_success_se(a) for a in merged)
+            if worst <= target_se:
+                target = f"reached: success se {worst:.4g} <= {target_se:g} at {stop:,} episodes"
+                break
+            target = f"capped: success se {worst:.4g} > {target_se:g} at --max-episodes {stop:,}"
 
+    if target_se is not None:
+        for first, count in groups:
+            emit(first, count)
     finished = dt.datetime.now(dt.timezone.utc)
-    tables: dict[str, list[pa.Table]] = {}
-    for s, agg in zip(items, merged):
-        for name, table in scenario_tables(run_id, s, agg).items():
-            tables.setdefault(name, []).append(table)
-    arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
+    arrow = sink.close()
+    streamed = {name: sink.read(name) for name in sink.names  # back from the staged files
+                if return_tables or name in ("summary", "candidates")}
     arrow["scenarios"] = scenarios_table([scenario_row(run_id, s) for s in items])
+    if derived is not None:
+        arrow |= derived(run_id, items, merged, means, {**streamed, **arrow})
     arrow["runs"] = pa.Table.from_pylist([{
         "run_id": run_id, "status": "complete", "started_at": started, "finished_at": finished,
         "episodes": episodes, "scenarios": len(items), "seed": seed,
@@ -134,14 +195,28 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         "executor": runner.name, "workers": runner.workers, "chunk_size": chunk_size,
         "keep_episodes": keep_episodes, "schema_version": SCHEMA_VERSION,
     }], schema=RUNS_SCHEMA)
-    if extra_tables is not None:
-        arrow.update(extra_tables(run_id, arrow))
     arrow = {name: finalize(table) for name, table in arrow.items()}
+    frames = {k: pl.from_arrow(v) for k, v in {**streamed, **arrow}.items()}
     if store is not None:
-        store.publish(arrow)
+        store.publish(arrow, streamed=sink.names)
     where = None if out is None else out if "://" in str(out) else Path(out)
-    return Forecast(run_id, {k: pl.from_arrow(v) for k, v in arrow.items()}, where,
-                    (finished - started).total_seconds(), computed)
+    return Forecast(run_id, frames, where, (finished - started).total_seconds(), computed, target)
+
+
+def _rounds(episodes: int, step: int, max_episodes: int) -> list[int]:
+    """Episode counts tried with --target-se: whole chunks of `step`, from `episodes`
+    (rounded up), doubling, up to `max_episodes`."""
+    rounds, n = [], -(-episodes // step)
+    while not rounds or rounds[-1] < max_episodes:
+        rounds.append(min(n * step, max_episodes))
+        n *= 2
+    return rounds
+
+
+def _success_se(agg: Aggregate) -> float:
+    """Standard error of the success probability, as in the summary table (sd / sqrt(n))."""
+    n, p = agg.episodes, agg.successes / agg.episodes
+    return math.sqrt(p * (1 - p) / (n - 1)) if n > 1 else math.inf
 
 
 RUNS_SCHEMA = pa.schema([
@@ -172,45 +247,45 @@ def _executor(name: str, workers: int | None, cores: int, ray_address: str | Non
     return LocalExecutor(workers or cores)
 
 
-def _simulate(job: Job, chunks, runner, store: RunDirectory | None, n_scenarios: int,
-              progress: bool | None) -> tuple[list[Aggregate], int]:
-    """Run the chunks not yet checkpointed and merge all chunks in chunk order.
-
-    Returns the merged aggregate of each scenario and the episodes computed now."""
+def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list,
+              progress: bool | None, on_merged=None) -> int:
+    """Run the chunks not yet checkpointed and merge all chunks, in list order, into
+    `merged` (one aggregate per scenario), calling `on_merged(chunk)` after each.
+    Returns the episodes computed now."""
     done = store.finished_chunks() if store else set()
-    merged: list[Aggregate | None] = [None] * n_scenarios
-    waiting: dict[int, Aggregate] = {}
-    next_position = 0
+    waiting: dict[int, list[Aggregate]] = {}
+    next_index = 0
 
     def merge_ready():
-        nonlocal next_position
-        while next_position < len(chunks):
-            position = next_position
-            if position in waiting:
-                agg = waiting.pop(position)
-            elif position in done:
-                agg = store.load_chunk(position)
+        nonlocal next_index
+        while next_index < len(chunks):
+            chunk = chunks[next_index]
+            if chunk.position in waiting:
+                aggs = waiting.pop(chunk.position)
+            elif chunk.position in done:
+                aggs = store.load_chunk(chunk.position)
             else:
                 return
-            s = chunks[position].scenario
-            merged[s] = agg if merged[s] is None else merged[s].merge(agg)
-            next_position += 1
+            for s, agg in enumerate(aggs, start=chunk.scenario):
+                merged[s] = agg if merged[s] is None else merged[s].merge(agg)
+            next_index += 1
+            if on_merged is not None:
+                on_merged(chunk)
 
     todo = [c for c in chunks if c.position not in done]
-    total = sum(c.episodes for c in chunks)
-    bar = tqdm(total=total, initial=total - sum(c.episodes for c in todo), unit="episodes",
+    total = sum(c.episodes * c.count for c in chunks)
+    bar = tqdm(total=total, initial=total - sum(c.episodes * c.count for c in todo), unit="episodes",
                unit_scale=True, delay=2.0, disable=progress is False, leave=False,
                desc="episodes")
     merge_ready()
     try:
-        for chunk, agg in runner.map(job, todo):
+        for chunk, aggs in runner.map(job, todo):
             if store is not None:
-                store.save_chunk(chunk.position, agg)
-            waiting[chunk.position] = agg
-            bar.update(chunk.episodes)
+                store.save_chunk(chunk.position, aggs)
+            waiting[chunk.position] = aggs
+            bar.update(chunk.episodes * chunk.count)
             merge_ready()
     finally:
         bar.close()
-    assert next_position == len(chunks), "chunks missing after the run"
-    return merged, sum(c.episodes for c in todo)
-
+    assert next_index == len(chunks), "chunks missing after the run"
+    return sum(c.episodes * c.count for c in todo)

@@ -329,19 +329,32 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
     )
 
 
-def load_scenario(path) -> Scenario:
-    """Read and validate one scenario file; its id is the file name without `.toml`."""
-    path = Path(path)
+def read_toml(path: Path, fail) -> tuple[dict, bytes]:
+    """A TOML file's document and bytes; when it cannot be read or parsed, `fail(rule)` raises
+    the caller's error (a scenario, study, case or parameters file names itself)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError(path, "", f"cannot read file ({exc.strerror})") from None
+        fail(f"cannot read file ({exc.strerror})")
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8")), data
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ScenarioError(path, "", f"not valid TOML ({exc})") from None
+        fail(f"not valid TOML ({exc})")
     except RecursionError:
-        raise ScenarioError(path, "", "not a scenario: values nested too deeply") from None
+        fail("values nested too deeply")
+
+
+def refusal(path):
+    """`fail(rule)` for `read_toml`: raise a ScenarioError naming the file."""
+    def fail(rule):
+        raise ScenarioError(path, "", rule) from None
+    return fail
+
+
+def load_scenario(path) -> Scenario:
+    """Read and validate one scenario file; its id is the file name without `.toml`."""
+    path = Path(path)
+    doc, data = read_toml(path, refusal(path))
     scenario = parse_scenario(doc, str(path), scenario_id=path.stem)
     return dataclasses.replace(scenario, sha256=hashlib.sha256(data).hexdigest())
 

@@ -37,7 +37,7 @@ def _discrete_stats(hist):
     mean = float((values * hist).sum() / n)
     var = float(((values - mean) ** 2 * hist).sum() / (n - 1)) if n > 1 else 0.0
     cdf = np.cumsum(hist) / n
-    quantiles = [float(np.searchsorted(cdf, q - 1e-12)) for q in QUANTILES]
+    quantiles = [float(i) for i in np.searchsorted(cdf, np.array(QUANTILES) - 1e-12)]
     nonzero = np.flatnonzero(hist)
     return n, mean, var, quantiles, float(nonzero[0]), float(nonzero[-1])
 
@@ -54,7 +54,7 @@ def _continuous_stats(agg: Aggregate, m: int, top: float, n: int):
     edges = np.linspace(0.0, top, len(hist) + 1)
     cdf = np.concatenate([[0.0], np.cumsum(hist) / n])
     lo, hi = float(agg.lowest[m]), float(agg.highest[m])
-    quantiles = [float(min(max(np.interp(q, cdf, edges), lo), hi)) for q in QUANTILES]
+    quantiles = [float(min(max(q, lo), hi)) for q in np.interp(QUANTILES, cdf, edges)]
     return n, mean, var, quantiles, lo, hi
 
 
@@ -83,60 +83,79 @@ def summary_rows(s: Scenario, agg: Aggregate):
     return rows
 
 
-def _with_keys(run_id, scenario_id, columns: dict) -> pa.Table:
-    length = len(next(iter(columns.values()))) if columns else 0
-    return pa.table({"run_id": pa.array([run_id] * length, pa.string()),
-                     "scenario_id": pa.array([scenario_id] * length, pa.string()), **columns})
-
-
-def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Table]:
-    """The per-scenario tables: summary, distributions, candidates, kept episodes."""
+def _columns(s: Scenario, agg: Aggregate) -> dict[str, dict]:
+    """The per-scenario tables of `s` as columns (numpy arrays or lists), without the keys."""
     n = agg.episodes
     ranges = outcome_ranges(s)
     rows = summary_rows(s, agg)
     units = {**METRIC_UNITS, "capacity": s.capacity_unit, "spent": s.payment_unit}
-    summary = _with_keys(run_id, s.id, {**{k: [r[k] for r in rows] for k in rows[0]},
-                                        "unit": [units[r["metric"]] for r in rows]})
+    summary = {**{k: [r[k] for r in rows] for k in rows[0]}, "unit": [units[r["metric"]] for r in rows]}
 
     size_counts = np.asarray(agg.size_hist, np.int64)
-    size = _with_keys(run_id, s.id, {
-        "size": np.arange(len(size_counts), dtype=np.int64), "episodes": size_counts,
-        "probability": size_counts / n, "cdf": np.cumsum(size_counts) / n})
+    size = {"size": np.arange(len(size_counts), dtype=np.int64), "episodes": size_counts,
+            "probability": size_counts / n, "cdf": np.cumsum(size_counts) / n}
 
     cap_counts = np.asarray(agg.value_hist[0], np.int64)
     edges = np.linspace(0.0, ranges.top[0], VALUE_BINS + 1)
-    capacity = _with_keys(run_id, s.id, {
-        "bin_low": edges[:-1], "bin_high": edges[1:], "episodes": cap_counts,
-        "probability": cap_counts / n, "cdf": np.cumsum(cap_counts) / n,
-        "capacity_unit": [s.capacity_unit] * len(cap_counts)})
+    capacity = {"bin_low": edges[:-1], "bin_high": edges[1:], "episodes": cap_counts,
+                "probability": cap_counts / n, "cdf": np.cumsum(cap_counts) / n,
+                "capacity_unit": [s.capacity_unit] * len(cap_counts)}
 
     by_day = np.cumsum(np.asarray(agg.day_hist, np.int64))
-    time = _with_keys(run_id, s.id, {
-        "day": np.arange(ranges.days + 1, dtype=np.int64),
-        "episodes_succeeded_by_day": by_day, "p_success_by_day": by_day / n})
+    time = {"day": np.arange(ranges.days + 1, dtype=np.int64),
+            "episodes_succeeded_by_day": by_day, "p_success_by_day": by_day / n}
 
     member, ever, venue = (np.asarray(x, np.int64) for x in agg.cand_counts)
     low, high = wilson(member, n)
     pay = np.array([int(x) for x in agg.cand_pay], dtype=np.float64) / GRID * ranges.top[1] / n
-    candidates = _with_keys(run_id, s.id, {
+    candidates = {
         "candidate_id": [c.id for c in s.candidates],
         "candidate_name": [c.name for c in s.candidates],
         "p_member": member / n, "p_member_low": low, "p_member_high": high,
         "p_ever_joined": ever / n, "p_venue_join": venue / n, "mean_payment": pay,
-        "payment_unit": [s.payment_unit] * len(s.candidates)})
+        "payment_unit": [s.payment_unit] * len(s.candidates)}
 
     kept = np.asarray(agg.kept)
     ids = np.array([c.id for c in s.candidates], dtype=object)
-    episodes = _with_keys(run_id, s.id, {
+    episodes = {
         "episode": np.arange(len(kept), dtype=np.int64),
         **{name: (kept[:, j].astype(np.int64) if name in ("size", "offers", "venue_joins", "withdrawals")
                   else kept[:, j].astype(bool) if name == "success" else kept[:, j])
            for j, name in enumerate(METRICS)},
-        "members": pa.array([list(ids[row.astype(bool)]) for row in agg.kept_members],
-                            pa.list_(pa.string())),
-    })
+        "members": [list(ids[row.astype(bool)]) for row in agg.kept_members],
+    }
     return {"summary": summary, "size_distribution": size, "capacity_distribution": capacity,
             "time_to_success": time, "candidates": candidates, "episodes": episodes}
+
+
+def _concat(parts: list):
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return [x for part in parts for x in part]
+
+
+def group_tables(run_id: str, scenarios: list[Scenario], aggregates: list[Aggregate]) -> dict[str, pa.Table]:
+    """The per-scenario tables (summary, distributions, candidates, kept episodes) of several
+    scenarios, in their order, built at once (a study builds thousands)."""
+    columns = [_columns(s, agg) for s, agg in zip(scenarios, aggregates)]
+    tables = {}
+    for name in columns[0]:
+        parts = [c[name] for c in columns]
+        lengths = [len(next(iter(p.values()))) for p in parts]
+        data = {col: _concat([p[col] for p in parts]) for col in parts[0]}
+        if name == "episodes":
+            data["members"] = pa.array(data["members"], pa.list_(pa.string()))
+        index = np.repeat(np.arange(len(scenarios), dtype=np.int32), lengths)
+        ids = pa.DictionaryArray.from_arrays(index, pa.array([s.id for s in scenarios], pa.string()))
+        run = pa.DictionaryArray.from_arrays(np.zeros(len(index), np.int32), pa.array([run_id], pa.string()))
+        tables[name] = pa.table({"run_id": run.cast(pa.string()), "scenario_id": ids.cast(pa.string()),
+                                 **data})
+    return tables
+
+
+def scenario_tables(run_id: str, s: Scenario, agg: Aggregate) -> dict[str, pa.Table]:
+    """The per-scenario tables: summary, distributions, candidates, kept episodes."""
+    return group_tables(run_id, [s], [agg])
 
 
 def scenario_row(run_id: str, s: Scenario) -> dict:

@@ -97,15 +97,15 @@ def test_show_report_and_refusals_work_on_object_storage(both, s3, tmp_path):
 def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3, monkeypatch):
     out = f"s3://{BUCKET}/crash"
     written = []
-    real = engine.output.pq.write_table
+    real = engine.output.ObjectRunDirectory._upload
 
-    def failing(table, where, **kw):
-        written.append(where.split("/")[-3])
-        if written[-1] == "candidates":
+    def failing(self, name):
+        written.append(name)
+        if name == "candidates":
             raise OSError("simulated network failure")
-        return real(table, where, **kw)
+        return real(self, name)
 
-    monkeypatch.setattr(engine.output.pq, "write_table", failing)
+    monkeypatch.setattr(engine.output.ObjectRunDirectory, "_upload", failing)
     args = dict(episodes=4000, chunk_size=1000, seed=5, out=out, run_id="x", progress=False)
     with pytest.raises(OSError, match="simulated"):
         pivotal.forecast(TUTORIAL, **args)
@@ -117,10 +117,9 @@ def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3
         show_text(out)
     checkpoints = Path(os.environ["PIVOTAL_CHECKPOINT_DIR"])
     assert len(list(checkpoints.rglob("run_id=x/chunks/*.npz"))) == 4
-    monkeypatch.setattr(engine.output.pq, "write_table", real)
     written.clear()
-    monkeypatch.setattr(engine.output.pq, "write_table",
-                        lambda table, where, **kw: (written.append(where.split("/")[-3]), real(table, where, **kw)))
+    monkeypatch.setattr(engine.output.ObjectRunDirectory, "_upload",
+                        lambda self, name: (written.append(name), real(self, name)))
     resumed = pivotal.forecast(TUTORIAL, resume=True, **args)
     assert written[-1] == "runs" and sorted(written) == sorted(engine.output.RUN_TABLES)
     assert resumed.computed == 0  # every chunk came from the local checkpoints

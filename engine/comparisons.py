@@ -1,0 +1,117 @@
+"""Paired comparisons of variants with their base scenario (STUDY_FORMAT.md `comparisons`).
+
+The base and its variants run in one group over the same episodes, so
+episode e of each uses the same random numbers. Besides its own sums, each
+scenario then carries exact cross sums with the base, sum over episodes of
+b_e * v_e for success, size, capacity and spent (capacity and spent on the
+same 2**-32 grid of their range as the kernel's sums), from which the
+variance of the paired difference follows exactly:
+
+    var(v - b) = var(v) + var(b) - 2 cov(b, v)
+
+`independent_se` is the standard error the difference would have had with
+independent draws, sqrt(var_b/n + var_v/n); `variance_reduction` is
+independent_se^2 / difference_se^2 (null when the paired difference is 0 in
+every episode).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from engine.aggregate import Aggregate
+from kernels.chunk import GRID
+from kernels.layout import CAPACITY, SIZE, SPENT, SUCCESS
+
+PAIR_BLOCK = 4096   # episodes whose per-episode outcomes are held at once per scenario
+OUTPUTS = ("success", "size", "capacity", "spent")   # STUDY_FORMAT's four outputs
+Z95 = 1.959963984540054
+
+COMPARISONS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("variant", pa.string()), ("scenario_id", pa.string()),
+    ("output", pa.string()), ("episodes", pa.int64()), ("base_mean", pa.float64()),
+    ("variant_mean", pa.float64()), ("difference", pa.float64()), ("difference_se", pa.float64()),
+    ("difference_low", pa.float64()), ("difference_high", pa.float64()),
+    ("independent_se", pa.float64()), ("variance_reduction", pa.float64()),
+])
+
+
+def output_means(s, agg: Aggregate) -> dict[str, float]:
+    """The four study outputs of one scenario: the means of success, size, capacity and spent
+    (as in its summary table)."""
+    from engine.model_arrays import outcome_ranges
+
+    top = outcome_ranges(s).top
+    n = agg.episodes
+    sizes = np.asarray(agg.size_hist, dtype=np.int64)
+    return {"success": agg.successes / n,
+            "size": float((np.arange(len(sizes)) * sizes).sum() / n),
+            "capacity": int(agg.q_sum[0]) / GRID * top[0] / n,
+            "spent": int(agg.q_sum[1]) / GRID * top[1] / n}
+
+
+def cross_sums(base: np.ndarray, base_top: np.ndarray, other: np.ndarray, other_top: np.ndarray) -> np.ndarray:
+    """Sum over episodes of base x other outcomes (rows: episodes in kernels.layout order):
+    success and size exactly, capacity and spent on the kernel's grid (as its sums of squares)."""
+    out = np.zeros(4, np.int64)
+    out[0] = int(np.sum(base[:, SUCCESS].astype(np.int64) * other[:, SUCCESS].astype(np.int64)))
+    out[1] = int(np.sum(base[:, SIZE].astype(np.int64) * other[:, SIZE].astype(np.int64)))
+    for k, (column, m) in enumerate(((CAPACITY, 0), (SPENT, 1)), start=2):
+        qb = np.maximum(base[:, column], 0.0) * (GRID / base_top[m])
+        qo = np.maximum(other[:, column], 0.0) * (GRID / other_top[m])
+        out[k] = int(np.sum((qb * qo / GRID + 0.5).astype(np.int64)))
+    return out
+
+
+def _moments(agg: Aggregate, top: np.ndarray):
+    """Per output: (sum, sum of squares, unit) with sum*unit the plain sum and
+    sumsq*unit**2 the plain sum of squares; sums are exact integers."""
+    k = np.arange(len(agg.size_hist), dtype=object)
+    hist = np.asarray(agg.size_hist).astype(object)
+    return {
+        "success": (agg.successes, agg.successes, 1.0),
+        "size": (int((k * hist).sum()), int((k * k * hist).sum()), 1.0),
+        "capacity": (int(agg.q_sum[0]), int(agg.q_sumsq[0]) * int(GRID), float(top[0]) / GRID),
+        "spent": (int(agg.q_sum[1]), int(agg.q_sumsq[1]) * int(GRID), float(top[1]) / GRID),
+    }
+
+
+def compare(base: Aggregate, base_top, variant: Aggregate, variant_top) -> dict[str, dict]:
+    """Paired comparison of `variant` with `base` (same episodes) for each output."""
+    n = base.episodes
+    assert variant.episodes == n
+    mb, mv = _moments(base, base_top), _moments(variant, variant_top)
+    out = {}
+    for j, name in enumerate(OUTPUTS):
+        (sb, ssb, ub), (sv, ssv, uv) = mb[name], mv[name]
+        cross = int(variant.paired[j]) * (int(GRID) if name in ("capacity", "spent") else 1)
+        # n(n-1) var and n(n-1) cov in squared units, as exact integers
+        vb, vv, cv = n * ssb - sb * sb, n * ssv - sv * sv, n * cross - sb * sv
+        mean_b, mean_v = sb * ub / n, sv * uv / n
+        if ub == uv:
+            vd = (vb + vv - 2 * cv) * ub * ub
+        else:
+            vd = vb * ub * ub + vv * uv * uv - 2 * cv * ub * uv
+        scale = n * (n - 1) * n if n > 1 else math.inf  # var/n = X / (n (n-1) n)
+        var_b, var_v = vb * ub * ub / scale, vv * uv * uv / scale
+        d_se = math.sqrt(max(vd, 0.0) / scale)
+        ind_se = math.sqrt(max(var_b, 0.0) + max(var_v, 0.0))
+        diff = mean_v - mean_b
+        out[name] = {"episodes": n, "base_mean": mean_b, "variant_mean": mean_v,
+                     "difference": diff, "difference_se": d_se,
+                     "difference_low": diff - Z95 * d_se, "difference_high": diff + Z95 * d_se,
+                     "independent_se": ind_se,
+                     "variance_reduction": ind_se ** 2 / d_se ** 2 if d_se > 0 else None}
+    return out
+
+
+def comparisons_table(run_id: str, base, variants) -> pa.Table:
+    """`variants`: (name, scenario id, Aggregate, top) each; `base`: (Aggregate, top)."""
+    rows = []
+    for name, scenario_id, agg, top in variants:
+        for output, r in compare(base[0], base[1], agg, top).items():
+            rows.append({"run_id": run_id, "variant": name, "scenario_id": scenario_id,
+                         "output": output, **r})
+    return pa.Table.from_pylist(rows, schema=COMPARISONS_SCHEMA)

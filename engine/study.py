@@ -1,0 +1,457 @@
+"""Study files (STUDY_FORMAT.md): parsing, paths into the base scenario, and the scenarios
+a study evaluates (`base`, `variant-<k>`, `row-<rrrrrr>`).
+
+`load_study(path)` checks everything before anything runs: every key, every
+input, every variant, and every design row, each built as a scenario document
+(the base file's TOML with the value applied) and validated by the same
+`parse_scenario` as a file. A broken rule raises ScenarioError naming the
+study file, the key path and the rule (for a row or variant that makes an
+invalid scenario: the input or variant, and the scenario's rule).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.designs import DISTRIBUTIONS, SAMPLERS, design_rows, to_values, unit_sample
+from engine.scenario import (MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
+                             parse_scenario, read_toml)
+
+STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants"}
+DESIGN_KEYS = {"sampler", "samples", "second_order", "levels"}
+INPUT_KEYS = {"path", "distribution", "apply", "low", "high", "mean", "sd", "mode", "values"}
+APPLY = ("set", "shift", "scale")
+TOP_NUMBERS = {"budget": "number", "requirement": "number", "deadline_days": "number",
+               "min_partners": "integer"}
+CANDIDATE_FIELDS = {"capacity": ("low", "mode", "high"), "preference": ("mean", "sd"),
+                    "tie": ("mean", "concentration")}
+INSTITUTION_FIELDS = ("broker", "venue_day", "venue_bonus")
+MAX_ROWS = 10_000_000
+DEFAULT_EPISODES, DEFAULT_SEED = 10_000, 1
+
+
+@dataclass(frozen=True)
+class Location:
+    """One value of a scenario document a path names."""
+    keys: tuple            # where in the TOML document, e.g. ("candidates", 3, "tie", "mean")
+    error_keys: tuple      # the key paths a scenario error about this value names
+    base: object           # its value in the base scenario (None: not set, e.g. no venue_day)
+    kind: str              # number | integer | bool
+
+
+@dataclass(frozen=True)
+class Input:
+    path: str
+    distribution: str
+    params: dict
+    apply: str
+    locations: tuple
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    values: dict           # path -> value
+    locations: dict        # path -> tuple of Location
+
+
+@dataclass
+class Study:
+    """A validated study: its settings and every scenario it evaluates, in run order."""
+    path: str
+    name: str
+    base_path: str
+    base_doc: dict
+    episodes: int
+    seed: int
+    sampler: str | None
+    samples: int
+    second_order: bool
+    levels: int
+    inputs: list[Input]
+    variants: list[Variant]
+    unit: np.ndarray                 # (rows, inputs) design points in (0, 1)
+    values: list[list]               # (rows, inputs) drawn values
+    scenarios: list[Scenario] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.values)
+
+    def scenario_doc(self, scenario_id: str) -> dict:
+        """The TOML document of one evaluated scenario (`base`, `variant-<k>`, `row-<r>`)."""
+        if scenario_id == "base":
+            return _named(_copy(self.base_doc), self.base_doc["name"], "base")
+        kind, _, number = scenario_id.partition("-")
+        if kind == "variant":
+            v = self.variants[int(number) - 1]
+            return self._variant_doc(v)
+        return self._row_doc(int(number))
+
+    def _variant_doc(self, v: Variant) -> dict:
+        doc = _copy(self.base_doc)
+        for path, value in v.values.items():
+            for loc in v.locations[path]:
+                _put(doc, loc, value)
+        return _named(doc, self.base_doc["name"], v.name)
+
+    def _row_doc(self, r: int) -> dict:
+        doc = _copy(self.base_doc)
+        for inp, value in zip(self.inputs, self.values[r]):
+            for loc in inp.locations:
+                _put(doc, loc, _applied(inp.apply, loc, value))
+        return _named(doc, self.base_doc["name"], f"row {r}")
+
+
+def _copy(node):
+    """A copy of a TOML document's tables and arrays (its values are immutable)."""
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
+
+
+def _named(doc, base_name, label):
+    doc["name"] = f"{base_name} [{label}]" if label != "base" else base_name
+    return doc
+
+
+def _applied(apply, loc: Location, value):
+    if apply == "shift":
+        value = loc.base + value
+    elif apply == "scale":
+        value = loc.base * value
+    if loc.kind == "integer":
+        return int(round(value))
+    if loc.kind == "number" and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _put(doc, loc: Location, value):
+    node = doc
+    for k in loc.keys[:-1]:
+        if isinstance(k, str) and k not in node:
+            node[k] = {}
+        node = node[k]
+    node[loc.keys[-1]] = value
+
+
+def _get(doc, loc: Location):
+    node = doc
+    for k in loc.keys:
+        try:
+            node = node[k]
+        except (KeyError, IndexError, TypeError):
+            return loc.base
+    return node
+
+
+def resolve(path: str, doc: dict, base: Scenario) -> tuple[Location, ...] | str:
+    """The values `path` names in the base scenario, or why it names nothing."""
+    parts = path.split(".")
+    head = parts[0]
+    if head in TOP_NUMBERS and len(parts) == 1:
+        return (Location((head,), (head,), getattr(base, head), TOP_NUMBERS[head]),)
+    if head == "parameters" and len(parts) == 2:
+        if parts[1] not in PARAMETERS:
+            return f"no parameter {parts[1]!r} (known: {', '.join(PARAMETERS)})"
+        kind = "integer" if PARAMETERS[parts[1]][1] == "integer" else "number"
+        return (Location(("parameters", parts[1]), (path,), base.parameters[parts[1]], kind),)
+    if head == "mechanisms" and len(parts) == 2:
+        if parts[1] not in MECHANISMS:
+            return f"no mechanism {parts[1]!r} (known: {', '.join(MECHANISMS)})"
+        return (Location(("mechanisms", parts[1]), (path,), base.mechanisms[parts[1]], "bool"),)
+    if head == "candidates" and len(parts) == 4:
+        cid, fld, sub = parts[1:]
+        if fld not in CANDIDATE_FIELDS or sub not in CANDIDATE_FIELDS[fld]:
+            return f"a candidate has no value {fld}.{sub} (known: " + ", ".join(
+                f"{f}.{s}" for f, subs in CANDIDATE_FIELDS.items() for s in subs) + ")"
+        picked = [i for i, c in enumerate(base.candidates) if cid in ("*", c.id)]
+        if not picked:
+            return f"it has no candidate {cid!r}"
+        sub_index = CANDIDATE_FIELDS[fld].index(sub)
+        return tuple(Location(("candidates", i, fld, sub),
+                              (f"candidates[{i}].{fld}.{sub}", f"candidates[{i}].{fld}"),
+                              getattr(base.candidates[i], fld)[sub_index], "number") for i in picked)
+    if head == "ties" and len(parts) == 4:
+        a, b, sub = parts[1:]
+        if sub not in ("mean", "concentration"):
+            return f"a tie has no value {sub!r} (known: mean, concentration)"
+        for k, t in enumerate(base.ties):
+            if {t.a, t.b} == {a, b}:
+                return (Location(("ties", k, sub), (f"ties[{k}].{sub}", f"ties[{k}]"),
+                                 getattr(t, sub), "number"),)
+        return f"it has no tie between {a!r} and {b!r}"
+    if head == "institutions" and len(parts) == 3:
+        iid, attr = parts[1:]
+        if attr not in INSTITUTION_FIELDS:
+            return f"an institution has no value {attr!r} (known: {', '.join(INSTITUTION_FIELDS)})"
+        for k, inst in enumerate(base.institutions):
+            if inst.id == iid:
+                return (Location(("institutions", k, attr), (f"institutions[{k}].{attr}",),
+                                 getattr(inst, attr), "number"),)
+        return f"it has no institution {iid!r}"
+    return ("names nothing in a scenario (paths: budget, requirement, deadline_days, min_partners, "
+            "parameters.<key>, mechanisms.<key>, candidates.<ID|*>.<field>.<sub>, ties.<A>.<B>.<sub>, "
+            "institutions.<ID>.<broker|venue_day|venue_bonus>)")
+
+
+class _Study:
+    """Reads a study document, failing with the study file, the key path and the rule."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def fail(self, key, rule):
+        raise ScenarioError(self.path, key, rule)
+
+    def number(self, table, name, key, integer=False):
+        v = table[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            self.fail(key, "must be an integer" if integer else "must be a number")
+        if not math.isfinite(v):
+            self.fail(key, f"must be finite (got {v})")
+        return v
+
+    def unknown(self, table, allowed, prefix):
+        for k in table:
+            if k not in allowed:
+                self.fail(f"{prefix}.{k}" if prefix else k, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _flatten(table, prefix=""):
+    out = {}
+    for k, v in table.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def load_study(path) -> Study:
+    """Read and validate a study file and every scenario it evaluates."""
+    path = Path(path)
+    c = _Study(path)
+    doc, _ = read_toml(path, refusal(path))
+    c.unknown(doc, STUDY_KEYS, "")
+    for key in ("name", "scenario"):
+        if key not in doc:
+            c.fail(key, "required key is missing")
+        if not isinstance(doc[key], str) or not doc[key]:
+            c.fail(key, "must be a non-empty string")
+    episodes = c.number(doc, "episodes", "episodes", integer=True) if "episodes" in doc else DEFAULT_EPISODES
+    if episodes < 1:
+        c.fail("episodes", f"must be a positive integer (got {episodes})")
+    seed = c.number(doc, "seed", "seed", integer=True) if "seed" in doc else DEFAULT_SEED
+    if not 0 <= seed < 2**63:
+        c.fail("seed", f"must be in [0, 2**63) (got {seed})")
+
+    base_path = (path.parent / doc["scenario"]).resolve() if not Path(doc["scenario"]).is_absolute() \
+        else Path(doc["scenario"])
+    if not base_path.is_file():
+        c.fail("scenario", f"no scenario file at {base_path}")
+    base = load_scenario(base_path)  # a broken base scenario is reported against its own file
+    base_doc, _ = read_toml(base_path, refusal(base_path))
+
+    for name in ("inputs", "variants"):
+        if name in doc and (not isinstance(doc[name], list) or not all(isinstance(x, dict) for x in doc[name])):
+            c.fail(name, f"must be an array of tables ([[{name}]])")
+    raw_inputs, raw_variants = doc.get("inputs", []), doc.get("variants", [])
+    design = doc.get("design")
+    if design is not None and not isinstance(design, dict):
+        c.fail("design", "must be a table ([design])")
+    if design is None and not raw_inputs and not raw_variants:
+        c.fail("", "a study needs [design] with [[inputs]], or [[variants]]")
+    design = design or {}
+    c.unknown(design, DESIGN_KEYS, "design")
+    sampler = design.get("sampler", "sobol")
+    if sampler not in SAMPLERS:
+        c.fail("design.sampler", f"must be one of {', '.join(SAMPLERS)} (got {sampler!r})")
+    samples = c.number(design, "samples", "design.samples", integer=True) if "samples" in design else 256
+    if samples < 1:
+        c.fail("design.samples", f"must be a positive integer (got {samples})")
+    if sampler == "sobol" and samples & (samples - 1):
+        c.fail("design.samples", f"must be a power of 2 for sobol (got {samples})")
+    second_order = design.get("second_order", False)
+    if not isinstance(second_order, bool):
+        c.fail("design.second_order", "must be true or false")
+    if second_order and sampler != "sobol":
+        c.fail("design.second_order", "applies to sobol only")
+    levels = c.number(design, "levels", "design.levels", integer=True) if "levels" in design else 5
+    if levels < 1:
+        c.fail("design.levels", f"must be a positive integer (got {levels})")
+    if "design" in doc and not raw_inputs:
+        c.fail("inputs", "at least one [[inputs]] is required with [design]")
+
+    inputs, taken = [], {}
+    for k, raw in enumerate(raw_inputs):
+        inputs.append(_input(c, raw, f"inputs[{k}]", base_doc, base, taken))
+    variants = []
+    for k, raw in enumerate(raw_variants):
+        variants.append(_variant(c, raw, f"variants[{k}]", base_doc, base, variants))
+
+    study = Study(str(path), doc["name"], str(base_path), base_doc, episodes, seed,
+                  sampler if inputs else None, samples, second_order, levels, inputs, variants,
+                  np.zeros((0, len(inputs))), [])
+    if inputs:
+        n_rows = design_rows(sampler, len(inputs), samples, second_order, levels)
+        if n_rows > MAX_ROWS:
+            c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,})")
+        study.unit = unit_sample(sampler, [i.path for i in inputs], samples, second_order, levels, seed)
+        columns = [to_values(i.distribution, i.params, study.unit[:, j]) for j, i in enumerate(inputs)]
+        study.values = [list(row) for row in zip(*columns)]
+    study.scenarios = _scenarios(c, study, base)
+    return study
+
+
+def _input(c: _Study, raw, key, base_doc, base, taken) -> Input:
+    c.unknown(raw, INPUT_KEYS, key)
+    if "path" not in raw:
+        c.fail(f"{key}.path", "required key is missing")
+    path = raw["path"]
+    if not isinstance(path, str):
+        c.fail(f"{key}.path", "must be a string")
+    locations = resolve(path, base_doc, base)
+    if isinstance(locations, str):
+        c.fail(f"{key}.path", f"{path!r} {locations}" if locations.startswith("names") else
+               f"{path!r} names nothing in the base scenario: {locations}")
+    for loc in locations:
+        if loc.keys in taken:
+            c.fail(f"{key}.path", f"the same path is given twice ({path!r}; also {taken[loc.keys]})")
+    taken.update({loc.keys: f"{key}.path" for loc in locations})
+    dist = raw.get("distribution", "uniform")
+    if dist not in DISTRIBUTIONS:
+        c.fail(f"{key}.distribution", f"must be one of {', '.join(DISTRIBUTIONS)} (got {dist!r})")
+    for name in raw:
+        if name in ("low", "high", "mean", "sd", "mode", "values") and name not in DISTRIBUTIONS[dist]:
+            c.fail(f"{key}.{name}", f"is not a parameter of {dist} (its parameters: "
+                   f"{', '.join(DISTRIBUTIONS[dist])})")
+    for name in DISTRIBUTIONS[dist]:
+        if name not in raw:
+            c.fail(f"{key}.{name}", f"required for a {dist} distribution")
+    apply = raw.get("apply", "set")
+    if apply not in APPLY:
+        c.fail(f"{key}.apply", f"must be one of {', '.join(APPLY)} (got {apply!r})")
+    boolean = locations[0].kind == "bool"
+    if dist == "choice":
+        values = raw["values"]
+        if not isinstance(values, list) or not values:
+            c.fail(f"{key}.values", "must be a non-empty list")
+        if boolean:
+            if not all(isinstance(v, bool) for v in values):
+                c.fail(f"{key}.values", "a mechanism takes true or false")
+        elif not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                     for v in values):
+            c.fail(f"{key}.values", "must be finite numbers")
+        params = {"values": list(values)}
+    else:
+        if boolean:
+            c.fail(f"{key}.distribution", "a mechanism takes a choice of true/false")
+        params = {name: float(c.number(raw, name, f"{key}.{name}")) for name in DISTRIBUTIONS[dist]}
+        if dist in ("uniform", "triangular") and params["low"] > params["high"]:
+            c.fail(f"{key}", f"low must be <= high (got low {params['low']} > high {params['high']})")
+        if dist == "triangular" and not params["low"] <= params["mode"] <= params["high"]:
+            c.fail(f"{key}.mode", f"must be in [low, high] (got {params['mode']})")
+        if dist == "normal" and params["sd"] < 0:
+            c.fail(f"{key}.sd", f"must be >= 0 (got {params['sd']})")
+    if boolean and apply != "set":
+        c.fail(f"{key}.apply", "a mechanism can only be set")
+    if apply != "set" and any(loc.base is None for loc in locations):
+        c.fail(f"{key}.apply", f"{path!r} has no value in the base scenario to {apply}")
+    return Input(path, dist, params, apply, locations)
+
+
+def _variant(c: _Study, raw, key, base_doc, base, earlier) -> Variant:
+    c.unknown(raw, {"name", "set"}, key)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        c.fail(f"{key}.name", "required key is missing" if name is None else "must be a non-empty string")
+    if any(v.name == name for v in earlier):
+        c.fail(f"{key}.name", f"two variants share the name {name!r}")
+    if not isinstance(raw.get("set"), dict) or not raw["set"]:
+        c.fail(f"{key}.set", "required: a table of path = value")
+    values, locations = _flatten(raw["set"]), {}
+    for path, value in values.items():
+        where = f'{key}.set."{path}"'
+        found = resolve(path, base_doc, base)
+        if isinstance(found, str):
+            c.fail(where, f"{path!r} names nothing in the base scenario: {found}")
+        if found[0].kind == "bool" and not isinstance(value, bool):
+            c.fail(where, "a mechanism takes true or false")
+        if found[0].kind != "bool" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                        or not math.isfinite(value)):
+            c.fail(where, "must be a finite number")
+        locations[path] = found
+    return Variant(name, values, locations)
+
+
+def _scenarios(c: _Study, study: Study, base: Scenario) -> list[Scenario]:
+    """Every evaluated scenario, each validated as a file would be."""
+    import dataclasses
+
+    out = [dataclasses.replace(base, id="base")]
+    for k, v in enumerate(study.variants, start=1):
+        try:
+            out.append(parse_scenario(study._variant_doc(v), study.path, scenario_id=f"variant-{k}"))
+        except ScenarioError as exc:
+            c.fail(f"variants[{k - 1}]", f"variant {v.name!r} makes an invalid scenario: "
+                   f"{exc.key}: {exc.rule}")
+    for r in range(study.rows):
+        try:
+            out.append(parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r)))
+        except ScenarioError as exc:
+            culprit = next((k for k, i in enumerate(study.inputs) for loc in i.locations
+                            if exc.key in loc.error_keys), None)
+            if culprit is None:
+                c.fail("inputs", f"design row {r} makes an invalid scenario: {exc.key}: {exc.rule}")
+            inp = study.inputs[culprit]
+            c.fail(f"inputs[{culprit}]", f"{inp.path!r} = {study.values[r][culprit]!r} ({inp.apply}) "
+                   f"in design row {r} makes an invalid scenario: {exc.key}: {exc.rule}")
+    return out
+
+
+def row_id(r: int) -> str:
+    return f"row-{r:06d}"
+
+
+def design_table_rows(run_id: str, study: Study) -> list[dict]:
+    """The `design` table: one row per evaluated scenario x input."""
+    rows = []
+    docs = [("base", -1, study.base_doc)] + [(f"variant-{k}", -1, study._variant_doc(v))
+                                             for k, v in enumerate(study.variants, start=1)]
+    for sid, r, doc in docs:
+        for inp in study.inputs:
+            rows.append({"run_id": run_id, "scenario_id": sid, "row": r, "input": inp.path,
+                         "value": _value_of(doc, inp)})
+    for r, values in enumerate(study.values):
+        sid = row_id(r)
+        for inp, v in zip(study.inputs, values):
+            rows.append({"run_id": run_id, "scenario_id": sid, "row": r, "input": inp.path,
+                         "value": float(v)})
+    return rows
+
+
+def _value_of(doc, inp: Input):
+    """A scenario's value of an input, in the input's terms (shift: the amount added to the
+    base value, scale: the factor); null when the candidates of a `*` path differ."""
+    found = set()
+    for loc in inp.locations:
+        v = _get(doc, loc)
+        if v is None:
+            return None
+        v = float(v)
+        if inp.apply == "shift":
+            v = v - loc.base
+        elif inp.apply == "scale":
+            if loc.base == 0:
+                return None
+            v = v / loc.base
+        found.add(v)
+    return found.pop() if len(found) == 1 else None

@@ -1,0 +1,141 @@
+"""Running a study or a mechanism ablation: one run over many scenarios with common random
+numbers, plus the `design`, `sensitivity`, `sensitivity_s2` and `comparisons` tables."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from engine.comparisons import OUTPUTS, comparisons_table
+from engine.designs import preload_analysis, sensitivity_tables
+from engine.model_arrays import outcome_ranges
+from engine.run import Forecast, forecast
+from engine.scenario import MECHANISMS, Scenario, load_scenario
+from engine.study import Study, design_table_rows, load_study
+
+DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
+                           ("input", pa.string()), ("value", pa.float64())])
+NO_TIES = ("information", "linkage", "credibility", "brokers")
+
+
+def _comparisons(run_id, items, merged, names):
+    base = (merged[0], outcome_ranges(items[0]).top)
+    variants = [(name, items[k].id, merged[k], outcome_ranges(items[k]).top)
+                for k, name in enumerate(names, start=1)]
+    return comparisons_table(run_id, base, variants)
+
+
+def study(path, *, episodes: int | None = None, seed: int | None = None, **run) -> Forecast:
+    """Run a study file (STUDY_FORMAT.md) and return its tables (a `Forecast`): every run table
+    for `base`, `variant-<k>` and `row-<rrrrrr>`, plus `design`, `sensitivity`
+    (`sensitivity_s2` with second order) and `comparisons` (with variants).
+    `episodes` and `seed` default to the study's; other keywords are `forecast`'s."""
+    st = path if isinstance(path, Study) else load_study(path)
+    first_row = 1 + len(st.variants)
+
+    def derived(run_id, items, merged, means, tables):
+        tables = {}
+        if st.inputs:
+            tables["design"] = pa.Table.from_pylist(design_table_rows(run_id, st), schema=DESIGN_SCHEMA)
+            outputs = {o: np.array([m[o] for m in means[first_row:]]) for o in OUTPUTS}
+            tables |= sensitivity_tables(run_id, st.sampler, [i.path for i in st.inputs], st.unit,
+                                         outputs, st.second_order, st.seed)
+        if st.variants:
+            tables["comparisons"] = _comparisons(run_id, items, merged, [v.name for v in st.variants])
+        return tables
+
+    if st.inputs:
+        preload_analysis(st.sampler)
+    return forecast(st.scenarios, episodes=episodes or st.episodes,
+                    seed=st.seed if seed is None else seed,
+                    paired=first_row if st.variants else 0, derived=derived, **run)
+
+
+def ablation_scenarios(scenario) -> tuple[list[Scenario], list[str]]:
+    """The standard mechanism ablation of a scenario: base, each mechanism off in turn, and
+    information, linkage, credibility and brokers off together ("no ties")."""
+    base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    cases = [(f"{m} off", (m,)) for m in MECHANISMS] + [("no ties", NO_TIES)]
+    items = [dataclasses.replace(base, id="base")]
+    for k, (name, off) in enumerate(cases, start=1):
+        mechanisms = {m: (False if m in off else on) for m, on in base.mechanisms.items()}
+        items.append(dataclasses.replace(base, id=f"variant-{k}", name=f"{base.name} [{name}]",
+                                         mechanisms=mechanisms))
+    return items, [name for name, _ in cases]
+
+
+def ablate(scenario, **run) -> Forecast:
+    """Run the mechanism ablation of one scenario (`ablation_scenarios`); the tables of a run
+    plus `comparisons` (each ablation against the base). Keywords are `forecast`'s."""
+    items, names = ablation_scenarios(scenario)
+    return forecast(items, paired=len(items),
+                    derived=lambda run_id, its, merged, means, tables: {
+                        "comparisons": _comparisons(run_id, its, merged, names)},
+                    **run)
+
+
+def _fmt(output, x, sign="+"):
+    if output == "success":
+        return f"{x * 100:{sign}.1f} pp" if sign else f"{x:.1%}"
+    return f"{x:{sign}.2f}" if abs(x) < 10 else f"{x:{sign},.1f}" if abs(x) < 1000 else f"{x:{sign},.0f}"
+
+
+def comparisons_text(result: Forecast) -> str:
+    """Each variant's difference from the base, with its 95% interval, per output."""
+    comp = result.tables["comparisons"]
+    first = comp.filter(pl.col("variant") == comp["variant"][0])
+    rows = [["", *OUTPUTS], ["base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
+    for name in comp["variant"].unique(maintain_order=True):
+        by = {r["output"]: r for r in comp.filter(pl.col("variant") == name).iter_rows(named=True)}
+        rows.append([name, *(f"{_fmt(o, by[o]['difference'])} [{_fmt(o, by[o]['difference_low'])}, "
+                             f"{_fmt(o, by[o]['difference_high'])}]" for o in OUTPUTS)])
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["difference from the base, [95% interval] from paired episodes:"]
+    for r in rows:
+        lines.append("  " + r[0].ljust(widths[0]) + "".join("  " + c.rjust(w) for c, w in zip(r[1:], widths[1:])))
+    return "\n".join(lines)
+
+
+def study_text(result: Forecast, st: Study) -> str:
+    """The printed summary of a study: the run, the base forecast, the variants, and the inputs
+    ranked by their total-order (or first-order) effect on each output."""
+    from engine.report import summary_text
+
+    lines = [summary_text(result, max_scenarios=1)]
+    if st.variants:
+        lines += ["", comparisons_text(result)]
+    if st.inputs:
+        summary = result.tables["summary"].filter(pl.col("scenario_id").str.starts_with("row-"))
+        ok = summary.filter(pl.col("metric") == "success")["mean"]
+        lines += ["", f"design: {st.sampler}, {st.rows:,} rows x {len(st.inputs)} inputs; success over "
+                  f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]
+        sens = result.tables["sensitivity"]
+        for o in OUTPUTS:
+            rows = sens.filter(pl.col("output") == o)
+            key = "ST" if rows["ST"].null_count() < rows.height else "S1"
+            if rows[key].null_count() == rows.height:
+                lines.append(f"  {o}: the same in every row (no indices)")
+                continue
+            rows = rows.sort(key, descending=True, nulls_last=True)
+            lines.append(f"  {o} ({key}, 95% half-width):  " + "; ".join(
+                f"{r['input']} {r[key]:.2f} ± {r[key + '_conf']:.2f}" for r in rows.iter_rows(named=True)))
+    return "\n".join(lines)
+
+
+def write_scenarios(st: Study, directory) -> list[Path]:
+    """Write every evaluated scenario as DIR/<scenario_id>.toml (runs nothing)."""
+    import tomli_w
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s in st.scenarios:
+        target = directory / f"{s.id}.toml"
+        tmp = target.with_suffix(".toml.tmp")
+        tmp.write_bytes(tomli_w.dumps(st.scenario_doc(s.id)).encode())
+        tmp.replace(target)
+        written.append(target)
+    return written

@@ -131,11 +131,12 @@ def mutated(mutation: Mutation, root: Path = ROOT) -> str:
     return text.replace(mutation.old, mutation.new)
 
 
-def run_suite(mutation: Mutation | None, tests: list[str]) -> tuple[bool, list[str], float]:
-    """Run `tests` on a mutated copy; returns (suite failed, failing tests, seconds)."""
+def run_suite(mutation: Mutation | None, tests: list[str], snapshot: Path) -> tuple[bool, list[str], float]:
+    """Run `tests` on a mutated copy of `snapshot`; returns (tests failed, failing tests, seconds).
+    Only test failures count: a copy that cannot even be collected or imported is an error."""
     with tempfile.TemporaryDirectory(prefix="pivotal-mutant-") as tmp:
         copy = Path(tmp) / "repo"
-        shutil.copytree(ROOT, copy, ignore=_IGNORE)
+        shutil.copytree(snapshot, copy)
         if mutation is not None:
             (copy / mutation.path).write_text(mutated(mutation, copy))
         env = {**os.environ, "PIVOTAL_CACHE_DIR": str(Path(tmp) / "cache"), "PYTHONPATH": str(copy)}
@@ -145,16 +146,17 @@ def run_suite(mutation: Mutation | None, tests: list[str]) -> tuple[bool, list[s
             raise SystemExit(f"the copy imports kernels from {where.strip()}, not from {copy}")
         start = time.perf_counter()
         try:
-            # known defects (strict xfail tests) are left out: a mutant could make one pass
             done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
-                                   "-k", "not known_defect", *tests], cwd=copy, env=env,
-                                  capture_output=True, text=True, timeout=TIMEOUT)
+                                   *tests], cwd=copy, env=env, capture_output=True, text=True,
+                                  timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             return True, [f"(timeout after {TIMEOUT} s)"], time.perf_counter() - start
-        failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, flags=re.M)
-        if done.returncode != 0 and not failing:
-            failing = [done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]]
-        return done.returncode != 0, failing, time.perf_counter() - start
+        failing = re.findall(r"^FAILED (\S+)", done.stdout, flags=re.M)
+        if done.returncode not in (0, 1) or re.search(r"^ERROR ", done.stdout, flags=re.M):
+            last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
+            raise SystemExit(f"{mutation.name if mutation else 'unmutated'}: the tests did not run "
+                             f"cleanly (pytest exit {done.returncode}): {last}")
+        return bool(failing), failing, time.perf_counter() - start
 
 
 def main(argv=None) -> int:
@@ -170,13 +172,16 @@ def main(argv=None) -> int:
     for m in chosen:
         mutated(m)  # every target still occurs once, before anything slow runs
 
-    failed, failing, seconds = run_suite(None, args.tests)
+    snapshot_dir = tempfile.TemporaryDirectory(prefix="pivotal-snapshot-")
+    snapshot = Path(snapshot_dir.name) / "repo"  # one copy: edits during the check do not leak in
+    shutil.copytree(ROOT, snapshot, ignore=_IGNORE)
+    failed, failing, seconds = run_suite(None, args.tests, snapshot)
     print(f"unmutated: {'FAILED ' + str(failing) if failed else 'passed'} ({seconds:.0f} s)", flush=True)
     if failed:
         return 1
     rows, survivors = [], []
     for m in chosen:
-        failed, failing, seconds = run_suite(m, args.tests)
+        failed, failing, seconds = run_suite(m, args.tests, snapshot)
         tests = ", ".join(t.split("::")[-1] for t in failing[:4]) + (" ..." if len(failing) > 4 else "")
         rows.append(f"| `{m.name}` | {m.misreading} | {'yes' if failed else '**NO**'} | "
                     f"{len(failing)}: {tests} |")

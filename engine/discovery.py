@@ -24,6 +24,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.output import fsync_path
+from engine.schema import finalize
+
 OUTPUTS = ("success", "size", "capacity", "spent")
 DEFAULT_MIN_DENSITY = 0.8
 DEFAULT_MASS_MIN = 0.05
@@ -341,15 +344,11 @@ def publish_discovery(out, discovery: Discovery) -> Path:
     temporary = folder / f".part-0.parquet.{os.getpid()}.tmp"  # not matched by *.parquet
     try:
         with open(temporary, "wb") as f:
-            pq.write_table(discovery.table(), f, compression="snappy")
+            pq.write_table(finalize(discovery.table()), f, compression="snappy")
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(folder)
     return target

@@ -63,7 +63,7 @@ def latest_interrupted_run(out) -> str:
 _LOCKS: dict[str, int] = {}  # run-id lock files this process holds, and their descriptors
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file's data, or a directory's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -184,8 +184,8 @@ class RunDirectory:
             pq.write_table(finalize(table), part, compression="snappy")
         names = sorted([*tables, *streamed], key=lambda t: t == "runs")
         for name in names:
-            _fsync(self.staged_table(name))  # a power loss leaves all or nothing
-            _fsync(self.staged_table(name).parent)
+            fsync_path(self.staged_table(name))  # a power loss leaves all or nothing
+            fsync_path(self.staged_table(name).parent)
         return names
 
     def publish(self, tables: dict[str, pa.Table], streamed=()) -> None:
@@ -198,7 +198,7 @@ class RunDirectory:
             if target.exists():  # left by a crash during an earlier publish of this run
                 shutil.rmtree(target)
             os.replace(staged / name, target)
-            _fsync(target.parent)  # the rename is durable before the next table (and `runs` last)
+            fsync_path(target.parent)  # the rename is durable before the next table (and `runs` last)
         shutil.rmtree(self.staging)
         self.unlock()
 

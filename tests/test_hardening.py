@@ -274,8 +274,8 @@ def test_a_truncated_checkpoint_is_computed_again(tmp_path):
 def test_publish_flushes_every_file_and_rename_before_the_runs_table(tmp_path, monkeypatch):
     import engine.output as output
     events = []
-    original_fsync, original_replace = output._fsync, os.replace
-    monkeypatch.setattr(output, "_fsync", lambda p: (events.append(("fsync", Path(p))), original_fsync(p)))
+    original_fsync, original_replace = output.fsync_path, os.replace
+    monkeypatch.setattr(output, "fsync_path", lambda p: (events.append(("fsync", Path(p))), original_fsync(p)))
     monkeypatch.setattr(output.os, "replace",
                         lambda a, b: (events.append(("rename", Path(b))), original_replace(a, b)))
     pivotal.forecast(TUTORIAL, episodes=500, out=tmp_path, run_id="f", progress=False)

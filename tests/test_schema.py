@@ -21,6 +21,17 @@ PIN = json.loads((ROOT / "tests" / "schema_pin.json").read_text())
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 STATS = ("mean", "sd", "se", "p05", "p25", "p50", "p75", "p95", "min", "max")
+# where a value may not exist (docs/OUTPUTS.md): null there, nowhere else
+NULLABLE = {
+    "summary": STATS,                              # time to success never reached
+    "episodes": ("time_to_success",),              # likewise, per episode
+    "backtests": ("auc", "brier", "log_loss"),     # a ranking has no probabilities; no AUC without both classes
+    "sensitivity": ("S1", "S1_conf", "ST", "ST_conf"),  # constant output, design too small, ST of lhs/random/grid
+    "sensitivity_s2": ("S2", "S2_conf"),
+    "comparisons": ("variance_reduction",),        # every paired difference 0
+    "discovery": ("input", "low", "high", "low_restricted", "high_restricted", "qp_low", "qp_high",
+                  "input_min", "input_max"),       # a box that restricts nothing
+}
 
 
 def type_name(t: pa.DataType) -> str:
@@ -61,7 +72,42 @@ def out(tmp_path_factory):
                            candidates=[candidate("A"), candidate("B", mean=-3.0)])
     run(build(instant, "instant"), "instant", keep_episodes=20)
     run(build(scenario_doc(), "single"), "single", episodes=1, keep_episodes=1)
+    _study_backtest_and_discovery(out, tmp_path_factory.mktemp("inputs"))
     return out
+
+
+def _study_backtest_and_discovery(out, tmp):
+    """The tables of the other commands: a second-order Sobol study with a variant, a backtest
+    on the COW-format fixtures, and a scenario discovery of the study."""
+    from engine.cli import main
+    from test_backtest import CASE, FIX
+
+    (tmp / "s.toml").write_text(f'''name = "schema study"
+scenario = "{TUTORIAL}"
+episodes = 500
+[design]
+samples = 4
+second_order = true
+[[inputs]]
+path = "budget"
+low = 0
+high = 600
+[[inputs]]
+path = "candidates.*.preference.mean"
+low = -20
+high = 20
+apply = "shift"
+[[variants]]
+name = "no summit"
+set = {{ "mechanisms.venues" = false }}
+''')
+    (tmp / "cow").symlink_to(FIX.resolve())
+    (tmp / "case.toml").write_text(CASE)
+    common = ["--out", str(out), "--quiet"]
+    assert main(["study", str(tmp / "s.toml"), "--run-id", "study", *common]) == 0
+    assert main(["backtest", str(tmp / "case.toml"), "--episodes", "500", "--run-id", "backtest",
+                 "--out", str(out)]) == 0
+    assert main(["discover", "--out", str(out), "--run-id", "study", "--below", "0.5"]) == 0
 
 
 def files(out):
@@ -105,9 +151,10 @@ def test_no_nan_anywhere_and_null_only_where_a_value_does_not_exist(out):
         for name, column in zip(table.column_names, table.columns):
             if pa.types.is_floating(column.type):
                 assert not pc.any(pc.is_nan(column)).as_py(), f"NaN in {path}: {name}"
-            if not (path.parts[-3] == "summary" and name in STATS) and \
-                    not (path.parts[-3] == "episodes" and name == "time_to_success"):
+            if name not in NULLABLE.get(path.parts[-3], ()):
                 assert column.null_count == 0, f"null in {path}: {name}"
+    backtests = pq.read_table(next(Path(out).glob("backtests/*/part-0.parquet"))).to_pylist()
+    assert all((r["brier"] is None) == (r["model"] == "capacity") for r in backtests)
     summary = [row for p in Path(out).glob("summary/*/part-0.parquet") for row in pq.read_table(p).to_pylist()]
     for row in summary:
         missing = [s for s in STATS if row[s] is None]

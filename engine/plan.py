@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 MAX_CHUNK_EPISODES = 1 << 30          # keeps a chunk's quantised sums inside int64
 CANDIDATE_EPISODES_PER_CHUNK = 4_000_000  # about 1-2 s of one core's work
+MAX_CHUNKS = 100_000  # chunks per scenario group: the plan and the checkpoint list stay small
 MAX_GROUP = 128  # scenarios per group: bounds the aggregates and tables a chunk holds at once
 
 
@@ -30,9 +31,11 @@ class Chunk(NamedTuple):
         return self.stop - self.first
 
 
-def default_chunk_size(n_candidates: int) -> int:
-    """About 1-2 s of work per chunk on one core, whatever the scenario's size."""
-    return int(min(1 << 20, max(4096, CANDIDATE_EPISODES_PER_CHUNK // max(n_candidates, 1))))
+def default_chunk_size(n_candidates: int, episodes: int = 0) -> int:
+    """About 1-2 s of work per chunk on one core, whatever the scenario's size; longer for runs
+    so long that the plan would pass MAX_CHUNKS chunks."""
+    work = int(min(1 << 20, max(4096, CANDIDATE_EPISODES_PER_CHUNK // max(n_candidates, 1))))
+    return min(max(work, -(-episodes // MAX_CHUNKS)), MAX_CHUNK_EPISODES)
 
 
 def plan_groups(n_scenarios: int, group_size: int, paired: int = 0) -> list[tuple[int, int]]:

@@ -22,7 +22,7 @@ from engine.executors import ChunkError, Job, LocalExecutor, available_cores, ke
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.comparisons import output_means
 from engine.output import RunDirectory, TableSink, run_directory
-from engine.plan import (MAX_CHUNK_EPISODES, default_chunk_size, group_size_for, plan_chunks,
+from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, default_chunk_size, group_size_for, plan_chunks,
                          plan_groups)
 from engine.scenario import Scenario, load_scenario, validate_scenario
 from engine.schema import SCHEMA_VERSION, finalize
@@ -31,6 +31,8 @@ from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
 DEFAULT_SEED = 1
+MAX_EPISODES = 10**13  # per scenario: about 10 years of 30,000 cores at 30,000 episodes/s each
+MAX_KEPT = 1_000_000   # --keep-episodes: kept records are held in memory until published
 
 
 class RunSettingsError(ValueError):
@@ -98,21 +100,26 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     ids = [s.id for s in items]
     _check(len(set(ids)) == len(ids), f"scenario ids must be unique in a run (got {ids})")
     cores = available_cores()
-    _check(episodes >= 1, f"--episodes must be >= 1 (got {episodes})")
+    _check(1 <= episodes <= MAX_EPISODES, f"--episodes must be in [1, {MAX_EPISODES:.0e}] (got {episodes:,})")
     _check(0 <= seed < 2**63, f"--seed must be in [0, 2**63) (got {seed})")
     _check(workers is None or workers >= 1, f"--workers must be >= 1 (got {workers})")
-    _check(keep_episodes >= 0, f"--keep-episodes must be >= 0 (got {keep_episodes})")
+    _check(0 <= keep_episodes <= MAX_KEPT, f"--keep-episodes must be in [0, {MAX_KEPT:,}] (got {keep_episodes:,})")
     _check(target_se is None or (math.isfinite(target_se) and target_se > 0),
            f"--target-se must be a number > 0 (got {target_se})")
     _check(max_episodes is None or target_se is not None, "--max-episodes needs --target-se")
     if target_se is not None:
-        max_episodes = max_episodes if max_episodes is not None else 100 * episodes
-        _check(max_episodes >= episodes, f"--max-episodes must be >= --episodes (got {max_episodes})")
+        max_episodes = max_episodes if max_episodes is not None else min(100 * episodes, MAX_EPISODES)
+        _check(episodes <= max_episodes <= MAX_EPISODES, f"--max-episodes must be in [--episodes, "
+               f"{MAX_EPISODES:.0e}] (got {max_episodes:,})")
     n_candidates = max(len(s.candidates) for s in items)
+    most = max_episodes if target_se is not None else episodes
     if chunk_size is None:
-        chunk_size = default_chunk_size(n_candidates)
+        chunk_size = default_chunk_size(n_candidates, most)
     _check(1 <= chunk_size <= MAX_CHUNK_EPISODES,
            f"--chunk-size must be in [1, {MAX_CHUNK_EPISODES}] (got {chunk_size})")
+    _check(-(-most // chunk_size) <= MAX_CHUNKS, f"--chunk-size {chunk_size:,} makes "
+           f"{-(-most // chunk_size):,} chunks of {most:,} episodes; at most {MAX_CHUNKS:,} are "
+           f"planned: give a chunk size of at least {-(-most // MAX_CHUNKS):,}")
     step = min(chunk_size, episodes)  # episodes per chunk (a run shorter than a chunk is one chunk)
     executor = _executor_name(executor, workers, cores, ray_address)
     run_id = run_id or new_run_id()

@@ -347,3 +347,25 @@ def test_a_compile_is_announced_and_the_cache_is_found(monkeypatch, capsys):
     assert "compiling kernels (first run only)..." in capsys.readouterr().err
     pivotal.forecast(TUTORIAL, episodes=100, progress=False)
     assert "compiling" not in capsys.readouterr().err
+
+
+# --- runs too long to plan are refused, long ones planned in bounded chunks -------------------
+
+def test_episode_counts_beyond_the_bound_are_refused_before_anything_is_planned(tmp_path):
+    started = time.time()
+    for args in (["--episodes", "1e15"], ["--episodes", "1e12", "--chunk-size", "10"],
+                 ["--keep-episodes", "1e9"]):
+        done = cli("run", TUTORIAL, *args, "--out", tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert time.time() - started < 60 and not any(tmp_path.iterdir())
+
+
+def test_long_runs_are_planned_in_bounded_chunks():
+    from engine.plan import MAX_CHUNKS, default_chunk_size, plan_chunks
+    from engine.run import MAX_EPISODES
+
+    for candidates in (4, 500):
+        size = default_chunk_size(candidates, MAX_EPISODES)
+        assert -(-MAX_EPISODES // size) <= MAX_CHUNKS
+        assert default_chunk_size(candidates, 10**6) == default_chunk_size(candidates)  # short runs: ~1-2 s
+    assert len(plan_chunks(1, 10**12, default_chunk_size(30, 10**12))) <= MAX_CHUNKS

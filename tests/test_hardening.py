@@ -22,6 +22,25 @@ BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
 CLI = [sys.executable, "-m", "engine.cli"]
 
 
+def interrupted_after(chunks, scenario, **kw):
+    """Run `scenario` with `forecast(**kw)` and interrupt it (Ctrl-C) once `chunks` chunks are
+    checkpointed."""
+    from engine.output import RunDirectory
+
+    saved = []
+    original = RunDirectory.save_chunk
+
+    def save_then_stop(self, position, aggregates):
+        original(self, position, aggregates)
+        saved.append(position)
+        if len(saved) == chunks:
+            raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(RunDirectory, "save_chunk", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            pivotal.forecast(scenario, progress=False, **kw)
+
+
 def cli(*args, **kw):
     return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True, **kw)
 
@@ -55,16 +74,7 @@ def test_resume_refuses_a_scenario_changed_in_python(tmp_path):
     cannot be resumed into a run of the original (it would mix two scenarios)."""
     s = pivotal.load_scenario(TUTORIAL)
     store = tmp_path / "out"
-    with pytest.MonkeyPatch.context() as m:  # interrupt after the first chunk
-        import engine.run as run_module
-        original = run_module.RunDirectory.save_chunk
-
-        def save_then_stop(self, position, aggregate):
-            original(self, position, aggregate)
-            raise KeyboardInterrupt
-        m.setattr(run_module.RunDirectory, "save_chunk", save_then_stop)
-        with pytest.raises(KeyboardInterrupt):
-            pivotal.forecast(s, episodes=4000, chunk_size=1000, out=store, run_id="r", progress=False)
+    interrupted_after(1, s, episodes=4000, chunk_size=1000, out=store, run_id="r")
     with pytest.raises(RunExistsError, match="scenarios"):
         pivotal.forecast(s.with_(budget=1.0), episodes=4000, chunk_size=1000, out=store, run_id="r",
                          resume=True, progress=False)
@@ -249,18 +259,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_run_resumable(tmp_path, monke
 
 def test_a_truncated_checkpoint_is_computed_again(tmp_path):
     store = tmp_path / "out"
-    import engine.run as run_module
-    with pytest.MonkeyPatch.context() as m:
-        original = run_module.RunDirectory.save_chunk
-
-        def save_then_stop(self, position, aggregate):
-            original(self, position, aggregate)
-            if position == 2:
-                raise KeyboardInterrupt
-        m.setattr(run_module.RunDirectory, "save_chunk", save_then_stop)
-        with pytest.raises(KeyboardInterrupt):
-            pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, out=store, run_id="t",
-                             workers=1, progress=False)
+    interrupted_after(3, TUTORIAL, episodes=6000, chunk_size=1000, out=store, run_id="t", workers=1)
     checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))
     assert len(checkpoints) == 3
     checkpoints[1].write_bytes(checkpoints[1].read_bytes()[:100])  # a disk that filled up under it
@@ -318,18 +317,10 @@ def test_two_writers_of_one_run_id_one_wins_one_is_refused(tmp_path):
 
 
 def test_two_resumes_of_one_run_id_do_not_collide(tmp_path):
-    import engine.run as run_module
-    with pytest.MonkeyPatch.context() as m:
-        original = run_module.RunDirectory.save_chunk
+    from engine.output import RunDirectory
 
-        def save_then_stop(self, position, aggregate):
-            original(self, position, aggregate)
-            raise KeyboardInterrupt
-        m.setattr(run_module.RunDirectory, "save_chunk", save_then_stop)
-        with pytest.raises(KeyboardInterrupt):
-            pivotal.forecast(BENCH_120, episodes=20000, chunk_size=2000, out=tmp_path / "out",
-                             run_id="same", progress=False)
-    run_module.RunDirectory(tmp_path / "out", "same").unlock()  # as if this process had ended
+    interrupted_after(1, BENCH_120, episodes=20000, chunk_size=2000, out=tmp_path / "out", run_id="same")
+    RunDirectory(tmp_path / "out", "same").unlock()  # as if this process had ended
     results = sorted(_race(tmp_path, ["--resume"]))
     assert [code for code, _ in results] == [0, 2], results
     assert all("Traceback" not in err for _, err in results)

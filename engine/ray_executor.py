@@ -36,7 +36,11 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int | None, address: str | None = None):
-        import ray
+        try:
+            import ray
+        except ImportError:
+            raise RunSettingsError("--executor ray needs Ray, an optional extra: pip install "
+                                   "'pivotal[ray]' (or -e '.[ray]' in a checkout)") from None
 
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-from tqdm import tqdm
 
 from engine import __version__
 from engine.aggregate import Aggregate
@@ -24,6 +23,7 @@ from engine.comparisons import output_means
 from engine.output import RunDirectory, TableSink, run_directory
 from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, default_chunk_size, group_size_for, plan_chunks,
                          plan_groups)
+from engine.progress import progress_bar
 from engine.scenario import Scenario, load_scenario, validate_scenario
 from engine.schema import SCHEMA_VERSION, finalize
 from engine.tables import group_tables, scenario_row, scenarios_table
@@ -281,9 +281,7 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
 
     todo = [c for c in chunks if c.position not in done]
     total = sum(c.episodes * c.count for c in chunks)
-    bar = tqdm(total=total, initial=total - sum(c.episodes * c.count for c in todo), unit="episodes",
-               unit_scale=True, delay=2.0, disable=progress is False, leave=False,
-               desc="episodes")
+    bar = progress_bar(total, total - sum(c.episodes * c.count for c in todo), progress is False)
     merge_ready()
     try:
         for chunk, aggs in runner.map(job, todo):

@@ -360,3 +360,26 @@ def test_long_runs_are_planned_in_bounded_chunks():
         assert -(-MAX_EPISODES // size) <= MAX_CHUNKS
         assert default_chunk_size(candidates, 10**6) == default_chunk_size(candidates)  # short runs: ~1-2 s
     assert len(plan_chunks(1, 10**12, default_chunk_size(30, 10**12))) <= MAX_CHUNKS
+
+
+# --- Ray and tqdm are optional extras -----------------------------------------------------------
+
+def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import raises ImportError
+    from engine.run import RunSettingsError
+    with pytest.raises(RunSettingsError, match=r"pivotal\[ray\]"):
+        pivotal.forecast(TUTORIAL, episodes=100, executor="ray", out=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
+    assert pivotal.forecast(TUTORIAL, episodes=100, progress=False).tables["summary"].height == 8
+
+
+def test_without_tqdm_progress_is_a_plain_line(monkeypatch, capsys):
+    from engine.progress import PlainProgress, progress_bar
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    bar = progress_bar(1000, 200, disable=False)
+    assert isinstance(bar, PlainProgress)
+    bar.every = 0.0
+    bar.update(300)
+    assert "episodes: 500/1,000 (50%)" in capsys.readouterr().err
+    tables = pivotal.forecast(TUTORIAL, episodes=3000, chunk_size=1000).tables  # the whole run too
+    assert tables["summary"].height == 8

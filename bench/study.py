@@ -29,12 +29,14 @@ SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 INPUTS = '''
 [[inputs]]
 path = "budget"
-low = 250
-high = 3000
+low = 0.25
+high = 4.0
+apply = "scale"
 [[inputs]]
 path = "requirement"
-low = 15000
-high = 40000
+low = 0.5
+high = 1.33
+apply = "scale"
 [[inputs]]
 path = "candidates.FRN.preference.mean"
 low = 0.25
@@ -73,12 +75,14 @@ def _child(args):
 NEAR_BASE = '''
 [[inputs]]
 path = "requirement"
-low = 29000
-high = 31000
+low = 0.97
+high = 1.03
+apply = "scale"
 [[inputs]]
 path = "budget"
-low = 990
-high = 1010
+low = 0.99
+high = 1.01
+apply = "scale"
 '''
 
 

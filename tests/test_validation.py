@@ -127,3 +127,14 @@ def test_cli_rejects_bad_run_arguments_with_exit_2(tmp_path):
         result = pivotal_cli("run", "good.toml", *bad, cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (bad, result.stderr)
         assert result.stderr.count("\n") == 1
+
+
+def test_every_shipped_scenario_and_study_validates():
+    """A shipped file that no longer fits the code (say, a study whose ranges a rebuilt base
+    scenario makes invalid) is caught here, not by a user."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "configs" / "scenarios").glob("*.toml")) + sorted((root / "configs" / "studies").glob("*.toml"))
+    assert len(files) >= 8
+    result = pivotal_cli("validate", *map(str, files), cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": ok (") == len(files)

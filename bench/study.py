@@ -55,7 +55,7 @@ apply = "scale"
 [[inputs]]
 path = "candidates.*.tie.mean"
 low = 0.6
-high = 1.07
+high = 1.05
 apply = "scale"
 '''
 

@@ -82,11 +82,16 @@ def save_chunk(path, aggregates: list[Aggregate]) -> None:
         arrays[f.name] = np.concatenate([p.ravel() for p in parts])
         arrays[f"{f.name}.shape"] = np.array([p.shape for p in parts], np.int64).reshape(len(parts), -1)
     tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk: leave no partial file, and say which file it was
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 def load_chunk(path) -> list[Aggregate]:

@@ -137,6 +137,8 @@ def _data_parsers(sub) -> None:
     bt.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
     bt.add_argument("--run-id")
     bt.add_argument("--workers", type=count)
+    bt.add_argument("--resume", action="store_true", help="finish an interrupted backtest (same "
+                    "arguments; its --run-id, or the latest interrupted run in --out)")
     bt.add_argument("--fit", action="store_true", help="fit the builder's preference coefficients "
                     "and budget to the cases, with leave-one-case-out scores")
     bt.add_argument("--max-evals", type=int, default=FIT_MAX_EVALS,
@@ -240,9 +242,16 @@ def _read_outputs(args) -> int:
     except StorageError as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"pivotal: error: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:  # pyarrow's ArrowInvalid (a damaged Parquet file) is not one
+        print(f"pivotal: {_environment_error(exc, None)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except Exception as exc:  # noqa: BLE001 - a file under --out that pyarrow or DuckDB cannot read
+        if type(exc).__module__.split(".")[0] not in ("pyarrow", "duckdb", "_duckdb", "polars"):
+            raise
+        print(f"pivotal: error: a file under {args.out} cannot be read ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0]}); move it away or rerun the run that wrote it",
+              file=sys.stderr)
+        return EXIT_ENVIRONMENT
     return 0
 
 
@@ -309,6 +318,8 @@ def _environment_error(exc: OSError, store) -> str:
     if store and store.staging.exists():
         then = (f"{len(store.finished_chunks())} finished chunk(s) are kept: fix it and finish with "
                 f"--resume --run-id {store.run_id}")
+    elif store is None:
+        then = "fix it and run again"
     else:
         then = "nothing was claimed: fix it and run again"
     return f"error: {where}{cause}; {then}"
@@ -344,8 +355,10 @@ def _discover(args) -> int:
 def _scenario_build(args) -> int:
     import shlex
 
+    import tomllib
+
     from engine import builder
-    from engine.scenario import load_scenario
+    from engine.scenario import parse_scenario
 
     prm = builder.load_params(args.params)
     command = "pivotal scenario build " + " ".join(
@@ -358,10 +371,20 @@ def _scenario_build(args) -> int:
                                     theater=args.theater, candidates=args.candidates, prm=prm,
                                     requirement=args.requirement, deadline_days=args.deadline_days,
                                     budget=args.budget, name=args.name, command=command)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # e.g. a --name with a line break
+        print(f"pivotal: error: the built scenario is not valid TOML ({exc}); check --name",
+              file=sys.stderr)
+        return EXIT_USAGE
+    parse_scenario(doc, "the built scenario")  # the project's validator, before anything is written
     if args.output:
-        from pathlib import Path
-        Path(args.output).write_text(text)
-        load_scenario(args.output)  # the project's validator
+        try:
+            with open(args.output, "w") as fh:
+                fh.write(text)
+        except OSError as exc:
+            print(f"pivotal: error: -o {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
         print(args.output)
     else:
         sys.stdout.write(text)
@@ -379,9 +402,9 @@ def _backtest(args) -> int:
     def start(run_id):
         result = backtest.run_backtests(prepared, prm, episodes=args.episodes or backtest.DEFAULT_EPISODES,
                                         seed=args.seed, out=args.out, run_id=run_id,
-                                        workers=args.workers, progress=False, announce=_announce)
+                                        workers=args.workers, progress=False, announce=_announce,
+                                        resume=args.resume)
         print(backtest.report(result.tables["backtests"]))
-    args.resume = False
     return _guarded(args, start)
 
 

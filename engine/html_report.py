@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
@@ -110,7 +111,7 @@ def _run_metadata(run: dict, scenarios: pl.DataFrame) -> str:
     rows = [{"scenario": s["scenario_id"], "name": s["scenario_name"], "pivot": s["pivot"],
              "requirement": f"{s['requirement']:,.0f} {s['capacity_unit']}",
              "min partners": s["min_partners"], "deadline (days)": s["deadline_days"],
-             "budget": f"{s['budget']:,.0f} {s['payment_unit']}", "candidates": s["candidates"]}
+             "budget": f"{s['budget']:,.4g} {s['payment_unit']}", "candidates": s["candidates"]}
             for s in scenarios.iter_rows(named=True)]
     return ("<h2>Run</h2>" + _table([{"field": k, "value": v} for k, v in run.items()])
             + "<h2>Scenarios</h2>" + _table(rows))
@@ -155,6 +156,12 @@ def _success_chart(tables, ids: list[str]) -> str:
     return _figure(fig, "success", "Success probability per scenario with its 95% Wilson interval.")
 
 
+def _thousands(axis) -> None:
+    """At most five ticks, written 10,000: large capacities' labels must not run together."""
+    axis.set_major_locator(MaxNLocator(5))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+
+
 def _capacity_overlay(tables, ids: list[str]) -> list[str]:
     """Capacity CDFs of the scenarios on one axis (when they share a capacity unit)."""
     scenarios = tables["scenarios"].filter(pl.col("scenario_id").is_in(ids))
@@ -167,6 +174,7 @@ def _capacity_overlay(tables, ids: list[str]) -> list[str]:
                 label=s["scenario_id"])
         ax.axvline(s["requirement"], color=color, linestyle="--", linewidth=0.8)
     ax.set_xlabel(f"capacity at the deadline ({scenarios['capacity_unit'][0]})")
+    _thousands(ax.xaxis)
     ax.set_ylabel("P(capacity <= x)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
@@ -189,6 +197,7 @@ def _size_chart(sizes: pl.DataFrame, sid: str) -> str:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(sizes["size"].to_numpy(), sizes["probability"].to_numpy(), color=BLUE)
     ax.set_xlabel("coalition size at the deadline (states)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("probability")
     return _figure(fig, "size", f"{sid}: distribution of the coalition's size.")
 
@@ -207,6 +216,7 @@ def _capacity_chart(capacity: pl.DataFrame, s: dict) -> str:
     reached = edges[1:][prob > 0]
     ax.set_xlim(0, 1.05 * max(s["requirement"], reached[-1] if len(reached) else edges[-1]))
     ax.set_xlabel(f"capacity at the deadline ({s['capacity_unit']})")
+    _thousands(ax.xaxis)
     ax.set_ylabel("probability")
     ax.legend(fontsize=8)
     return _figure(fig, "capacity", f"{s['scenario_id']}: distribution of the coalition's capacity, "

@@ -135,7 +135,8 @@ class RunDirectory:
             if staged != plan:
                 changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
                 raise RunExistsError(f"cannot resume run {self.run_id!r}: its arguments differ "
-                                     f"({', '.join(changed)}); resume with the same arguments")
+                                     f"({', '.join(changed)}); resume with the same arguments, or "
+                                     f"delete {self.staging} to start that run id afresh")
             return
         if self.staging.exists() or self.any_published():
             raise RunExistsError(f"run id {self.run_id!r} is already used in {self.where} "
@@ -180,8 +181,11 @@ class RunDirectory:
         (fsync) before anything is published; returns all names, `runs` last."""
         for name, table in tables.items():
             part = self.staged_table(name)
-            part.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(finalize(table), part, compression="snappy")
+            try:
+                part.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(finalize(table), part, compression="snappy")
+            except OSError as exc:  # a full disk: say which file it was
+                raise OSError(exc.errno, exc.strerror or str(exc), str(part)) from None
         names = sorted([*tables, *streamed], key=lambda t: t == "runs")
         for name in names:
             fsync_path(self.staged_table(name))  # a power loss leaves all or nothing
@@ -258,12 +262,25 @@ class TableSink:
                 self.parts.setdefault(name, []).append(table)
                 continue
             table = finalize(table)
-            writer = self.writers.get(name)
-            if writer is None:
-                path = self.store.staged_table(name)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer = self.writers[name] = pq.ParquetWriter(path, table.schema, compression="snappy")
-            writer.write_table(table.cast(writer.schema))
+            path = self.store.staged_table(name)
+            try:
+                writer = self.writers.get(name)
+                if writer is None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    writer = self.writers[name] = pq.ParquetWriter(path, table.schema, compression="snappy")
+                writer.write_table(table.cast(writer.schema))
+            except OSError as exc:  # a full disk: drop the writers now, and say which file it was
+                self.abort()
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+    def abort(self) -> None:
+        """Let go of the staged files after a failure (a resume writes them again)."""
+        for writer in self.writers.values():
+            try:
+                writer.close()
+            except OSError:
+                pass
+        self.writers.clear()
 
     def close(self) -> dict[str, pa.Table]:
         """Finish the files; returns the tables kept in memory (none with a run directory)."""

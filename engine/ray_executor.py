@@ -46,7 +46,12 @@ class RayExecutor:
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
                 _check_reachable(address)
-                ray.init(address=address, log_to_driver=False)
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except (ConnectionError, RuntimeError, TimeoutError) as exc:  # not a Ray head there
+                    raise RayUnreachableError(f"cannot attach to a Ray cluster at {address!r} "
+                                              f"({str(exc).splitlines()[0]}); check --ray-address "
+                                              "or RAY_ADDRESS") from None
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
             handle_signals()  # Ray replaces the handlers of SIGTERM and SIGINT

@@ -76,6 +76,8 @@ class Location:
 def locate(out) -> Location:
     """The `Location` of `--out`: a local directory, or a URI pyarrow.fs can open."""
     text = str(out)
+    if not text.strip():
+        raise StorageError("--out is empty; give a directory (default ./forecasts) or a URI")
     if "://" not in text:
         return Location(text, pafs.LocalFileSystem(), str(Path(text).absolute()), True)
     try:

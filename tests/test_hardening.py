@@ -41,8 +41,9 @@ def interrupted_after(chunks, scenario, **kw):
             pivotal.forecast(scenario, progress=False, **kw)
 
 
-def cli(*args, **kw):
-    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True, **kw)
+def cli(*args, cwd=ROOT, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the engine also from another working directory
+    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, **kw)
 
 
 # --- scenarios made in Python are validated like files ---------------------------------------
@@ -383,3 +384,56 @@ def test_without_tqdm_progress_is_a_plain_line(monkeypatch, capsys):
     assert "episodes: 500/1,000 (50%)" in capsys.readouterr().err
     tables = pivotal.forecast(TUTORIAL, episodes=3000, chunk_size=1000).tables  # the whole run too
     assert tables["summary"].height == 8
+
+
+# --- found by a new user's review ---------------------------------------------------------------
+
+FIXTURE_DATA = ROOT / "tests" / "fixtures" / "cow"
+
+
+def test_scenario_build_writes_only_a_valid_file_and_says_why_not(tmp_path):
+    build = ("scenario", "build", "--data", FIXTURE_DATA, "--pivot", "PIV", "--year", "2000", "--target", "TGT")
+    bad = cli(*build, "--budget", "-5", "-o", tmp_path / "neg.toml")
+    assert bad.returncode == 2 and "the built scenario: budget: must be in [0, 1e12]" in bad.stderr
+    nowhere = cli(*build, "-o", tmp_path / "missing" / "x.toml")
+    assert nowhere.returncode == 2 and "No such file or directory" in nowhere.stderr
+    assert not any(tmp_path.rglob("*.toml"))
+    for done in (bad, nowhere):
+        assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert cli(*build, "-o", tmp_path / "ok.toml").returncode == 0
+    pivotal.load_scenario(tmp_path / "ok.toml")
+
+
+def test_a_damaged_file_under_out_is_one_line(tmp_path):
+    pivotal.forecast(TUTORIAL, episodes=500, out=tmp_path, run_id="good", progress=False)
+    (tmp_path / "runs" / "run_id=junk").mkdir()
+    (tmp_path / "runs" / "run_id=junk" / "part-0.parquet").write_text("garbage")
+    for args in (("show",), ("catalog",), ("report", "--html", tmp_path / "r.html")):
+        done = cli(*args, "--out", tmp_path)
+        assert done.returncode == 3 and "Traceback" not in done.stderr, (args, done.stderr)
+        assert "cannot be read" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_an_empty_out_is_refused(tmp_path):
+    done = cli("run", TUTORIAL, "--episodes", "100", "--out", "", cwd=tmp_path)
+    assert done.returncode == 2 and "--out is empty" in done.stderr and not any(tmp_path.iterdir())
+
+
+def test_a_checkpoint_that_cannot_be_written_names_its_path_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import engine.aggregate as aggregate
+
+    def full(fh, **arrays):
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    from engine.executors import Job, run_chunk
+    from engine.model_arrays import build_model_arrays, outcome_ranges
+    from engine.plan import Chunk
+    s = pivotal.load_scenario(TUTORIAL)
+    aggregates = run_chunk(Job(1, 0, (build_model_arrays(s),), (outcome_ranges(s),), -1), Chunk(0, 0, 0, 0, 10))
+    monkeypatch.setattr(aggregate.np, "savez", full)
+    with pytest.raises(OSError) as err:
+        aggregate.save_chunk(tmp_path / "00000001.npz", aggregates)
+    assert err.value.filename == str(tmp_path / "00000001.npz") and err.value.errno == errno.ENOSPC
+    assert not any(tmp_path.iterdir())

@@ -198,17 +198,7 @@ def _main(argv) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
-            for f in args.files:
-                if _is_study(f):
-                    from engine.study import load_study
-                    st = load_study(f)
-                    print(f"{f}: ok (study: {len(st.inputs)} inputs, {len(st.variants)} variants, "
-                          f"{st.rows:,} design rows)")
-                    continue
-                s = load_scenario(f)
-                print(f"{f}: ok ({len(s.candidates)} candidates, {len(s.ties)} ties, "
-                      f"{len(s.institutions)} institutions)")
-            return 0
+            return _validate(args.files)
         if args.command in ("catalog", "report", "show"):
             return _read_outputs(args)
         if args.command == "discover":
@@ -223,6 +213,28 @@ def _main(argv) -> int:
     except (ScenarioError, DataError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _validate(files) -> int:
+    """Check every file (a scenario or a study), one line each; exit 2 if any is refused."""
+    from engine.scenario import ScenarioError, load_scenario
+    from engine.study import load_study
+
+    refused = 0
+    for f in files:
+        try:
+            if _is_study(f):
+                st = load_study(f)
+                print(f"{f}: ok (study: {len(st.inputs)} inputs, {len(st.variants)} variants, "
+                      f"{st.rows:,} design rows)")
+            else:
+                s = load_scenario(f)
+                print(f"{f}: ok ({len(s.candidates)} candidates, {len(s.ties)} ties, "
+                      f"{len(s.institutions)} institutions)")
+        except ScenarioError as exc:
+            print(f"pivotal: error: {exc}", file=sys.stderr)
+            refused += 1
+    return EXIT_USAGE if refused else 0
 
 
 def _read_outputs(args) -> int:

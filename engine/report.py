@@ -9,6 +9,7 @@ from engine.tables import wilson
 
 def _pct(p: float) -> str:
     """A share as a percentage, with enough digits to tell a rare event from none."""
+    p = 0.0 if abs(p) < 1e-12 else p  # a Wilson bound at 0 successes is 0 up to rounding
     return f"{p:.1%}" if p == 0 or p >= 0.01 else f"{p * 100:.2g}%"
 
 

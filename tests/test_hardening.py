@@ -437,3 +437,10 @@ def test_a_checkpoint_that_cannot_be_written_names_its_path_and_leaves_nothing(t
         aggregate.save_chunk(tmp_path / "00000001.npz", aggregates)
     assert err.value.filename == str(tmp_path / "00000001.npz") and err.value.errno == errno.ENOSPC
     assert not any(tmp_path.iterdir())
+
+
+def test_validate_checks_every_file_and_fails_if_any_is_refused(tmp_path):
+    (tmp_path / "bad.toml").write_text("name = 1\n")
+    done = cli("validate", tmp_path / "bad.toml", TUTORIAL, tmp_path / "missing.toml")
+    assert done.returncode == 2 and "tutorial.toml: ok" in done.stdout
+    assert done.stderr.count("pivotal: error:") == 2 and "Traceback" not in done.stderr

@@ -7,7 +7,9 @@ every run. It holds (docs/OUTPUTS.md, "The DuckDB catalog"):
 - `runs_complete`: runs whose `runs` row says complete.
 - `<table>` for every published table: its rows of complete runs only, with
   NaN (possible in files written before schema version 2) read as null.
-- `latest_scenario_runs`: for each scenario id, its latest complete run.
+- `latest_scenario_runs`: for each scenario (its id, the file's name, and its
+  name, which tells a study's or an ablation's `base`, `variant-k` and
+  `row-r` of different scenarios apart), its latest complete run.
 - `latest_<table>`: for every table, the rows of those latest runs (tables
   without a scenario: the latest complete run that has rows in the table).
 - `summary_wide` and `latest_summary_wide`: one row per run and scenario, one
@@ -103,9 +105,10 @@ def _create_views(con, location: Location, tables: list[str]) -> None:
     # each scenario id's latest complete run, from the table every run writes for every scenario
     con.execute("""
         CREATE VIEW latest_scenario_runs AS
-        SELECT s.scenario_id, s.run_id, r.finished_at
-        FROM (SELECT DISTINCT run_id, scenario_id FROM scenarios) s JOIN runs_complete r USING (run_id)
-        QUALIFY row_number() OVER (PARTITION BY s.scenario_id
+        SELECT s.scenario_id, s.scenario_name, s.run_id, r.finished_at
+        FROM (SELECT DISTINCT run_id, scenario_id, scenario_name FROM scenarios) s
+        JOIN runs_complete r USING (run_id)
+        QUALIFY row_number() OVER (PARTITION BY s.scenario_id, s.scenario_name
                                    ORDER BY r.finished_at DESC, s.run_id DESC) = 1""")
     for table in tables:
         view, name = _ident(f"latest_{table}"), _ident(table)

@@ -160,3 +160,19 @@ def test_catalog_of_an_empty_directory_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "engine.cli", "catalog", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "no published run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_latest_views_keep_generic_ids_of_different_studies_apart(tmp_path):
+    """An ablation and a study both call their scenarios base and variant-k; the latest views
+    keep each scenario (id and name) apart instead of mixing the two runs."""
+    from engine.catalog import build_catalog
+
+    pivotal.ablate(TUTORIAL, episodes=500, out=tmp_path, run_id="ablation", progress=False)
+    study = tmp_path / "s.toml"
+    study.write_text(f'name = "s"\nscenario = "{SYRIA}"\nepisodes = 500\n'
+                     '[[variants]]\nname = "no summit"\nset = { "mechanisms.venues" = false }\n')
+    pivotal.study(study, out=tmp_path, run_id="study", progress=False)
+    con = duckdb.connect(build_catalog(str(tmp_path)), read_only=True)
+    rows = con.execute("SELECT scenario_id, run_id FROM latest_scenarios ORDER BY run_id, scenario_id").fetchall()
+    assert ("base", "ablation") in rows and ("base", "study") in rows
+    assert sum(run == "ablation" for _, run in rows) == 9 and sum(run == "study" for _, run in rows) == 2

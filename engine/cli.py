@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "(REM-1 Monte Carlo; docs/MODEL.md).")
     p.add_argument("--version", action="version", version=f"pivotal {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("warmup", help="compile the kernels into the cache now (make install runs it), "
+                   "so the first run starts at once")
     v = sub.add_parser("validate", help="check scenario files against the format")
     v.add_argument("files", nargs="+", metavar="FILE")
     r = sub.add_parser("run", help="run scenarios and publish forecast tables")
@@ -199,6 +201,10 @@ def _main(argv) -> int:
     try:
         if args.command == "validate":
             return _validate(args.files)
+        if args.command == "warmup":
+            from engine.executors import compile_kernels
+            print(f"kernels ready ({compile_kernels():.1f} s)")
+            return 0
         if args.command in ("catalog", "report", "show"):
             return _read_outputs(args)
         if args.command == "discover":

@@ -8,6 +8,7 @@ each split over `workers` threads (the kernels release the GIL).
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, NamedTuple
 
@@ -79,6 +80,21 @@ def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list
             res[14], res[15] = res[14][:n_keep], res[15][:n_keep]
             parts[k].append((*res, cross))
     return parts
+
+
+def compile_kernels() -> float:
+    """Compile the chunk kernel, or load it from Numba's cache, by running one episode of a
+    one-candidate scenario (the same types as every run); returns the seconds it took."""
+    from engine.model_arrays import build_model_arrays, outcome_ranges
+    from engine.scenario import parse_scenario
+
+    start = time.perf_counter()
+    s = parse_scenario({"name": "warm-up", "pivot": "P", "deadline_days": 1.0, "candidates": [
+        {"id": "C", "capacity": {"low": 1.0, "mode": 1.0, "high": 1.0},
+         "preference": {"mean": 0.0, "sd": 1.0}, "tie": {"mean": 0.5, "concentration": 2.0}}]},
+        "<warm-up>")
+    run_chunk(Job(0, 0, (build_model_arrays(s),), (outcome_ranges(s),)), Chunk(0, 0, 0, 0, 1))
+    return time.perf_counter() - start
 
 
 def kernels_cached() -> bool:

@@ -23,9 +23,11 @@ def summary_text(result: Forecast, top: int = 5, max_scenarios: int | None = Non
     """The summary printed at the end of a run: `tables_text` with this call's timing (of the
     first `max_scenarios` scenarios: a study prints its base only)."""
     run = result.tables["runs"].row(0, named=True)
-    rate = result.computed / max(result.seconds, 1e-9)
+    rate = result.computed / max(result.simulating, 1e-9)
     resumed = run["episodes"] * run["scenarios"] - result.computed
-    timing = (f"{result.seconds:.1f} s ({rate:,.0f} episodes/s"
+    start = "to load or compile the kernels" if run["executor"] == "local" else "to start Ray"
+    timing = (f"{result.seconds:.1f} s ({rate:,.0f} episodes/s over {result.simulating:.1f} s of "
+              f"simulation; {result.starting:.1f} s {start}"
               + (f"; {resumed:,} episodes from checkpoints)" if resumed else ")"))
     return tables_text(result.tables, timing, top, max_scenarios)
 

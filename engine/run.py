@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pyarrow as pa
 
 from engine import __version__
 from engine.aggregate import Aggregate
-from engine.executors import ChunkError, Job, LocalExecutor, available_cores, kernels_cached
+from engine.executors import (ChunkError, Job, LocalExecutor, available_cores, compile_kernels,
+                              kernels_cached)
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.comparisons import output_means
 from engine.output import RunDirectory, TableSink, run_directory
@@ -46,13 +48,16 @@ class RunFailedError(RuntimeError):
 @dataclass(frozen=True)
 class Forecast:
     """A finished run: its id, its tables as Polars DataFrames, and where they were written;
-    `seconds` of this call and the episodes it `computed` (fewer after a resume)."""
+    `seconds` of this call and the episodes it `computed` (fewer after a resume), of which
+    `simulating` ran chunks and `starting` compiled kernels or started Ray."""
     run_id: str
     tables: dict[str, pl.DataFrame]
     out: Path | str | None   # a directory, or an object-storage URI
     seconds: float
     computed: int
     target: str | None = None   # with --target-se: whether it was reached or capped, and where
+    simulating: float = 0.0     # seconds of `seconds` spent running chunks (the rate's base)
+    starting: float = 0.0       # seconds spent compiling kernels (local) or starting Ray
 
 
 def new_run_id() -> str:
@@ -136,6 +141,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     config_sha256 = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
     if announce is not None:
         announce(run_id)  # before Ray, whose workers may print
+    starting = time.perf_counter()
     runner = _executor(executor, workers, cores, ray_address)  # connects first: fails before the id is claimed
     store = None
     if out is not None:
@@ -165,6 +171,10 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
         if target_se is None else None
     if progress is not False and not kernels_cached():
         print("compiling kernels (first run only)...", file=sys.stderr, flush=True)
+    if runner.name == "local":  # (Ray workers compile, or load the cache, on their own nodes)
+        compile_kernels()
+    starting = time.perf_counter() - starting
+    simulating = time.perf_counter()
     done_chunks = 0
     for stop in rounds:
         chunks = plan_chunks(len(items), stop, step, groups, first_index=done_chunks)
@@ -185,6 +195,7 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
                 break
             target = f"capped: success se {worst:.4g} > {target_se:g} at --max-episodes {stop:,}"
 
+    simulating = time.perf_counter() - simulating
     if target_se is not None:
         for first, count in groups:
             emit(first, count)
@@ -207,7 +218,8 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     if store is not None:
         store.publish(arrow, streamed=sink.names)
     where = None if out is None else out if "://" in str(out) else Path(out)
-    return Forecast(run_id, frames, where, (finished - started).total_seconds(), computed, target)
+    return Forecast(run_id, frames, where, (finished - started).total_seconds(), computed, target,
+                    simulating, starting)
 
 
 def _rounds(episodes: int, step: int, max_episodes: int) -> list[int]:

@@ -444,3 +444,12 @@ def test_validate_checks_every_file_and_fails_if_any_is_refused(tmp_path):
     done = cli("validate", tmp_path / "bad.toml", TUTORIAL, tmp_path / "missing.toml")
     assert done.returncode == 2 and "tutorial.toml: ok" in done.stdout
     assert done.stderr.count("pivotal: error:") == 2 and "Traceback" not in done.stderr
+
+
+def test_the_rate_counts_simulation_only_and_warmup_fills_the_cache(tmp_path):
+    done = cli("warmup")
+    assert done.returncode == 0 and done.stdout.startswith("kernels ready (")
+    result = pivotal.forecast(TUTORIAL, episodes=20_000, progress=False)
+    assert 0 < result.simulating <= result.seconds and 0 <= result.starting <= result.seconds
+    from engine.report import summary_text
+    assert f"{result.computed / result.simulating:,.0f} episodes/s over" in summary_text(result)

@@ -78,7 +78,11 @@ class RayExecutor:
                     chunk = chunks[next_chunk]
                     in_flight[self._task.remote(job_ref, chunk)] = (chunk, next_chunk)
                     next_chunk += 1
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                try:
+                    ready, _ = ray.wait(list(in_flight), num_returns=1)
+                except ray.exceptions.RayError as exc:  # the cluster itself failed (a node, the GCS)
+                    raise ChunkError(min(in_flight.values(), key=lambda v: v[1])[0],
+                                     f"the Ray cluster failed: {_cause(exc)}") from None
                 chunk, index = in_flight.pop(ready[0])
                 try:
                     aggregate = ray.get(ready[0])
@@ -88,7 +92,10 @@ class RayExecutor:
                 yield chunk, aggregate
         finally:
             for ref in in_flight:
-                ray.cancel(ref, force=True)
+                try:
+                    ray.cancel(ref, force=True)
+                except ray.exceptions.RayError:  # the cluster is gone: nothing left to cancel
+                    pass
 
 
 class RayUnreachableError(RunSettingsError):

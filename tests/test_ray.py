@@ -111,3 +111,25 @@ def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp
     resumed = {t: pl.read_parquet(tmp_path / t / "run_id=r" / "part-0.parquet") for t in NUMBERS}
     clean = pivotal.forecast(BENCH_120, episodes=120000, chunk_size=2000, seed=12, progress=False).tables
     assert_same_numbers(resumed, clean)
+
+
+def test_a_failed_cluster_is_one_line_with_the_resume_hint(ray_cluster, tmp_path, monkeypatch):
+    """When Ray itself fails (a node or the GCS lost while waiting for results), the run fails
+    like a chunk would: one pivotal line naming the chunk, checkpoints kept for --resume."""
+    from engine.run import RunFailedError
+
+    real_wait, calls = ray.wait, []
+
+    def failing_wait(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ray.exceptions.RaySystemError("simulated: the GCS is gone")
+        return real_wait(*args, **kwargs)
+    monkeypatch.setattr(ray, "wait", failing_wait)
+    with pytest.raises(RunFailedError, match="the Ray cluster failed.*--resume"):
+        pivotal.forecast(TUTORIAL, episodes=20_000, chunk_size=2000, executor="ray", workers=2,
+                         out=tmp_path, run_id="lost", progress=False)
+    monkeypatch.setattr(ray, "wait", real_wait)
+    resumed = pivotal.forecast(TUTORIAL, episodes=20_000, chunk_size=2000, executor="ray", workers=2,
+                               out=tmp_path, run_id="lost", resume=True, progress=False)
+    assert 0 < resumed.computed < 20_000

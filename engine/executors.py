@@ -47,14 +47,14 @@ def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None,
     def run(first, stop):
         if paired:
             return paired_slice(job, scenarios, first, stop)
-        return [[_simulate(job, s, first, stop, job.keep_episodes)] for s in scenarios]
+        return [[_run_kernel(job, s, first, stop, job.keep_episodes)] for s in scenarios]
 
     slices = list((pool.map if threads > 1 else map)(run, bounds[:-1], bounds[1:]))
     return [Aggregate.from_slices(chunk.episodes, [part for sl in slices for part in sl[k]])
             for k in range(len(scenarios))]
 
 
-def _simulate(job: Job, s: int, first: int, stop: int, keep: int):
+def _run_kernel(job: Job, s: int, first: int, stop: int, keep: int):
     from kernels.chunk import simulate_chunk  # compiled (or loaded from cache) on first use
 
     r = job.ranges[s]
@@ -71,7 +71,7 @@ def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list
     parts: list[list[tuple]] = [[] for _ in scenarios]
     for lo in range(first, max(stop, first + 1), PAIR_BLOCK):
         hi = min(lo + PAIR_BLOCK, stop)
-        results = [_simulate(job, s, lo, hi, hi) for s in scenarios]
+        results = [_run_kernel(job, s, lo, hi, hi) for s in scenarios]
         base = results[0][14]
         n_keep = max(0, min(hi, job.keep_episodes) - lo)
         for k, s in enumerate(scenarios):

@@ -95,7 +95,7 @@ class RunDirectory:
         """Take this run id's lock for the rest of the run: an exclusive `flock` on a file beside
         its staging directory, which the OS releases when the process ends, even by SIGKILL. A
         second process writing the same id at the same time is refused."""
-        path = str(self.staging.with_name(f"{self.staging.name}.lock"))
+        path = self._lock_path()
         if path in _LOCKS:  # this process holds it (a notebook resuming after an error)
             return
         self.staging.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +108,11 @@ class RunDirectory:
                                  f"in {self.where}; wait for it to finish, or choose another --run-id") from None
         _LOCKS[path] = fd
 
+    def _lock_path(self) -> str:
+        return str(self.staging.with_name(f"{self.staging.name}.lock"))
+
     def unlock(self) -> None:
-        fd = _LOCKS.pop(str(self.staging.with_name(f"{self.staging.name}.lock")), None)
+        fd = _LOCKS.pop(self._lock_path(), None)
         if fd is not None:
             os.close(fd)
 

@@ -39,6 +39,15 @@ FIT_NAMES = ("pref_intercept", "pref_ally_pivot", "pref_ally_target", "pref_igo"
 FIT_START = {"pref_intercept": -1.5, "pref_ally_pivot": 1.0, "pref_ally_target": -1.0, "pref_igo": 1.0,
              "pref_log_distance": -0.3, "pref_major": 0.5, "pref_log_milper": 0.3, "budget": 5.0}
 FIT_STEPS = (0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.2, 0.7)  # the first simplex's step in each coordinate
+# The signs theory gives the coefficients (docs/BACKTESTS.md, "Calibration"): an alliance with the
+# pivot, shared IGOs, major-power status and capacity make joining likelier; an alliance with the
+# target and distance from the theater make it less likely. The fit keeps each within its sign.
+FIT_SIGNS = {"pref_ally_pivot": 1, "pref_ally_target": -1, "pref_igo": 1, "pref_log_distance": -1,
+             "pref_major": 1, "pref_log_milper": 1}
+# A Normal(FIT_START, FIT_PRIOR_SD) prior on each signed coefficient: the fit maximises the mean
+# log-likelihood minus sum((b - start)^2) / (2 sd^2 N), N = the scored states of all cases
+# (a maximum a posteriori estimate; five cases cannot pin eight free values down alone).
+FIT_PRIOR_SD = 1.0
 
 BACKTESTS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("case", pa.string()), ("model", pa.string()), ("scored", pa.int64()),
@@ -347,23 +356,33 @@ class Fit:
 
 
 def fit(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES, seed=1,
-        max_evals=FIT_MAX_EVALS) -> Fit:
-    """Maximise the mean log-likelihood over FIT_NAMES with scipy's Nelder-Mead, same seed
-    (common random numbers) at every evaluation, starting from `base`."""
-    x0 = _start(base)
-    cache: dict = {}
+        max_evals=FIT_MAX_EVALS, prior_sd=FIT_PRIOR_SD) -> Fit:
+    """Maximise the mean log-likelihood over FIT_NAMES, with each coefficient kept within
+    FIT_SIGNS and a Normal(start, prior_sd) prior, by scipy's bounded Nelder-Mead, same
+    seed (common random numbers) at every evaluation, starting from `base`."""
+    bounds = [(0.0, None) if FIT_SIGNS.get(n) == 1 else (None, 0.0) if FIT_SIGNS.get(n) == -1
+              else (None, None) for n in FIT_NAMES]
+    x0 = np.clip(_start(base), [b[0] if b[0] is not None else -np.inf for b in bounds],
+                 [b[1] if b[1] is not None else np.inf for b in bounds])  # a start of the wrong sign: 0
+    signed = np.array([n in FIT_SIGNS for n in FIT_NAMES])
+    n_scored = sum(int(p.scored.sum()) for p in prepared)
+    loglik: dict = {}
 
     def objective(x):
         key = tuple(np.round(x, 12))
-        if key not in cache:
-            cache[key] = -mean_log_likelihood(prepared, _params_at(base, x), episodes=episodes, seed=seed)
-        return cache[key]
+        if key not in loglik:
+            loglik[key] = mean_log_likelihood(prepared, _params_at(base, x), episodes=episodes, seed=seed)
+        prior = np.sum((x[signed] - x0[signed]) ** 2) / (2 * prior_sd ** 2 * n_scored)
+        return -loglik[key] + prior
 
     simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[k] * FIT_STEPS[k] for k in range(len(x0))])
-    res = optimize.minimize(objective, x0, method="Nelder-Mead",
+    res = optimize.minimize(objective, x0, method="Nelder-Mead", bounds=bounds,
                             options={"maxfev": max_evals, "initial_simplex": simplex,
                                      "xatol": 1e-3, "fatol": 1e-4})
-    return Fit(_params_at(base, res.x), -objective(x0), -float(res.fun), len(cache))
+    objective(x0)
+    best = tuple(np.round(res.x, 12))
+    objective(res.x)
+    return Fit(_params_at(base, res.x), loglik[tuple(np.round(x0, 12))], loglik[best], len(loglik))
 
 
 def params_text(prm: builder.BuilderParams, header: str) -> str:

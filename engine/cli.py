@@ -111,7 +111,7 @@ def _discover_parser(sub) -> None:
 
 def _data_parsers(sub) -> None:
     """`scenario build` and `backtest` (engine/builder.py, engine/backtest.py; docs/BACKTESTS.md)."""
-    from engine.backtest import DEFAULT_EPISODES, FIT_EPISODES, FIT_MAX_EVALS
+    from engine.backtest import DEFAULT_EPISODES, FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
 
     sc = sub.add_parser("scenario", help="build scenarios from the Correlates of War data")
     b = sc.add_subparsers(dest="scenario_command", required=True).add_parser(
@@ -145,6 +145,9 @@ def _data_parsers(sub) -> None:
                     "and budget to the cases, with leave-one-case-out scores")
     bt.add_argument("--max-evals", type=int, default=FIT_MAX_EVALS,
                     help=f"objective evaluations per fit (default {FIT_MAX_EVALS})")
+    bt.add_argument("--prior-sd", type=float, default=FIT_PRIOR_SD,
+                    help="with --fit: sd of the Normal prior around the start on each signed "
+                    "coefficient (default %(default)s; docs/BACKTESTS.md)")
     bt.add_argument("--no-loo", action="store_true", help="with --fit: skip leave-one-case-out")
     bt.add_argument("--params-out", default="builder_params.fitted.toml",
                     help="with --fit: where the fitted parameters go (default %(default)s)")
@@ -435,8 +438,11 @@ def _fit(args, prepared, prm) -> int:
     episodes = args.episodes or backtest.FIT_EPISODES
     if args.max_evals < 1:
         raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
+    if not args.prior_sd > 0 or args.prior_sd == float("inf"):
+        raise DataError(f"--prior-sd must be a positive finite number (got {args.prior_sd})")
     prm = prm.replace(**backtest.FIT_START)  # every fit starts from the documented prior
-    result = backtest.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals)
+    result = backtest.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
+                           prior_sd=args.prior_sd)
     print(f"fit on {len(prepared)} case(s), {result.evaluations} evaluations of {episodes:,} episodes per "
           f"case: mean log-likelihood {result.start_ll:.4f} (start) -> {result.fitted_ll:.4f} (fitted)")
     for name in backtest.FIT_NAMES:
@@ -444,7 +450,8 @@ def _fit(args, prepared, prm) -> int:
     header = (f"Builder parameters fitted by `pivotal backtest --fit` on {len(prepared)} case(s):\n"
               + "\n".join(f"  {p.case.path}" for p in prepared)
               + f"\nseed {args.seed}, {episodes} episodes per case and evaluation, {result.evaluations} "
-              f"evaluations; mean log-likelihood {result.start_ll:.4f} -> {result.fitted_ll:.4f}")
+              f"evaluations, prior sd {args.prior_sd:g}; mean log-likelihood {result.start_ll:.4f} -> "
+              f"{result.fitted_ll:.4f}")
     with open(args.params_out, "w") as fh:
         fh.write(backtest.params_text(result.params, header))
     print(f"fitted parameters written to {args.params_out}")
@@ -458,7 +465,8 @@ def _fit(args, prepared, prm) -> int:
     rows = []
     for k, held in enumerate(prepared):
         others = prepared[:k] + prepared[k + 1:]
-        loo = backtest.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals)
+        loo = backtest.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
+                           prior_sd=args.prior_sd)
         print(f"without {held.case.name}: " + ", ".join(
             f"{n} {getattr(loo.params, n):.3f}" for n in backtest.FIT_NAMES), flush=True)
         res = backtest.run_backtests([held], loo.params, episodes=backtest.DEFAULT_EPISODES,

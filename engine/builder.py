@@ -55,18 +55,18 @@ class BuilderParams:
     venue_day: float = -1.0               # < 0: no venue events
     venue_bonus: float = 0.0
     # preference mean (units of the preference sd) = linear prior in the covariates
-    pref_intercept: float = -3.075638
-    pref_ally_pivot: float = 1.453167
-    pref_ally_target: float = 2.054748
-    pref_igo: float = 1.962597
-    pref_log_distance: float = -0.809753
-    pref_major: float = 1.237148
-    pref_log_milper: float = 0.094839
+    pref_intercept: float = -1.74754
+    pref_ally_pivot: float = 0.687177
+    pref_ally_target: float = -0.038452
+    pref_igo: float = 2.130895
+    pref_log_distance: float = -1.002669
+    pref_major: float = 0.877995
+    pref_log_milper: float = 0.0
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
     requirement_share: float = 0.5        # requirement = share x sum of candidates' mode capacity
-    budget: float = 0.116404
+    budget: float = 0.576505
     min_partners: int = 0
     # behavioural parameters written to [parameters]
     info_noise: float = 1.0

@@ -227,6 +227,19 @@ def test_a_case_outside_the_data_with_its_own_participants_is_built_and_scored(s
 
 
 @needs_real
+def test_a_second_case_outside_the_data_beats_the_capacity_ranking():
+    """Libya 2011 (France as pivot), scored from its own participants file: every state that
+    sent aircraft or ships. Not used to fit anything."""
+    case = HERE / "fixtures" / "libya_2011" / "libya_2011.toml"
+    p = backtest.prepare(backtest.load_case(case))
+    assert p.joined[p.scored].sum() == 17  # the 18 listed, France (the pivot) not scored
+    res = backtest.run_backtests([p], builder.load_params(), episodes=4000)
+    rows = {r["model"]: r for r in res.tables["backtests"].iter_rows(named=True)}
+    assert rows["pivotal"]["auc"] >= 0.8 and rows["pivotal"]["auc"] > rows["capacity"]["auc"] + 0.1
+    assert rows["pivotal"]["brier"] < rows["base_rate"]["brier"]
+
+
+@needs_real
 @pytest.mark.xfail(strict=True, reason="known shortfall (docs/BACKTESTS.md): in 1950 the US allies "
                    "(Rio Pact) stayed out while non-allies (TUR, GRC, ETH, THI, PHI) fought; the "
                    "builder calibrated on the five shipped wars ranks the Korean War coalition at "

@@ -1,11 +1,14 @@
 """`pivotal` command line: validate scenario files, run forecasts, catalog/report/show outputs."""
 from __future__ import annotations
 
-import argparse
-import sys
+if __name__ == "__main__":  # `python -m engine.cli`: signals first, as engine/start.py does
+    import engine.start  # noqa: F401
 
-from engine import __version__
-from engine.signals import exit_code, handle_signals, received
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from engine import __version__  # noqa: E402
+from engine.signals import exit_code, handle_signals, raise_if_received, received  # noqa: E402
 
 EXIT_USAGE = 2        # bad input or arguments; 1: a chunk failed; 130/143: Ctrl-C/SIGTERM
 EXIT_ENVIRONMENT = 3  # the file system failed (full, read-only, not a directory, ...)
@@ -183,6 +186,7 @@ def _study_parsers(sub):
 
 
 def main(argv=None) -> int:
+    received.clear()  # signals of an earlier command (main called in one process again)
     handle_signals()
     try:
         return _main(argv)
@@ -305,6 +309,7 @@ def _guarded(args, start) -> int:
     run_id = None
     try:
         run_id = args.run_id or (latest_interrupted_run(args.out) if args.resume else new_run_id())
+        _tell_supervisor(args.out, run_id)
         start(run_id)
     except (RunSettingsError, RunExistsError, StorageError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -323,8 +328,22 @@ def _guarded(args, start) -> int:
     return 0
 
 
+def _tell_supervisor(out, run_id: str) -> None:
+    """Where the run's checkpoints go, for the supervisor of a run that may use Ray
+    (engine/start.py), to say what is left if Ray ends this process."""
+    from engine.output import run_directory
+    from engine.start import report, supervised
+
+    if supervised():
+        try:
+            report("run", run_id, run_directory(out, run_id).staging)
+        except Exception:  # noqa: BLE001 - a bad --out is reported by the run itself
+            pass
+
+
 def _announce(run_id: str) -> None:
     """The first line of a run, before any work: the id to --resume with, whatever happens next."""
+    raise_if_received()  # a Ctrl-C while the engine loaded, whose KeyboardInterrupt was lost
     print(run_id, flush=True)
     print(f"pivotal: run {run_id}", file=sys.stderr, flush=True)
 
@@ -528,4 +547,5 @@ def _study(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from engine.start import exit_now_if_interrupted
+    sys.exit(exit_now_if_interrupted(main()))

@@ -54,6 +54,7 @@ class RayExecutor:
                                               "or RAY_ADDRESS") from None
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                _report_started_processes()
             handle_signals()  # Ray replaces the handlers of SIGTERM and SIGINT
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers or cpus, cpus)
@@ -96,6 +97,21 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                 except ray.exceptions.RayError:  # the cluster is gone: nothing left to cancel
                     pass
+
+
+def _report_started_processes() -> None:
+    """Tell the supervisor (engine/start.py) which processes the local Ray instance is made of,
+    to stop them if Ray ends this driver: its agents would otherwise outlive it by a minute."""
+    from engine.start import report, supervised
+
+    if supervised():
+        import psutil  # (installed with ray[default])
+
+        for process in psutil.Process().children(recursive=True):
+            try:
+                report("ray", process.pid, process.create_time())
+            except psutil.Error:
+                continue
 
 
 class RayUnreachableError(RunSettingsError):

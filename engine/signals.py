@@ -28,6 +28,14 @@ def handle_signals() -> None:
         signal.signal(signal.SIGINT, _interrupt)
 
 
+def raise_if_received(since: int = 0) -> None:
+    """Raise the interrupt of a signal received after the first `since`, in case the handler's
+    exception was lost: Python ignores exceptions raised in `__del__` methods and weakref
+    callbacks (an import's module lock has one), where a signal can land."""
+    if len(received) > since:
+        raise Terminated() if received[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
 def exit_code() -> int:
     """143 after SIGTERM, else 130 (Ctrl-C)."""
     return 143 if signal.SIGTERM in received else 130

@@ -1,0 +1,124 @@
+"""Hardening, second round: lock files, early signals, checkpoints read once, Ray node failures,
+hostile files and flags (issue 11). Each test names the rule it holds."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import pivotal
+from engine.output import RunDirectory, RunExistsError
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
+BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
+COMMAND = [sys.executable, "-m", "engine.start"]  # the `pivotal` command as installed
+
+
+def pivotal_cli(*args, **kw):
+    return subprocess.run([*COMMAND, *map(str, args)], cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+# --- run-id lock files: taken for the run, removed after it, never two holders --------------
+
+def test_no_lock_file_is_left_after_a_run_a_refusal_or_a_failure(tmp_path):
+    out = tmp_path / "out"
+    assert pivotal_cli("run", TUTORIAL, "--episodes", 2000, "--out", out, "--run-id", "a",
+                       "--quiet").returncode == 0
+    again = pivotal_cli("run", TUTORIAL, "--episodes", 2000, "--out", out, "--run-id", "a", "--quiet")
+    assert again.returncode == 2 and "already complete" in again.stderr
+    with pytest.raises(KeyboardInterrupt):  # a failed run in this process: its lock is let go at exit
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(RunDirectory, "save_chunk", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+            pivotal.forecast(TUTORIAL, episodes=2000, chunk_size=1000, out=out, run_id="b", progress=False)
+    assert (out / "_staging" / "run_id=b.lock").exists()  # held by this process until it ends
+    from engine.output import release_locks
+    release_locks()  # what atexit does
+    assert not list((out / "_staging").glob("*.lock"))
+    done = pivotal.forecast(TUTORIAL, episodes=2000, chunk_size=1000, out=out, run_id="b", resume=True,
+                            progress=False)
+    assert done.computed == 2000 and not list((out / "_staging").glob("*.lock"))
+
+
+def test_a_lock_taken_on_a_removed_lock_file_is_not_a_second_lock(tmp_path, monkeypatch):
+    """The race the removal opens: B opens the lock file, A finishes and removes it, C creates
+    a new one and locks it, B's lock on the old file succeeds. B must see its file is gone
+    and contend for C's: exactly one of B and C writes."""
+    import engine.output as output
+
+    holder = RunDirectory(tmp_path, "x")
+    holder.lock()
+    path = holder._lock_path()
+    stale = os.open(path, os.O_RDWR)  # B opened the file while A held it
+    holder.unlock()                    # A is done: the file is removed
+    assert not os.path.exists(path)
+    RunDirectory(tmp_path, "x").lock()  # C
+    c_fd = output._LOCKS.pop(path)      # (as if C were another process)
+    real_open, opened = os.open, []
+
+    def open_stale_first(*args, **kwargs):
+        opened.append(args[0])
+        return stale if len(opened) == 1 else real_open(*args, **kwargs)
+    monkeypatch.setattr(output.os, "open", open_stale_first)
+    with pytest.raises(RunExistsError, match="being written by another pivotal process"):
+        RunDirectory(tmp_path, "x").lock()  # B: locks the stale file, sees it is gone, tries C's
+    assert len(opened) == 2
+    os.close(c_fd)
+
+
+# --- signals in the first moments of a command ----------------------------------------------
+
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path):
+    """From the moment engine.start runs (after Python's own ~20 ms start), Ctrl-C at any time
+    ends the command with one line and exit 130, never a traceback."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    python_start = time.perf_counter() - started  # this machine's Python start-up (site included)
+    for delay in (2 * python_start, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8):
+        proc = subprocess.Popen([*COMMAND, "run", str(TUTORIAL), "--episodes", "200000", "--out",
+                                 str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(max(delay, 2 * python_start))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (delay, proc.returncode, err)
+        assert "Traceback" not in err and "interrupted" in err.splitlines()[-1], (delay, err)
+
+
+# --- checkpoints are read once on resume; a damaged one is computed again -------------------
+
+def test_resume_reads_each_checkpoint_once_and_recomputes_a_damaged_one(tmp_path, monkeypatch):
+    import engine.output as output
+
+    store = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        with pytest.MonkeyPatch.context() as m:
+            saved = []
+            original = RunDirectory.save_chunk
+
+            def save_then_stop(self, position, aggregates):
+                original(self, position, aggregates)
+                saved.append(position)
+                if len(saved) == 4:
+                    raise KeyboardInterrupt
+            m.setattr(RunDirectory, "save_chunk", save_then_stop)
+            pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, out=store, run_id="t", workers=1,
+                             progress=False)
+    checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))
+    assert len(checkpoints) == 4
+    checkpoints[2].write_bytes(b"not a checkpoint")
+    reads = []
+    real_load = output.load_chunk
+    monkeypatch.setattr(output, "load_chunk", lambda path: reads.append(Path(path).name) or real_load(path))
+    done = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, out=store, run_id="t", resume=True,
+                            progress=False)
+    assert sorted(reads) == sorted(p.name for p in checkpoints)  # each once, the damaged one included
+    assert done.computed == 5000  # the damaged chunk and the four never run
+    clean = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, progress=False).tables
+    for table in ("summary", "candidates", "size_distribution"):
+        assert_frame_equal(done.tables[table].drop("run_id"), clean[table].drop("run_id"))

@@ -122,3 +122,77 @@ def test_resume_reads_each_checkpoint_once_and_recomputes_a_damaged_one(tmp_path
     clean = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, progress=False).tables
     for table in ("summary", "candidates", "size_distribution"):
         assert_frame_equal(done.tables[table].drop("run_id"), clean[table].drop("run_id"))
+
+
+# --- Ray: a node failure that ends the driver is one line, and leaves no Ray process --------
+
+def _ray_run(out, *extra):
+    pytest.importorskip("ray")
+    args = [*COMMAND, "run", str(BENCH_120), "--episodes", "60000", "--chunk-size", "2000", "--seed", "3",
+            "--out", str(out), "--run-id", "r", "--quiet", *extra]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _after_checkpoints(proc, out, n):
+    """The processes under the command (its driver and the local Ray instance), once `n` chunks
+    are checkpointed."""
+    import psutil
+
+    chunks = out / "_staging" / "run_id=r" / "chunks"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < n and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before the failure could be injected"
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+def _still_running(processes, within=10.0):
+    import psutil
+
+    deadline = time.time() + within
+    while True:
+        alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.time() > deadline:
+            return [p.name() for p in alive]
+        time.sleep(0.2)
+
+
+def test_a_ray_node_failure_is_one_line_with_the_resume_hint(tmp_path):
+    """Killing the local Ray's RuntimeEnvAgent takes its raylet down, and Ray's C++ core ends the
+    driver at once: the command still ends with one pivotal line, exit 1, the --resume hint,
+    no Ray process left, and the resumed run equals an undisturbed one."""
+    out = tmp_path / "out"
+    proc = _ray_run(out, "--executor", "ray", "--workers", "1")
+    processes = _after_checkpoints(proc, out, 2)
+    [agent] = [p for p in processes if p.name() == "ray::RuntimeEnvAgent"]
+    agent.kill()
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert last.startswith("pivotal: run failed: the driver process was ended by Ray"), err
+    assert last.endswith("--resume --run-id r") and "finished chunk(s) of run r are kept" in last
+    assert _still_running(processes) == []
+    resumed = _ray_run(out, "--resume")  # (the local executor: the plan does not name one)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    clean = pivotal.forecast(BENCH_120, episodes=60000, chunk_size=2000, seed=3, progress=False).tables
+    for table in ("summary", "candidates"):
+        published = pl.read_parquet(out / table / "run_id=r" / "part-0.parquet")
+        assert_frame_equal(published.drop("run_id"), clean[table].drop("run_id"))
+
+
+def test_a_killed_ray_driver_leaves_no_ray_process(tmp_path):
+    """SIGKILL of the driver (the OOM killer's way): Ray's agents would outlive it by about a
+    minute; the supervisor stops every process of the Ray instance the run started, and says
+    what happened in one line."""
+    out = tmp_path / "out"
+    proc = _ray_run(out, "--executor", "ray", "--workers", "1")
+    processes = _after_checkpoints(proc, out, 1)
+    [driver] = [p for p in processes if p.ppid() == proc.pid]
+    assert any(p.name() == "ray::DashboardAgent" for p in processes)
+    driver.kill()
+    _, err = proc.communicate(timeout=60)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "the driver process was killed by signal 9" in last and "--resume --run-id r" in last
+    assert _still_running(processes, within=5.0) == []

@@ -30,10 +30,17 @@ def count(text: str) -> int:
     return int(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line, like every other error (the usage is in --help)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from engine.run import DEFAULT_EPISODES, DEFAULT_SEED
 
-    p = argparse.ArgumentParser(prog="pivotal", description="Forecast coalitions built by a pivotal state "
+    p = _Parser(prog="pivotal", description="Forecast coalitions built by a pivotal state "
                                 "(REM-1 Monte Carlo; docs/MODEL.md).")
     p.add_argument("--version", action="version", version=f"pivotal {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -308,6 +315,8 @@ def _guarded(args, start) -> int:
 
     run_id = None
     try:
+        if args.run_id is not None and not args.run_id.strip():
+            raise RunSettingsError("--run-id is empty; give a name, or leave --run-id out for a generated one")
         run_id = args.run_id or (latest_interrupted_run(args.out) if args.resume else new_run_id())
         _tell_supervisor(args.out, run_id)
         start(run_id)
@@ -430,14 +439,18 @@ def _scenario_build(args) -> int:
 
 def _backtest(args) -> int:
     from engine import backtest, builder
+    from engine.cow import DataError
 
+    if args.episodes is not None and args.episodes < 1:
+        raise DataError(f"--episodes must be >= 1 (got {args.episodes:,})")
     prm = builder.load_params(args.params)
     prepared = [backtest.prepare(backtest.load_case(f, args.data)) for f in args.cases]
     if args.fit:
         return _fit(args, prepared, prm)
 
     def start(run_id):
-        result = backtest.run_backtests(prepared, prm, episodes=args.episodes or backtest.DEFAULT_EPISODES,
+        result = backtest.run_backtests(prepared, prm, episodes=backtest.DEFAULT_EPISODES
+                                        if args.episodes is None else args.episodes,
                                         seed=args.seed, out=args.out, run_id=run_id,
                                         workers=args.workers, progress=False, announce=_announce,
                                         resume=args.resume)
@@ -451,7 +464,7 @@ def _fit(args, prepared, prm) -> int:
     from engine import backtest
     from engine.cow import DataError
 
-    episodes = args.episodes or backtest.FIT_EPISODES
+    episodes = backtest.FIT_EPISODES if args.episodes is None else args.episodes
     if args.max_evals < 1:
         raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
     prm = prm.replace(**backtest.FIT_START)  # every fit starts from the documented prior
@@ -533,7 +546,8 @@ def _study(args) -> int:
         if args.command == "study":
             result = study(st, episodes=args.episodes, run_id=run_id, **run)
         else:
-            result = ablate(scenario, episodes=args.episodes or 100_000, run_id=run_id, **run)
+            result = ablate(scenario, episodes=100_000 if args.episodes is None else args.episodes,
+                            run_id=run_id, **run)
         if not args.quiet:
             if args.command == "study":
                 print(study_text(result, st))

@@ -23,7 +23,7 @@ from engine.executors import (ChunkError, Job, LocalExecutor, available_cores, c
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.comparisons import output_means
 from engine.output import RunDirectory, TableSink, run_directory
-from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, default_chunk_size, group_size_for, plan_chunks,
+from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, MAX_EPISODES, default_chunk_size, group_size_for, plan_chunks,
                          plan_groups)
 from engine.progress import progress_bar
 from engine.scenario import Scenario, load_scenario, validate_scenario
@@ -34,7 +34,6 @@ from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
 DEFAULT_SEED = 1
-MAX_EPISODES = 10**13  # per scenario: about 10 years of 30,000 cores at 30,000 episodes/s each
 MAX_KEPT = 1_000_000   # --keep-episodes: kept records are held in memory until published
 
 
@@ -303,9 +302,10 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
             if on_merged is not None:
                 on_merged(chunk)
 
-    todo = [c for c in chunks if c.position not in done]
+    todo = (c for c in chunks if c.position not in done)  # lazily: the plan is never a list
     total = sum(c.episodes * c.count for c in chunks)
-    bar = progress_bar(total, total - sum(c.episodes * c.count for c in todo), progress is False)
+    finished = sum(c.episodes * c.count for c in chunks if c.position in done)
+    bar = progress_bar(total, finished, progress is False)
     merge_ready()
     signals = len(received)
     try:
@@ -319,4 +319,4 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
     finally:
         bar.close()
     assert next_index == len(chunks), "chunks missing after the run"
-    return sum(c.episodes * c.count for c in todo) + recomputed
+    return total - finished + recomputed

@@ -79,6 +79,9 @@ def locate(out) -> Location:
     if not text.strip():
         raise StorageError("--out is empty; give a directory (default ./forecasts) or a URI")
     if "://" not in text:
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", text):  # pyarrow would take s3:/x for a URI
+            raise StorageError(f"--out {text!r} looks like a URI but is not one: write "
+                               f"scheme://bucket/prefix, or ./{text} for a local directory")
         return Location(text, pafs.LocalFileSystem(), str(Path(text).absolute()), True)
     try:
         fs, root = pafs.FileSystem.from_uri(_with_endpoint(text))
@@ -86,6 +89,8 @@ def locate(out) -> Location:
         raise StorageError(f"--out {text!r} cannot be opened ({exc}); give a directory, "
                            "s3://bucket/prefix or another URI that pyarrow.fs supports") from None
     local = isinstance(fs, pafs.LocalFileSystem)
+    if not local and not root.strip("/"):
+        raise StorageError(f"--out {text!r} names no bucket; give scheme://bucket/prefix")
     return Location(text, fs, root, local)
 
 

@@ -196,3 +196,138 @@ def test_a_killed_ray_driver_leaves_no_ray_process(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "the driver process was killed by signal 9" in last and "--resume --run-id r" in last
     assert _still_running(processes, within=5.0) == []
+
+
+# --- the chunk plan is computed, not stored ---------------------------------------------------
+
+def test_the_chunk_plan_takes_the_same_memory_for_ten_chunks_and_a_hundred_thousand():
+    import tracemalloc
+
+    from engine.plan import MAX_CHUNKS, Chunk, plan_chunks
+
+    def eager(groups, episodes, size, first_index=0):  # the plan as a list, by its definition
+        n = -(-episodes // size)
+        return [Chunk(i * len(groups) + g, s, i, i * size, min(i * size + size, episodes), c)
+                for g, (s, c) in enumerate(groups) for i in range(first_index, n)]
+    for groups, episodes, size, first in [([(0, 1)], 10, 3, 0), ([(0, 2), (2, 3)], 100, 9, 4),
+                                          ([(0, 1), (1, 1), (2, 1)], 12, 4, 2), ([(0, 1)], 5, 10, 0)]:
+        plan = plan_chunks(0, episodes, size, groups, first_index=first)
+        assert list(plan) == eager(groups, episodes, size, first) and len(plan) == len(eager(groups, episodes, size, first))
+        assert plan[-1] == eager(groups, episodes, size, first)[-1] and plan[1:3] == eager(groups, episodes, size, first)[1:3]
+    peaks = []
+    for chunks in (10, MAX_CHUNKS):
+        tracemalloc.start()
+        plan = plan_chunks(0, chunks * 10**8, 10**8, [(0, 1), (1, 1)])
+        total = sum(c.episodes for c in plan if c.position not in {3})  # as the driver walks it
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert len(plan) == 2 * chunks and total == 2 * chunks * 10**8 - 10**8
+    assert peaks[1] < peaks[0] + 10_000, peaks  # a list of 2 x 10^5 chunks would take ~50 MB
+
+
+# --- a hostile new user: files, flags and places that are not what they should be ------------
+
+def _one_line_refusal(capsys, argv, code=2):
+    """Run the command in this process; return its one error line (no traceback, exit `code`)."""
+    from engine.cli import main
+
+    try:
+        got = main(argv)
+    except SystemExit as exc:  # argparse
+        got = exc.code
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if not l.startswith("pivotal: run ")]
+    assert got == code and len(lines) == 1 and "Traceback" not in err, (got, err)
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device", "oversized"])
+def test_a_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, capsys, monkeypatch, kind):
+    """A FIFO used to block `validate` forever; a device or a huge file would be read whole."""
+    import engine.scenario as scenario
+
+    path = tmp_path / "s.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path.write_text(TUTORIAL.read_text())
+        monkeypatch.setattr(scenario, "MAX_FILE_BYTES", 1000)
+    for command in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "o")],
+                    ["study", str(path)], ["ablate", str(path)]):
+        line = _one_line_refusal(capsys, command)
+        assert str(path) in line and ("not a regular file" in line or "larger than" in line), line
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["run", str(TUTORIAL), "--episodes", "1e400"], "argument --episodes: must be a whole number"),
+    (["run", str(TUTORIAL), "--workers", "nan"], "argument --workers: must be a whole number"),
+    (["run", str(TUTORIAL), "--executor", "foo"], "argument --executor: invalid choice"),
+    (["run", str(TUTORIAL), "--bogus"], "unrecognized arguments: --bogus"),
+    (["run"], "required: SCENARIO.toml"),
+    ([], "required: command"),
+    (["run", str(TUTORIAL), "--run-id="], "--run-id is empty"),
+    (["study", str(ROOT / "configs" / "studies" / "syria_drivers.toml"), "--episodes", "0"], "--episodes must be in [1"),
+    (["ablate", str(TUTORIAL), "--episodes", "0"], "--episodes must be in [1"),
+    (["backtest", "case.toml", "--episodes", "0"], "--episodes must be >= 1"),
+    (["run", str(TUTORIAL), "--out", "s3:/bucket/x"], "looks like a URI but is not one"),
+    (["run", str(TUTORIAL), "--out", "s3://"], "names no bucket"),
+])
+def test_hostile_flags_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, says):
+    monkeypatch.chdir(tmp_path)  # (nothing may be written; if it were, it would land here)
+    line = _one_line_refusal(capsys, argv)
+    assert says in line, line
+    assert not (tmp_path / "forecasts" / "runs").exists()
+
+
+def test_an_unreachable_or_malformed_ray_address_says_what_is_wrong(capsys):
+    pytest.importorskip("ray")
+    for address, says in (("x", "not host:port"), ("127.0.0.1:99999", "port out of range")):
+        line = _one_line_refusal(capsys, ["run", str(TUTORIAL), "--ray-address", address, "--quiet"])
+        assert f"cannot reach the Ray cluster at {address!r} ({says})" in line
+
+
+@pytest.mark.parametrize("edit,says", [
+    ("episodes = 99999999999999999999", "episodes: must be in [1, 1e+13]"),
+    ('[design]\nsampler = "grid"\nlevels = 1000000', "design: makes 1,000,000 rows (at most 100,000"),
+])
+def test_study_files_beyond_the_bounds_are_refused_before_anything_is_built(tmp_path, capsys, edit, says):
+    study = tmp_path / "s.toml"
+    design = "" if "[design]" in edit else '[design]\nsampler = "random"\nsamples = 4\n'
+    study.write_text(f'name = "s"\nscenario = "{TUTORIAL}"\n{edit}\n{design}[[inputs]]\npath = "budget"\n'
+                     'distribution = "uniform"\nlow = 0\nhigh = 100\n')
+    started = time.perf_counter()
+    line = _one_line_refusal(capsys, ["validate", str(study)])
+    assert line == f"pivotal: error: {study}: {says}" or line.startswith(f"pivotal: error: {study}: {says}"), line
+    assert time.perf_counter() - started < 10  # a million rows are never built
+
+
+def test_a_catalog_that_cannot_be_written_names_the_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    pivotal.forecast(TUTORIAL, episodes=200, out=out, run_id="a", progress=False)
+    line = _one_line_refusal(capsys, ["catalog", "--out", str(out), "--file", "/proc/catalog.duckdb"])
+    assert line.startswith("pivotal: error: --file /proc/catalog.duckdb: the catalog cannot be written there")
+
+
+def test_a_signal_whose_interrupt_a_library_swallowed_still_stops_the_run(tmp_path):
+    """Python drops an exception raised in a weakref callback or __del__ (where a signal can
+    land); the signal is remembered and the run stops after the chunk it arrived in."""
+    from engine import signals
+
+    def save_and_lose_a_signal(self, position, aggregates):
+        original(self, position, aggregates)
+        if position == 1:
+            signals.received.append(signal.SIGTERM)  # as the handler does, its exception then lost
+    original = RunDirectory.save_chunk
+    try:
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(RunDirectory, "save_chunk", save_and_lose_a_signal)
+            with pytest.raises(signals.Terminated):
+                pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, out=tmp_path, run_id="s",
+                                 workers=1, progress=False)
+    finally:
+        signals.received.clear()
+    assert len(list((tmp_path / "_staging" / "run_id=s" / "chunks").glob("*.npz"))) == 2

@@ -23,8 +23,8 @@ from engine.executors import (ChunkError, Job, LocalExecutor, available_cores, c
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.comparisons import output_means
 from engine.output import RunDirectory, TableSink, run_directory
-from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, MAX_EPISODES, default_chunk_size, group_size_for, plan_chunks,
-                         plan_groups)
+from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, MAX_EPISODES, default_chunk_size, group_size_for,
+                         plan_chunks, plan_groups)
 from engine.progress import progress_bar
 from engine.scenario import Scenario, load_scenario, validate_scenario
 from engine.schema import SCHEMA_VERSION, finalize

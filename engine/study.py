@@ -249,7 +249,7 @@ def load_study(path) -> Study:
             c.fail(key, "must be a non-empty string")
     episodes = c.number(doc, "episodes", "episodes", integer=True) if "episodes" in doc else DEFAULT_EPISODES
     if not 1 <= episodes <= MAX_EPISODES:
-        c.fail("episodes", f"must be in [1, {MAX_EPISODES:.0e}] (got {episodes:,})")
+        c.fail("episodes", f"must be a positive integer of at most {MAX_EPISODES:.0e} (got {episodes:,})")
     seed = c.number(doc, "seed", "seed", integer=True) if "seed" in doc else DEFAULT_SEED
     if not 0 <= seed < 2**63:
         c.fail("seed", f"must be in [0, 2**63) (got {seed})")

@@ -293,7 +293,7 @@ def test_a_malformed_ray_address_says_what_is_wrong():
 
 
 @pytest.mark.parametrize("edit,says", [
-    ("episodes = 99999999999999999999", "episodes: must be in [1, 1e+13]"),
+    ("episodes = 99999999999999999999", "episodes: must be a positive integer of at most 1e+13"),
     ('[design]\nsampler = "grid"\nlevels = 1000000', "design: makes 1,000,000 rows (at most 100,000"),
 ])
 def test_study_files_beyond_the_bounds_are_refused_before_anything_is_built(tmp_path, capsys, edit, says):

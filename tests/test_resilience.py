@@ -345,3 +345,22 @@ def test_a_gcs_uri_gets_a_bounded_retry_time():
     assert _bounded_retries("gs://b/p?project_id=x") == f"gs://b/p?project_id=x&retry_limit_seconds={GCS_RETRY_SECONDS}"
     assert _bounded_retries("gs://b/p?retry_limit_seconds=5") == "gs://b/p?retry_limit_seconds=5"
     assert _bounded_retries("s3://b/p") == "s3://b/p"
+
+
+def test_a_dropped_interrupt_is_not_printed_other_dropped_errors_are(capsys, monkeypatch):
+    from engine import signals
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's, which prints all
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # (leave pytest's own handlers)
+    signals.handle_signals()
+
+    class Dropped:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __del__(self):
+            raise self.exc
+    Dropped(KeyboardInterrupt())
+    assert "KeyboardInterrupt" not in capsys.readouterr().err
+    Dropped(ValueError("something else"))
+    assert "ValueError: something else" in capsys.readouterr().err

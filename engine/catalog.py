@@ -58,7 +58,12 @@ def build_catalog(out, file=None) -> str:
     building = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     building.unlink(missing_ok=True)
     try:
-        with duckdb.connect(str(building)) as con:
+        con = duckdb.connect(str(building))
+    except duckdb.Error as exc:  # (a file under --out that cannot be read is reported elsewhere)
+        raise StorageError(f"--file {target}: the catalog cannot be written there "
+                           f"({str(exc).splitlines()[0]})") from None
+    try:
+        with con:
             if not location.local:
                 _load_httpfs(con, location)
             _create_views(con, location, tables)

@@ -1,11 +1,14 @@
 """`pivotal` command line: validate scenario files, run forecasts, catalog/report/show outputs."""
 from __future__ import annotations
 
-import argparse
-import sys
+if __name__ == "__main__":  # `python -m engine.cli`: signals first, as engine/start.py does
+    import engine.start  # noqa: F401
 
-from engine import __version__
-from engine.signals import exit_code, handle_signals, received
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from engine import __version__  # noqa: E402
+from engine.signals import exit_code, handle_signals, raise_if_received, received  # noqa: E402
 
 EXIT_USAGE = 2        # bad input or arguments; 1: a chunk failed; 130/143: Ctrl-C/SIGTERM
 EXIT_ENVIRONMENT = 3  # the file system failed (full, read-only, not a directory, ...)
@@ -27,10 +30,17 @@ def count(text: str) -> int:
     return int(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line, like every other error (the usage is in --help)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from engine.run import DEFAULT_EPISODES, DEFAULT_SEED
 
-    p = argparse.ArgumentParser(prog="pivotal", description="Forecast coalitions built by a pivotal state "
+    p = _Parser(prog="pivotal", description="Forecast coalitions built by a pivotal state "
                                 "(REM-1 Monte Carlo; docs/MODEL.md).")
     p.add_argument("--version", action="version", version=f"pivotal {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -186,6 +196,7 @@ def _study_parsers(sub):
 
 
 def main(argv=None) -> int:
+    received.clear()  # signals of an earlier command (main called in one process again)
     handle_signals()
     try:
         return _main(argv)
@@ -307,7 +318,10 @@ def _guarded(args, start) -> int:
 
     run_id = None
     try:
+        if args.run_id is not None and not args.run_id.strip():
+            raise RunSettingsError("--run-id is empty; give a name, or leave --run-id out for a generated one")
         run_id = args.run_id or (latest_interrupted_run(args.out) if args.resume else new_run_id())
+        _tell_supervisor(args.out, run_id)
         start(run_id)
     except (RunSettingsError, RunExistsError, StorageError) as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -326,8 +340,22 @@ def _guarded(args, start) -> int:
     return 0
 
 
+def _tell_supervisor(out, run_id: str) -> None:
+    """Where the run's checkpoints go, for the supervisor of a run that may use Ray
+    (engine/start.py), to say what is left if Ray ends this process."""
+    from engine.output import run_directory
+    from engine.start import report, supervised
+
+    if supervised():
+        try:
+            report("run", run_id, run_directory(out, run_id).staging)
+        except Exception:  # noqa: BLE001 - a bad --out is reported by the run itself
+            pass
+
+
 def _announce(run_id: str) -> None:
     """The first line of a run, before any work: the id to --resume with, whatever happens next."""
+    raise_if_received()  # a Ctrl-C while the engine loaded, whose KeyboardInterrupt was lost
     print(run_id, flush=True)
     print(f"pivotal: run {run_id}", file=sys.stderr, flush=True)
 
@@ -414,14 +442,18 @@ def _scenario_build(args) -> int:
 
 def _backtest(args) -> int:
     from engine import backtest, builder
+    from engine.cow import DataError
 
+    if args.episodes is not None and args.episodes < 1:
+        raise DataError(f"--episodes must be >= 1 (got {args.episodes:,})")
     prm = builder.load_params(args.params)
     prepared = [backtest.prepare(backtest.load_case(f, args.data)) for f in args.cases]
     if args.fit:
         return _fit(args, prepared, prm)
 
     def start(run_id):
-        result = backtest.run_backtests(prepared, prm, episodes=args.episodes or backtest.DEFAULT_EPISODES,
+        result = backtest.run_backtests(prepared, prm, episodes=backtest.DEFAULT_EPISODES
+                                        if args.episodes is None else args.episodes,
                                         seed=args.seed, out=args.out, run_id=run_id,
                                         workers=args.workers, progress=False, announce=_announce,
                                         resume=args.resume)
@@ -435,7 +467,7 @@ def _fit(args, prepared, prm) -> int:
     from engine import backtest
     from engine.cow import DataError
 
-    episodes = args.episodes or backtest.FIT_EPISODES
+    episodes = backtest.FIT_EPISODES if args.episodes is None else args.episodes
     if args.max_evals < 1:
         raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
     if not args.prior_sd > 0 or args.prior_sd == float("inf"):
@@ -522,7 +554,8 @@ def _study(args) -> int:
         if args.command == "study":
             result = study(st, episodes=args.episodes, run_id=run_id, **run)
         else:
-            result = ablate(scenario, episodes=args.episodes or 100_000, run_id=run_id, **run)
+            result = ablate(scenario, episodes=100_000 if args.episodes is None else args.episodes,
+                            run_id=run_id, **run)
         if not args.quiet:
             if args.command == "study":
                 print(study_text(result, st))
@@ -536,4 +569,5 @@ def _study(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from engine.start import exit_now_if_interrupted
+    sys.exit(exit_now_if_interrupted(main()))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from engine.aggregate import Aggregate
 from engine.model_arrays import VALUE_BINS, ModelArrays, Ranges
@@ -121,17 +122,22 @@ class LocalExecutor:
     def __init__(self, workers: int):
         self.workers = workers
 
-    def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
+    def map(self, job: Job, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
         with ThreadPoolExecutor(self.workers) as pool:
             ahead = ThreadPoolExecutor(1)  # one chunk at a time, started before the last is handed over
+            pending, started = iter(chunks), deque()
+
+            def start_next():
+                chunk = next(pending, None)
+                if chunk is not None:
+                    started.append((chunk, ahead.submit(run_chunk, job, chunk, pool, self.workers)))
             try:
-                futures = {}
-                for i, chunk in enumerate(chunks):
-                    for c in chunks[i:i + 2]:
-                        if c.position not in futures:
-                            futures[c.position] = ahead.submit(run_chunk, job, c, pool, self.workers)
+                start_next()
+                while started:
+                    start_next()  # the next chunk runs while this one is handed over
+                    chunk, future = started.popleft()
                     try:
-                        aggregates = futures.pop(chunk.position).result()
+                        aggregates = future.result()
                     except Exception as exc:
                         raise ChunkError(chunk, f"{type(exc).__name__}: {exc}") from exc
                     yield chunk, aggregates

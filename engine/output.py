@@ -18,6 +18,7 @@ checkpoints stay on local disk (engine/storage.py: checkpoint_root).
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -63,6 +64,31 @@ def latest_interrupted_run(out) -> str:
 _LOCKS: dict[str, int] = {}  # run-id lock files this process holds, and their descriptors
 
 
+def _same_file(fd: int, path: str) -> bool:
+    """Whether the open file `fd` is still the file at `path`."""
+    try:
+        at_path, held = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _release(path: str, fd: int) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # gone already, or a directory that became read-only: the lock is released anyway
+        pass
+    os.close(fd)
+
+
+@atexit.register
+def release_locks() -> None:
+    """Let go of every run-id lock this process still holds (a run that failed or was
+    interrupted; its staging stays for --resume), removing the lock files."""
+    while _LOCKS:
+        _release(*_LOCKS.popitem())
+
+
 def fsync_path(path: Path) -> None:
     """Flush a file's data, or a directory's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -94,27 +120,36 @@ class RunDirectory:
     def lock(self) -> None:
         """Take this run id's lock for the rest of the run: an exclusive `flock` on a file beside
         its staging directory, which the OS releases when the process ends, even by SIGKILL. A
-        second process writing the same id at the same time is refused."""
+        second process writing the same id at the same time is refused. `unlock` removes the
+        file, so a lock taken on a file that was removed meanwhile is let go and taken again on
+        the file now at the path: two processes never hold the lock of one path at once."""
         path = self._lock_path()
         if path in _LOCKS:  # this process holds it (a notebook resuming after an error)
             return
         self.staging.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunExistsError(f"run id {self.run_id!r} is being written by another pivotal process "
-                                 f"in {self.where}; wait for it to finish, or choose another --run-id") from None
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunExistsError(f"run id {self.run_id!r} is being written by another pivotal process "
+                                     f"in {self.where}; wait for it to finish, or choose another --run-id") from None
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # its holder finished and removed it: lock the file now at the path
         _LOCKS[path] = fd
 
     def _lock_path(self) -> str:
         return str(self.staging.with_name(f"{self.staging.name}.lock"))
 
     def unlock(self) -> None:
-        fd = _LOCKS.pop(self._lock_path(), None)
+        """Let go of the run id's lock and remove its file (while still holding it: whoever opened
+        the old file meanwhile sees it is gone once it gets the lock, and tries again)."""
+        path = self._lock_path()
+        fd = _LOCKS.pop(path, None)
         if fd is not None:
-            os.close(fd)
+            _release(path, fd)
 
     def prepare(self, plan: dict, resume: bool) -> None:
         """Lock the run id, then claim it (fresh run) or check the staged plan matches (resume)."""
@@ -154,23 +189,23 @@ class RunDirectory:
         return self.chunks / f"{position:08d}.npz"
 
     def finished_chunks(self) -> set[int]:
-        """Positions of the chunks checkpointed so far. A checkpoint that cannot be read (a disk
-        that filled up or failed under it) is removed, so its chunk is computed again."""
-        done = set()
-        for path in sorted(self.chunks.glob("*.npz")) if self.chunks.exists() else ():
-            try:
-                load_chunk(path)
-            except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
-                path.unlink()
-                continue
-            done.add(int(path.stem))
-        return done
+        """Positions of the chunks checkpointed so far (from the file names: nothing is read)."""
+        if not self.chunks.exists():
+            return set()
+        return {int(path.stem) for path in self.chunks.glob("*.npz") if path.stem.isdigit()}
 
     def save_chunk(self, position: int, aggregates: list[Aggregate]) -> None:
         save_chunk(self.checkpoint_path(position), aggregates)
 
-    def load_chunk(self, position: int) -> list[Aggregate]:
-        return load_chunk(self.checkpoint_path(position))
+    def load_chunk(self, position: int) -> list[Aggregate] | None:
+        """A checkpointed chunk's aggregates, or None if its file cannot be read (a disk that
+        filled up or failed under it): the file is removed and the chunk must be computed again."""
+        path = self.checkpoint_path(position)
+        try:
+            return load_chunk(path)
+        except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
+            path.unlink(missing_ok=True)
+            return None
 
     def clear_staged_tables(self) -> None:
         """Drop tables a crashed earlier attempt of this run left in staging."""

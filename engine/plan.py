@@ -10,8 +10,10 @@ trades scheduling overhead against progress granularity and memory.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
+MAX_EPISODES = 10**13  # per scenario: about 10 years of 30,000 cores at 30,000 episodes/s each
 MAX_CHUNK_EPISODES = 1 << 30          # keeps a chunk's quantised sums inside int64
 CANDIDATE_EPISODES_PER_CHUNK = 4_000_000  # about 1-2 s of one core's work
 MAX_CHUNKS = 100_000  # chunks per scenario group: the plan and the checkpoint list stay small
@@ -54,15 +56,33 @@ def group_size_for(n_candidates: int, episodes_per_chunk: int) -> int:
 
 
 def plan_chunks(n_scenarios: int, episodes: int, chunk_size: int, groups=None,
-                first_index: int = 0) -> list[Chunk]:
+                first_index: int = 0) -> ChunkPlan:
     """Chunks of every group (default: one group per scenario) covering chunk indices
     `first_index`.. up to `episodes`, in merge order (group-major, then episodes)."""
-    groups = groups or [(s, 1) for s in range(n_scenarios)]
-    n_chunks = -(-episodes // chunk_size)
-    chunks = []
-    for g, (scenario, count) in enumerate(groups):
-        for index in range(first_index, n_chunks):
-            first = index * chunk_size
-            chunks.append(Chunk(index * len(groups) + g, scenario, index, first,
-                                min(first + chunk_size, episodes), count))
-    return chunks
+    return ChunkPlan(tuple(groups or [(s, 1) for s in range(n_scenarios)]), episodes, chunk_size,
+                     first_index)
+
+
+class ChunkPlan(Sequence):
+    """The chunks of a run, each computed from its index when asked for: the plan takes the
+    same memory for 10 chunks as for 10^5 (a list of them would take about 240 bytes each)."""
+
+    def __init__(self, groups: tuple, episodes: int, chunk_size: int, first_index: int = 0):
+        self.groups, self.episodes, self.chunk_size = groups, episodes, chunk_size
+        self.first_index = first_index
+        self.per_group = max(0, -(-episodes // chunk_size) - first_index)
+
+    def __len__(self) -> int:
+        return len(self.groups) * self.per_group
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        g, k = divmod(i % len(self), self.per_group)
+        scenario, count = self.groups[g]
+        index = self.first_index + k
+        first = index * self.chunk_size
+        return Chunk(index * len(self.groups) + g, scenario, index, first,
+                     min(first + self.chunk_size, self.episodes), count)

@@ -16,7 +16,7 @@ it fails the run.
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from engine.aggregate import Aggregate
 from engine.executors import ChunkError, Job, run_chunk
@@ -54,12 +54,13 @@ class RayExecutor:
                                               "or RAY_ADDRESS") from None
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                _report_started_processes()
             handle_signals()  # Ray replaces the handlers of SIGTERM and SIGINT
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers or cpus, cpus)
         self._task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(run_chunk)
 
-    def map(self, job: Job, chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
+    def map(self, job: Job, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, list[Aggregate]]]:
         import ray
 
         job_ref = ray.put(job)  # shipped once to the object store, not once per task
@@ -67,17 +68,19 @@ class RayExecutor:
         done: set[int] = set()
         oldest = 0       # index of the oldest unfinished chunk
         next_chunk = 0   # index of the next chunk to submit
+        pending = iter(chunks)
+        upcoming = next(pending, None)  # the next chunk to submit
         in_flight: dict = {}
         try:
-            while next_chunk < len(chunks) or in_flight:
+            while upcoming is not None or in_flight:
                 while oldest in done:
                     done.remove(oldest)
                     oldest += 1
-                while (next_chunk < len(chunks) and len(in_flight) < self.workers
+                while (upcoming is not None and len(in_flight) < self.workers
                        and next_chunk - oldest < window):
-                    chunk = chunks[next_chunk]
-                    in_flight[self._task.remote(job_ref, chunk)] = (chunk, next_chunk)
+                    in_flight[self._task.remote(job_ref, upcoming)] = (upcoming, next_chunk)
                     next_chunk += 1
+                    upcoming = next(pending, None)
                 try:
                     ready, _ = ray.wait(list(in_flight), num_returns=1)
                 except ray.exceptions.RayError as exc:  # the cluster itself failed (a node, the GCS)
@@ -98,6 +101,21 @@ class RayExecutor:
                     pass
 
 
+def _report_started_processes() -> None:
+    """Tell the supervisor (engine/start.py) which processes the local Ray instance is made of,
+    to stop them if Ray ends this driver: its agents would otherwise outlive it by a minute."""
+    from engine.start import report, supervised
+
+    if supervised():
+        import psutil  # (installed with ray[default])
+
+        for process in psutil.Process().children(recursive=True):
+            try:
+                report("ray", process.pid, process.create_time())
+            except psutil.Error:
+                continue
+
+
 class RayUnreachableError(RunSettingsError):
     """The Ray address does not answer (reported like a bad argument: exit code 2)."""
 
@@ -111,9 +129,12 @@ def _check_reachable(address: str) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+        if not 0 < int(port) < 65536:
+            raise OverflowError
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError, OverflowError) as exc:
+        reason = ("not host:port" if isinstance(exc, ValueError) else "port out of range"
+                  if isinstance(exc, OverflowError) else exc.strerror or str(exc) or "timed out")
         raise RayUnreachableError(f"cannot reach the Ray cluster at {address!r} ({reason}); check "
                                   "--ray-address or RAY_ADDRESS (host:port of the head node)") from None
 

@@ -23,17 +23,17 @@ from engine.executors import (ChunkError, Job, LocalExecutor, available_cores, c
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.comparisons import output_means
 from engine.output import RunDirectory, TableSink, run_directory
-from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, default_chunk_size, group_size_for, plan_chunks,
-                         plan_groups)
+from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, MAX_EPISODES, default_chunk_size, group_size_for,
+                         plan_chunks, plan_groups)
 from engine.progress import progress_bar
 from engine.scenario import Scenario, load_scenario, validate_scenario
 from engine.schema import SCHEMA_VERSION, finalize
+from engine.signals import raise_if_received, received
 from engine.tables import group_tables, scenario_row, scenarios_table
 from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
 DEFAULT_SEED = 1
-MAX_EPISODES = 10**13  # per scenario: about 10 years of 30,000 cores at 30,000 episodes/s each
 MAX_KEPT = 1_000_000   # --keep-episodes: kept records are held in memory until published
 
 
@@ -270,10 +270,19 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
               progress: bool | None, on_merged=None) -> int:
     """Run the chunks not yet checkpointed and merge all chunks, in list order, into
     `merged` (one aggregate per scenario), calling `on_merged(chunk)` after each.
-    Returns the episodes computed now."""
+    Returns the episodes computed now. Each checkpoint is read once, when its turn to be
+    merged comes; one that cannot be read is computed again then."""
     done = store.finished_chunks() if store else set()
     waiting: dict[int, list[Aggregate]] = {}
     next_index = 0
+    recomputed = 0
+
+    def recompute(chunk):  # a damaged checkpoint (rare): this chunk alone, then the run goes on
+        nonlocal recomputed
+        for _, aggs in runner.map(job, [chunk]):
+            store.save_chunk(chunk.position, aggs)
+            recomputed += chunk.episodes * chunk.count
+            return aggs
 
     def merge_ready():
         nonlocal next_index
@@ -283,6 +292,8 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
                 aggs = waiting.pop(chunk.position)
             elif chunk.position in done:
                 aggs = store.load_chunk(chunk.position)
+                if aggs is None:
+                    aggs = recompute(chunk)
             else:
                 return
             for s, agg in enumerate(aggs, start=chunk.scenario):
@@ -291,10 +302,12 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
             if on_merged is not None:
                 on_merged(chunk)
 
-    todo = [c for c in chunks if c.position not in done]
+    todo = (c for c in chunks if c.position not in done)  # lazily: the plan is never a list
     total = sum(c.episodes * c.count for c in chunks)
-    bar = progress_bar(total, total - sum(c.episodes * c.count for c in todo), progress is False)
+    finished = sum(c.episodes * c.count for c in chunks if c.position in done)
+    bar = progress_bar(total, finished, progress is False)
     merge_ready()
+    signals = len(received)
     try:
         for chunk, aggs in runner.map(job, todo):
             if store is not None:
@@ -302,7 +315,8 @@ def _simulate(job: Job, chunks, runner, store: RunDirectory | None, merged: list
             waiting[chunk.position] = aggs
             bar.update(chunk.episodes * chunk.count)
             merge_ready()
+            raise_if_received(signals)  # a signal whose KeyboardInterrupt a library swallowed
     finally:
         bar.close()
     assert next_index == len(chunks), "chunks missing after the run"
-    return sum(c.episodes * c.count for c in todo)
+    return total - finished + recomputed

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,10 +330,18 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
     )
 
 
+MAX_FILE_BYTES = 64 << 20  # a scenario of 10,000 candidates is about 2 MB
+
+
 def read_toml(path: Path, fail) -> tuple[dict, bytes]:
     """A TOML file's document and bytes; when it cannot be read or parsed, `fail(rule)` raises
     the caller's error (a scenario, study, case or parameters file names itself)."""
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            fail("not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            fail(f"larger than {MAX_FILE_BYTES >> 20} MiB ({info.st_size:,} bytes); not a scenario or study file")
         data = path.read_bytes()
     except OSError as exc:
         fail(f"cannot read file ({exc.strerror})")

@@ -6,6 +6,7 @@ signals, so an interrupt that surfaced inside a library as another exception is
 still reported as an interrupt, with SIGTERM's exit code 143 or Ctrl-C's 130.
 """
 import signal
+import sys
 import threading
 
 
@@ -26,6 +27,23 @@ def handle_signals() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _quiet_interrupts
+
+
+def _quiet_interrupts(unraisable) -> None:
+    """An interrupt Python had to drop (raised in a weakref callback or `__del__`) is not printed
+    as a traceback: `received` holds it, and `raise_if_received` raises it again."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def raise_if_received(since: int = 0) -> None:
+    """Raise the interrupt of a signal received after the first `since`, in case the handler's
+    exception was lost: Python ignores exceptions raised in `__del__` methods and weakref
+    callbacks (an import's module lock has one), where a signal can land."""
+    if len(received) > since:
+        raise Terminated() if received[-1] == signal.SIGTERM else KeyboardInterrupt()
 
 
 def exit_code() -> int:

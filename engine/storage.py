@@ -79,14 +79,32 @@ def locate(out) -> Location:
     if not text.strip():
         raise StorageError("--out is empty; give a directory (default ./forecasts) or a URI")
     if "://" not in text:
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", text):  # pyarrow would take s3:/x for a URI
+            raise StorageError(f"--out {text!r} looks like a URI but is not one: write "
+                               f"scheme://bucket/prefix, or ./{text} for a local directory")
         return Location(text, pafs.LocalFileSystem(), str(Path(text).absolute()), True)
     try:
-        fs, root = pafs.FileSystem.from_uri(_with_endpoint(text))
+        fs, root = pafs.FileSystem.from_uri(_bounded_retries(_with_endpoint(text)))
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise StorageError(f"--out {text!r} cannot be opened ({exc}); give a directory, "
                            "s3://bucket/prefix or another URI that pyarrow.fs supports") from None
     local = isinstance(fs, pafs.LocalFileSystem)
+    if not local and not root.strip("/"):
+        raise StorageError(f"--out {text!r} names no bucket; give scheme://bucket/prefix")
     return Location(text, fs, root, local)
+
+
+GCS_RETRY_SECONDS = 10  # pyarrow's GCS client otherwise retries an unreachable service for 15 minutes
+
+
+def _bounded_retries(uri: str) -> str:
+    """A gs:// URI with `retry_limit_seconds` (GCS_RETRY_SECONDS unless the URI names one), so a
+    missing network or credentials fail the command in seconds."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.lower() not in ("gs", "gcs") or "retry_limit_seconds" in urllib.parse.parse_qs(parts.query):
+        return uri
+    extra = f"retry_limit_seconds={GCS_RETRY_SECONDS}"
+    return urllib.parse.urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
 def _with_endpoint(uri: str) -> str:

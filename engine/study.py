@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.plan import MAX_EPISODES
 from engine.designs import DISTRIBUTIONS, SAMPLERS, design_rows, to_values, unit_sample
 from engine.scenario import (MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
                              parse_scenario, read_toml)
@@ -29,7 +30,7 @@ TOP_NUMBERS = {"budget": "number", "requirement": "number", "deadline_days": "nu
 CANDIDATE_FIELDS = {"capacity": ("low", "mode", "high"), "preference": ("mean", "sd"),
                     "tie": ("mean", "concentration")}
 INSTITUTION_FIELDS = ("broker", "venue_day", "venue_bonus")
-MAX_ROWS = 10_000_000
+MAX_ROWS = 100_000  # every row's validated scenario is held in memory (~20 KB for 4 candidates)
 DEFAULT_EPISODES, DEFAULT_SEED = 10_000, 1
 
 
@@ -247,8 +248,8 @@ def load_study(path) -> Study:
         if not isinstance(doc[key], str) or not doc[key]:
             c.fail(key, "must be a non-empty string")
     episodes = c.number(doc, "episodes", "episodes", integer=True) if "episodes" in doc else DEFAULT_EPISODES
-    if episodes < 1:
-        c.fail("episodes", f"must be a positive integer (got {episodes})")
+    if not 1 <= episodes <= MAX_EPISODES:
+        c.fail("episodes", f"must be a positive integer of at most {MAX_EPISODES:.0e} (got {episodes:,})")
     seed = c.number(doc, "seed", "seed", integer=True) if "seed" in doc else DEFAULT_SEED
     if not 0 <= seed < 2**63:
         c.fail("seed", f"must be in [0, 2**63) (got {seed})")
@@ -303,7 +304,8 @@ def load_study(path) -> Study:
     if inputs:
         n_rows = design_rows(sampler, len(inputs), samples, second_order, levels)
         if n_rows > MAX_ROWS:
-            c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,})")
+            c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,}, each held in memory as a "
+                   "validated scenario): use fewer samples or levels, or split the study")
         study.unit = unit_sample(sampler, [i.path for i in inputs], samples, second_order, levels, seed)
         columns = [to_values(i.distribution, i.params, study.unit[:, j]) for j, i in enumerate(inputs)]
         study.values = [list(row) for row in zip(*columns)]

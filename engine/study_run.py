@@ -49,7 +49,7 @@ def study(path, *, episodes: int | None = None, seed: int | None = None, **run) 
 
     if st.inputs:
         preload_analysis(st.sampler)
-    return forecast(st.scenarios, episodes=episodes or st.episodes,
+    return forecast(st.scenarios, episodes=st.episodes if episodes is None else episodes,
                     seed=st.seed if seed is None else seed,
                     paired=first_row if st.variants else 0, derived=derived, **run)
 

@@ -31,7 +31,7 @@ def _bin(x, top, n_bins):
 
 @njit(cache=True, nogil=True)
 def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
-                   cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members):
+                   cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members):
     """Run episodes [first, stop) and return their aggregates (releases the GIL, so
     slices of a chunk can run on threads at once).
 
@@ -60,7 +60,7 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
     for m in range(N_CONTINUOUS):
         scale[m] = GRID / top[m]
     _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale, GRID / top[1],
-              cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+              cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, counts[0:1], counts[1:2], cand_counts, cand_pay, kept,
               kept_members)
@@ -71,7 +71,7 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
 
 @njit(cache=True)
 def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
-              cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+              cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members):
     """Run episodes [first, stop) and add their outcomes to the given accumulators.
@@ -79,12 +79,11 @@ def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale,
     (A function of its own: the loop runs measurably faster here than inlined
     into `simulate_chunk`, where the accumulators are allocated.)"""
     n = cand.shape[0]
-    work, status, at_venue, order, eligible, peer_w, events, scratch, out = new_workspace(
+    work, status, at_venue, order, eligible, peer_w, events, out = new_workspace(
         n, tie_ends.shape[0], inst.shape[0])
     for ep in range(first, stop):
-        run_episode(seed, ep, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                    inst, inst_members, work, status, at_venue, order, eligible, peer_w, events,
-                    scratch, out)
+        run_episode(seed, ep, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
+                    inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out)
         size_hist[int(out[SIZE])] += 1
         offers_hist[min(int(out[OFFERS]), max_offers)] += 1
         venue_hist[int(out[VENUE_JOINS])] += 1

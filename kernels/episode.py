@@ -15,11 +15,11 @@ from numba import njit
 
 from kernels import rng
 from kernels.layout import (
-    APPROACH_COST, BANDWIDTH, BETA_ROW, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, DEADLINE,
+    APPROACH_COST, BANDWIDTH, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, DEADLINE,
     DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, KEY, LINKAGE, LOW,
     MARGIN, MAX_ROUNDS, MEMBER, MIN_PARTNERS, MODE, N_MEMBERS, N_OUTCOMES, NEGOTIATING,
     OFFERS, PASSED, PEER_WEIGHT, PIVOT_MEMBER, PREF_MEAN, PREF_SD, REFUSED, REQUIREMENT,
-    SIZE, SPENT, SUCCESS, TIE_MEAN, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
+    SIZE, SPENT, SUCCESS, TIE_KEY, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
     USE_INFORMATION, USE_LINKAGE, VENUE_BONUS, VENUE_DAY, VENUE_JOINS, WITHDRAWAL_RATE,
     WITHDRAWALS, WITHDRAWN,
 )
@@ -29,8 +29,8 @@ RESPONSE, WITHDRAW, VENUE = 0, 1, 2
 
 # per-candidate float workspace rows
 (TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
- PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, OFFER, ROUND) = range(15)
-N_WORK_ROWS = 15
+ PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, OFFER, ROUND, FIRST_DELAY) = range(16)
+N_WORK_ROWS = 16
 # event record columns (one float row per pending event)
 EVENT_TIME, EVENT_SEQ, EVENT_ITEM = 0, 1, 2
 
@@ -47,7 +47,6 @@ def new_workspace(n_candidates, n_ties, n_institutions):
         np.zeros(n, np.int64),                       # eligible at a venue, in list order
         np.zeros(max(n_ties, 1)),                    # peer tie strengths
         np.zeros((2 * n + n_institutions + 1, 3)),   # event heap: time, sequence, kind + 4 * index
-        np.zeros((4, max(n, n_ties, 1))),            # scratch for batched draws
         np.zeros(N_OUTCOMES),                        # outcomes
     )
 
@@ -166,18 +165,17 @@ def _admit(i, key, payment, low, mode, high, rate0, work, status, seed, episode)
     (inf at rate 0)."""
     status[i] = MEMBER
     work[PAYMENT, i] = payment
-    u, _, _, _ = rng.uniforms(seed, episode, key, rng.CAPACITY, 0)
-    a = rng.triangular(low, mode, high, u)
+    u_capacity, u_stay, _, _ = rng.uniforms(seed, episode, key, rng.JOIN, 0)
+    a = rng.triangular(low, mode, high, u_capacity)
     work[CONTRIBUTION, i] = a
     rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
-    stay = rng.exponential(seed, episode, key, rng.WITHDRAWAL, 0) / rate if rate > 0.0 else math.inf
+    stay = -math.log(u_stay) / rate if rate > 0.0 else math.inf
     return a, stay
 
 
 @njit(cache=True)
-def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie,
-                inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, scratch,
-                out):
+def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
+                inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
 
     After the call, for candidate i: status MEMBER = member at T; MEMBER or
@@ -199,10 +197,11 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
     rate0 = scal[WITHDRAWAL_RATE]
 
     # --- draws and derived quantities fixed for the episode -----------------
-    rng.beta_variates(cand[:, TIE_MEAN:TIE_MEAN + BETA_ROW], seed, rng.TIE, episode, scratch, work[TIE])
     for i in range(n):
-        w = work[TIE, i]
-        z_theta, z_estimate = rng.normal_pair(seed, episode, np.int64(cand[i, KEY]), rng.PREFERENCE)
+        u_theta, u_estimate, u_tie, u_delay = rng.uniforms(seed, episode, np.int64(cand[i, KEY]), rng.CANDIDATE, 0)
+        w = rng.beta_quantile(tie_tables, i, u_tie)
+        z_theta = rng.inverse_normal(u_theta)
+        z_estimate = rng.inverse_normal(u_estimate)
         theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * z_theta
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
         estimate = theta + sigma * (1.0 - w_info) * z_estimate
@@ -215,6 +214,8 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             planned = (demand - estimate) / value * (1.0 + scal[MARGIN])
         else:
             planned = math.inf
+        work[TIE, i] = w
+        work[FIRST_DELAY, i] = u_delay
         work[THETA, i] = theta
         work[VALUE, i] = value
         work[PLANNED, i] = planned
@@ -228,8 +229,9 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
         at_venue[i] = 0
     if beta > 0.0:
         n_ties = tie_ends.shape[0]
-        rng.beta_variates(tie_params, seed, rng.PEER_TIE, episode, scratch, peer_w[:n_ties])
         for e in range(n_ties):
+            u, _, _, _ = rng.uniforms(seed, episode, tie_ends[e, TIE_KEY], rng.PEER_TIE, 0)
+            peer_w[e] = rng.beta_quantile(tie_tables, n + e, u)
             work[PEER_TOTAL, tie_ends[e, 0]] += peer_w[e]
             work[PEER_TOTAL, tie_ends[e, 1]] += peer_w[e]
     _sort_by_priority(work, order)
@@ -271,8 +273,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_params, adj_ptr, adj_ca
             offers += 1
             work[OFFER, i] = s
             work[ROUND, i] = 1.0
-            delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
-                seed, episode, np.int64(cand[i, KEY]), rng.DELAY, 1)
+            delay = (d_min + d_span * (1.0 - work[TIE, i])) * -math.log(work[FIRST_DELAY, i])
             heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
 
         if heap == 0:

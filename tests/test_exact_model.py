@@ -55,9 +55,7 @@ def engine_episodes(doc, episodes, seed):
                      (("member_at_T", bool), ("ever_joined", bool), ("venue_joined", bool),
                       ("payment", float))}
     for e in range(episodes):
-        run_episode(seed, e, arrays.cand, arrays.scal, arrays.tie_ends, arrays.tie_params,
-                    arrays.adj_ptr, arrays.adj_cand, arrays.adj_tie, arrays.inst,
-                    arrays.inst_members, *workspace)
+        run_episode(seed, e, *arrays, *workspace)
         outcomes[e] = out
         per_candidate["member_at_T"][e] = status == MEMBER
         per_candidate["ever_joined"][e] = (status == MEMBER) | (status == WITHDRAWN)

@@ -159,52 +159,60 @@ def _eligible(st):
 
 
 @njit(cache=True, inline="always")
-def _admit(i, key, payment, low, mode, high, rate0, work, status, seed, episode):
-    """Make i (random-number key `key`) a member: record its payment and draw its
-    contribution a_i and its time to withdraw, X ~ Exponential(rate h * (1 - wC_i))
-    (inf at rate 0)."""
+def _target_met(capacity, size, scal):
+    """A >= R and n >= L: P stops recruiting."""
+    return capacity >= scal[REQUIREMENT] and size >= scal[MIN_PARTNERS]
+
+
+@njit(cache=True, inline="always")
+def _utility(i, offer, bonus, scal, cand, work):
+    """u_i = theta_i + v_i * s + V - q_i + beta * peer_i: i accepts iff u_i >= 0 (V = 0 outside venues)."""
+    return (work[THETA, i] + work[VALUE, i] * offer + bonus - cand[i, DEMAND]
+            + scal[PEER_WEIGHT] * _peer_share(work[PEER_MEMBERS, i], work[PEER_INSIDE, i], work[PEER_TOTAL, i]))
+
+
+@njit(cache=True, inline="always")
+def _delay(i, rnd, scal, cand, work, seed, episode):
+    """Response delay of round rnd: D = m_i * Exp(1), m_i = d_min + (d_max - d_min) * (1 - w_i). Round 1
+    takes its Exp(1) from the candidate's block (drawn with its tie), round r >= 2 from DELAY block r."""
+    if rnd == 1:
+        e = -math.log(work[FIRST_DELAY, i])
+    else:
+        e = rng.exponential(seed, episode, np.int64(cand[i, KEY]), rng.DELAY, rnd)
+    d_min = scal[DELAY_MIN]
+    return (d_min + (scal[DELAY_MAX] - d_min) * (1.0 - work[TIE, i])) * e
+
+
+@njit(cache=True, inline="always")
+def _join(i, payment, t, heap, seq, scal, cand, work, status, events, adj_ptr, adj_cand, adj_tie, peer_w,
+          seed, episode):
+    """i becomes a member paid `payment` (a Response or a venue): its contribution a_i and time to
+    withdraw, X ~ Exponential(rate h * (1 - wC_i)), come from its JOIN block; its peers' inside sums
+    grow; Withdraw(i) is scheduled at t + X (never at rate 0). Returns (a_i, heap size, sequence)."""
     status[i] = MEMBER
     work[PAYMENT, i] = payment
-    u_capacity, u_stay, _, _ = rng.uniforms(seed, episode, key, rng.JOIN, 0)
-    a = rng.triangular(low, mode, high, u_capacity)
+    u_capacity, u_stay, _, _ = rng.uniforms(seed, episode, np.int64(cand[i, KEY]), rng.JOIN, 0)
+    a = rng.triangular(cand[i, LOW], cand[i, MODE], cand[i, HIGH], u_capacity)
     work[CONTRIBUTION, i] = a
-    rate = rate0 * (1.0 - work[CREDIBILITY_TIE, i])
-    stay = -math.log(u_stay) / rate if rate > 0.0 else math.inf
-    return a, stay
+    if scal[PEER_WEIGHT] > 0.0:
+        _move_peer_sums(i, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
+    rate = scal[WITHDRAWAL_RATE] * (1.0 - work[CREDIBILITY_TIE, i])
+    if rate > 0.0:
+        heap, seq = _schedule(events, heap, seq, t + -math.log(u_stay) / rate, scal[DEADLINE], WITHDRAW + 4 * i)
+    return a, heap, seq
 
 
-@njit(cache=True)
-def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
-                inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out):
-    """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
-
-    After the call, for candidate i: status MEMBER = member at T; MEMBER or
-    WITHDRAWN = ever joined; at_venue[i] = joined at a venue; work[PAYMENT, i]
-    = payment received (0 if it never joined).
-    """
+@njit(cache=True, inline="always")
+def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, peer_w):
+    """The episode's draws and the quantities fixed for it (MODEL.md, section 3), and P's list."""
     n = cand.shape[0]
-    deadline = scal[DEADLINE]
-    requirement = scal[REQUIREMENT]
-    min_partners = scal[MIN_PARTNERS]
-    beta = scal[PEER_WEIGHT]
     rho = scal[CREDIBILITY_FLOOR]
-    sigma = scal[INFO_NOISE]
-    d_min = scal[DELAY_MIN]
-    d_span = scal[DELAY_MAX] - d_min
-    bandwidth = scal[BANDWIDTH]
-    max_rounds = scal[MAX_ROUNDS]
-    eps = scal[ESCALATION]
-    rate0 = scal[WITHDRAWAL_RATE]
-
-    # --- draws and derived quantities fixed for the episode -----------------
     for i in range(n):
         u_theta, u_estimate, u_tie, u_delay = rng.uniforms(seed, episode, np.int64(cand[i, KEY]), rng.CANDIDATE, 0)
         w = rng.beta_quantile(tie_tables, i, u_tie)
-        z_theta = rng.inverse_normal(u_theta)
-        z_estimate = rng.inverse_normal(u_estimate)
-        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * z_theta
+        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * rng.inverse_normal(u_theta)
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
-        estimate = theta + sigma * (1.0 - w_info) * z_estimate
+        estimate = theta + scal[INFO_NOISE] * (1.0 - w_info) * rng.inverse_normal(u_estimate)
         w_cred = w * scal[USE_CREDIBILITY]
         value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w * scal[USE_LINKAGE])
         demand = cand[i, DEMAND]
@@ -227,16 +235,143 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
         work[PEER_MEMBERS, i] = 0.0
         status[i] = UNTOUCHED
         at_venue[i] = 0
-    if beta > 0.0:
-        n_ties = tie_ends.shape[0]
-        for e in range(n_ties):
+    if scal[PEER_WEIGHT] > 0.0:  # peer ties matter only then (their draws are keyed: skipping changes nothing else)
+        for e in range(tie_ends.shape[0]):
             u, _, _, _ = rng.uniforms(seed, episode, tie_ends[e, TIE_KEY], rng.PEER_TIE, 0)
             peer_w[e] = rng.beta_quantile(tie_tables, n + e, u)
             work[PEER_TOTAL, tie_ends[e, 0]] += peer_w[e]
             work[PEER_TOTAL, tie_ends[e, 1]] += peer_w[e]
     _sort_by_priority(work, order)
 
-    # --- state ---------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _open(t, free, open_talks, offers, next_on_list, heap, seq, scal, cand, work, status, order, events,
+          seed, episode):
+    """Open: while fewer than W talks are open and the list goes on, approach the next untouched
+    candidate with its planned offer, or mark it passed when the free budget is short.
+    Returns (free, open talks, offers, next on list, heap size, sequence)."""
+    n = order.shape[0]
+    while open_talks < scal[BANDWIDTH] and next_on_list < n:
+        i = order[next_on_list]
+        next_on_list += 1
+        if status[i] != UNTOUCHED:
+            continue
+        s = work[PLANNED, i]
+        if s > free:
+            status[i] = PASSED
+            continue
+        free -= s
+        status[i] = NEGOTIATING
+        open_talks += 1
+        offers += 1
+        work[OFFER, i] = s
+        work[ROUND, i] = 1.0
+        heap, seq = _schedule(events, heap, seq, t + _delay(i, 1, scal, cand, work, seed, episode),
+                              scal[DEADLINE], RESPONSE + 4 * i)
+    return free, open_talks, offers, next_on_list, heap, seq
+
+
+@njit(cache=True, inline="always")
+def _respond(i, t, free, spent, capacity, size, open_talks, offers, heap, seq, scal, cand, work, status,
+             events, adj_ptr, adj_cand, adj_tie, peer_w, seed, episode):
+    """Response(i, s, r): release s; accept, re-offer s' = (1 + eps) s + eps sd_i in round r + 1, or refuse.
+    Returns (free, spent, capacity, size, open talks, offers, heap size, sequence)."""
+    s = work[OFFER, i]
+    rnd = int(work[ROUND, i])
+    free += s
+    eps = scal[ESCALATION]
+    s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
+    if _utility(i, s, 0.0, scal, cand, work) >= 0.0:
+        open_talks -= 1
+        free -= s
+        spent += s
+        a, heap, seq = _join(i, s, t, heap, seq, scal, cand, work, status, events, adj_ptr, adj_cand, adj_tie,
+                             peer_w, seed, episode)
+        capacity += a
+        size += 1
+    elif rnd < scal[MAX_ROUNDS] and s_next <= free:
+        free -= s_next
+        offers += 1
+        work[OFFER, i] = s_next
+        work[ROUND, i] = rnd + 1
+        heap, seq = _schedule(events, heap, seq, t + _delay(i, rnd + 1, scal, cand, work, seed, episode),
+                              scal[DEADLINE], RESPONSE + 4 * i)
+    else:
+        status[i] = REFUSED
+        open_talks -= 1
+    return free, spent, capacity, size, open_talks, offers, heap, seq
+
+
+@njit(cache=True, inline="always")
+def _venue(k, t, free, spent, capacity, size, venue_joins, heap, seq, scal, cand, inst, inst_members, work,
+           status, at_venue, order, eligible, events, adj_ptr, adj_cand, adj_tie, peer_w, seed, episode):
+    """Venue(k): reserve offers for k's eligible members in list order (0 once the target is met),
+    then whole passes until one adds no one; the rest get their reservation back.
+    Returns (free, spent, capacity, size, venue joins, heap size, sequence)."""
+    members_in = inst[k, PIVOT_MEMBER]
+    seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
+    paying = not (capacity >= scal[REQUIREMENT] and size >= scal[MIN_PARTNERS])  # P still recruiting
+    n_eligible = 0
+    for p in range(order.shape[0]):  # reserve offers for the eligible, in list order
+        j = order[p]
+        if inst_members[k, j] != 0:
+            if status[j] == MEMBER:
+                members_in += 1.0
+            elif _eligible(status[j]):
+                offer = work[PLANNED, j] if (paying and work[PLANNED, j] <= free) else 0.0
+                free -= offer
+                work[VENUE_OFFER, j] = offer
+                eligible[n_eligible] = j
+                n_eligible += 1
+    added = True
+    while added:  # whole passes until one adds no one
+        added = False
+        for p in range(n_eligible):
+            j = eligible[p]
+            if status[j] == MEMBER:
+                continue
+            offer = work[VENUE_OFFER, j]
+            bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
+            if _utility(j, offer, bonus, scal, cand, work) >= 0.0:  # the reservation becomes the payment
+                spent += offer
+                a, heap, seq = _join(j, offer, t, heap, seq, scal, cand, work, status, events, adj_ptr,
+                                     adj_cand, adj_tie, peer_w, seed, episode)
+                capacity += a
+                at_venue[j] = 1
+                size += 1
+                venue_joins += 1
+                members_in += 1.0
+                added = True
+    for p in range(n_eligible):  # the rest get their reservation back
+        j = eligible[p]
+        if status[j] != MEMBER:
+            free += work[VENUE_OFFER, j]
+    return free, spent, capacity, size, venue_joins, heap, seq
+
+
+@njit(cache=True, inline="always")
+def _withdraw(i, capacity, scal, work, status, adj_ptr, adj_cand, adj_tie, peer_w):
+    """Withdraw(i): i leaves; returns the capacity A summed afresh over the remaining members."""
+    status[i] = WITHDRAWN
+    capacity = 0.0  # summed afresh, so no rounding residue is left behind (-1e-17 < R = 0)
+    for j in range(status.shape[0]):
+        if status[j] == MEMBER:
+            capacity += work[CONTRIBUTION, j]
+    if scal[PEER_WEIGHT] > 0.0:
+        _peer_sums_after_leaving(i, work, status, adj_ptr, adj_cand, adj_tie, peer_w)
+    return capacity
+
+
+@njit(cache=True)
+def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
+                inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out):
+    """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
+
+    After the call, for candidate i: status MEMBER = member at T; MEMBER or
+    WITHDRAWN = ever joined; at_venue[i] = joined at a venue; work[PAYMENT, i]
+    = payment received (0 if it never joined).
+    """
+    _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, peer_w)
     capacity = 0.0
     size = 0
     free = scal[BUDGET]
@@ -250,32 +385,18 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
     heap = 0
     seq = 0
     for k in range(inst.shape[0]):  # NaN venue day (no venue) is never < deadline
-        heap, seq = _schedule(events, heap, seq, inst[k, VENUE_DAY], deadline, VENUE + 4 * k)
+        heap, seq = _schedule(events, heap, seq, inst[k, VENUE_DAY], scal[DEADLINE], VENUE + 4 * k)
 
     t = 0.0
     while True:
         # success bookkeeping, then Open (at t = 0 and after every event)
-        recruiting = not (capacity >= requirement and size >= min_partners)
+        recruiting = not _target_met(capacity, size, scal)
         if not recruiting and math.isnan(time_to_success):
             time_to_success = t
-        while recruiting and open_talks < bandwidth and next_on_list < n:
-            i = order[next_on_list]
-            next_on_list += 1
-            if status[i] != UNTOUCHED:
-                continue
-            s = work[PLANNED, i]
-            if s > free:
-                status[i] = PASSED
-                continue
-            free -= s
-            status[i] = NEGOTIATING
-            open_talks += 1
-            offers += 1
-            work[OFFER, i] = s
-            work[ROUND, i] = 1.0
-            delay = (d_min + d_span * (1.0 - work[TIE, i])) * -math.log(work[FIRST_DELAY, i])
-            heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
-
+        if recruiting:
+            free, open_talks, offers, next_on_list, heap, seq = _open(
+                t, free, open_talks, offers, next_on_list, heap, seq, scal, cand, work, status, order, events,
+                seed, episode)
         if heap == 0:
             break
         heap = _pop(events, heap)
@@ -283,99 +404,23 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
         item = int(events[heap, EVENT_ITEM])
         kind = item & 3
         i = item >> 2
-
         if kind == RESPONSE:
-            s = work[OFFER, i]
-            rnd = int(work[ROUND, i])
-            free += s
-            u = (work[THETA, i] + work[VALUE, i] * s - cand[i, DEMAND]
-                 + beta * _peer_share(work[PEER_MEMBERS, i], work[PEER_INSIDE, i], work[PEER_TOTAL, i]))
-            s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
-            if u >= 0.0:
-                open_talks -= 1
-                free -= s
-                spent += s
-                a, stay = _admit(i, np.int64(cand[i, KEY]), s, cand[i, LOW], cand[i, MODE], cand[i, HIGH],
-                                 rate0, work, status, seed, episode)
-                capacity += a
-                size += 1
-                if beta > 0.0:
-                    _move_peer_sums(i, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
-                heap, seq = _schedule(events, heap, seq, t + stay, deadline, WITHDRAW + 4 * i)
-            elif rnd < max_rounds and s_next <= free:
-                free -= s_next
-                offers += 1
-                work[OFFER, i] = s_next
-                work[ROUND, i] = rnd + 1
-                delay = (d_min + d_span * (1.0 - work[TIE, i])) * rng.exponential(
-                    seed, episode, np.int64(cand[i, KEY]), rng.DELAY, rnd + 1)
-                heap, seq = _schedule(events, heap, seq, t + delay, deadline, RESPONSE + 4 * i)
-            else:
-                status[i] = REFUSED
-                open_talks -= 1
-
+            free, spent, capacity, size, open_talks, offers, heap, seq = _respond(
+                i, t, free, spent, capacity, size, open_talks, offers, heap, seq, scal, cand, work, status,
+                events, adj_ptr, adj_cand, adj_tie, peer_w, seed, episode)
         elif kind == WITHDRAW:
-            status[i] = WITHDRAWN
-            capacity = 0.0  # summed afresh, so no rounding residue is left behind (-1e-17 < R = 0)
-            for j in range(n):
-                if status[j] == MEMBER:
-                    capacity += work[CONTRIBUTION, j]
+            capacity = _withdraw(i, capacity, scal, work, status, adj_ptr, adj_cand, adj_tie, peer_w)
             size -= 1
             withdrawals += 1
-            if beta > 0.0:
-                _peer_sums_after_leaving(i, work, status, adj_ptr, adj_cand, adj_tie, peer_w)
-
-        else:  # VENUE of institution k = i
-            k = i
-            members_in = inst[k, PIVOT_MEMBER]
-            seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
-            paying = not (capacity >= requirement and size >= min_partners)  # P still recruiting
-            n_eligible = 0
-            for p in range(n):  # reserve offers for the eligible, in list order
-                j = order[p]
-                if inst_members[k, j] != 0:
-                    if status[j] == MEMBER:
-                        members_in += 1.0
-                    elif _eligible(status[j]):
-                        offer = work[PLANNED, j] if (paying and work[PLANNED, j] <= free) else 0.0
-                        free -= offer
-                        work[VENUE_OFFER, j] = offer
-                        eligible[n_eligible] = j
-                        n_eligible += 1
-            added = True
-            while added:  # whole passes until one adds no one
-                added = False
-                for p in range(n_eligible):
-                    j = eligible[p]
-                    if status[j] == MEMBER:
-                        continue
-                    offer = work[VENUE_OFFER, j]
-                    bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
-                    u = (work[THETA, j] + work[VALUE, j] * offer + bonus - cand[j, DEMAND]
-                         + beta * _peer_share(work[PEER_MEMBERS, j], work[PEER_INSIDE, j],
-                                              work[PEER_TOTAL, j]))
-                    if u >= 0.0:  # the reservation becomes the payment
-                        spent += offer
-                        a, stay = _admit(j, np.int64(cand[j, KEY]), offer, cand[j, LOW], cand[j, MODE],
-                                         cand[j, HIGH], rate0, work, status, seed, episode)
-                        capacity += a
-                        at_venue[j] = 1
-                        size += 1
-                        venue_joins += 1
-                        members_in += 1.0
-                        added = True
-                        if beta > 0.0:
-                            _move_peer_sums(j, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
-                        heap, seq = _schedule(events, heap, seq, t + stay, deadline, WITHDRAW + 4 * j)
-            for p in range(n_eligible):  # the rest get their reservation back
-                j = eligible[p]
-                if status[j] != MEMBER:
-                    free += work[VENUE_OFFER, j]
+        else:  # VENUE of institution i
+            free, spent, capacity, size, venue_joins, heap, seq = _venue(
+                i, t, free, spent, capacity, size, venue_joins, heap, seq, scal, cand, inst, inst_members, work,
+                status, at_venue, order, eligible, events, adj_ptr, adj_cand, adj_tie, peer_w, seed, episode)
 
     out[SIZE] = size
     out[CAPACITY] = capacity
     out[SPENT] = spent
-    out[SUCCESS] = 1.0 if (capacity >= requirement and size >= min_partners) else 0.0
+    out[SUCCESS] = 1.0 if _target_met(capacity, size, scal) else 0.0
     out[TIME_TO_SUCCESS] = time_to_success
     out[OFFERS] = offers
     out[VENUE_JOINS] = venue_joins

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import njit
 
+from kernels.borrow import borrow
 from kernels.episode import PAYMENT, new_workspace, run_episode
 from kernels.layout import (
     CAPACITY, MEMBER, N_OUTCOMES, OFFERS, SIZE, SPENT, SUCCESS, TIME_TO_SUCCESS,
@@ -59,8 +60,11 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
     scale = np.empty(N_CONTINUOUS)
     for m in range(N_CONTINUOUS):
         scale[m] = GRID / top[m]
+    work, status, at_venue, order, eligible, peer_w, events, out = new_workspace(
+        n, tie_ends.shape[0], inst.shape[0])
     _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale, GRID / top[1],
               cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+              work, status, at_venue, order, eligible, peer_w, events, out,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, counts[0:1], counts[1:2], cand_counts, cand_pay, kept,
               kept_members)
@@ -72,6 +76,7 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
 @njit(cache=True)
 def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale, pay_scale,
               cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+              work, status, at_venue, order, eligible, peer_w, events, out,
               size_hist, offers_hist, venue_hist, withdrawal_hist, value_hist, day_hist, q_sum,
               q_sumsq, lowest, highest, successes, reached, cand_counts, cand_pay, kept, kept_members):
     """Run episodes [first, stop) and add their outcomes to the given accumulators.
@@ -79,8 +84,12 @@ def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale,
     (A function of its own: the loop runs measurably faster here than inlined
     into `simulate_chunk`, where the accumulators are allocated.)"""
     n = cand.shape[0]
-    work, status, at_venue, order, eligible, peer_w, events, out = new_workspace(
-        n, tie_ends.shape[0], inst.shape[0])
+    work, status, at_venue, order, eligible, peer_w, events, out = (
+        borrow(work), borrow(status), borrow(at_venue), borrow(order), borrow(eligible), borrow(peer_w),
+        borrow(events), borrow(out))
+    cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members = (
+        borrow(cand), borrow(scal), borrow(tie_ends), borrow(tie_tables), borrow(adj_ptr), borrow(adj_cand),
+        borrow(adj_tie), borrow(inst), borrow(inst_members))
     for ep in range(first, stop):
         run_episode(seed, ep, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
                     inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out)

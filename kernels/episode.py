@@ -159,16 +159,9 @@ def _eligible(st):
 
 
 @njit(cache=True, inline="always")
-def _target_met(capacity, size, scal):
-    """A >= R and n >= L: P stops recruiting."""
-    return capacity >= scal[REQUIREMENT] and size >= scal[MIN_PARTNERS]
-
-
-@njit(cache=True, inline="always")
-def _utility(i, offer, bonus, scal, cand, work):
+def _utility(theta, value, offer, bonus, demand, beta, members, inside, total):
     """u_i = theta_i + v_i * s + V - q_i + beta * peer_i: i accepts iff u_i >= 0 (V = 0 outside venues)."""
-    return (work[THETA, i] + work[VALUE, i] * offer + bonus - cand[i, DEMAND]
-            + scal[PEER_WEIGHT] * _peer_share(work[PEER_MEMBERS, i], work[PEER_INSIDE, i], work[PEER_TOTAL, i]))
+    return theta + value * offer + bonus - demand + beta * _peer_share(members, inside, total)
 
 
 @njit(cache=True, inline="always")
@@ -281,7 +274,8 @@ def _respond(i, t, free, spent, capacity, size, open_talks, offers, heap, seq, s
     free += s
     eps = scal[ESCALATION]
     s_next = (1.0 + eps) * s + eps * cand[i, PREF_SD]
-    if _utility(i, s, 0.0, scal, cand, work) >= 0.0:
+    if _utility(work[THETA, i], work[VALUE, i], s, 0.0, cand[i, DEMAND], scal[PEER_WEIGHT],
+                work[PEER_MEMBERS, i], work[PEER_INSIDE, i], work[PEER_TOTAL, i]) >= 0.0:
         open_talks -= 1
         free -= s
         spent += s
@@ -332,7 +326,8 @@ def _venue(k, t, free, spent, capacity, size, venue_joins, heap, seq, scal, cand
                 continue
             offer = work[VENUE_OFFER, j]
             bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
-            if _utility(j, offer, bonus, scal, cand, work) >= 0.0:  # the reservation becomes the payment
+            if _utility(work[THETA, j], work[VALUE, j], offer, bonus, cand[j, DEMAND], scal[PEER_WEIGHT],
+                        work[PEER_MEMBERS, j], work[PEER_INSIDE, j], work[PEER_TOTAL, j]) >= 0.0:  # joins
                 spent += offer
                 a, heap, seq = _join(j, offer, t, heap, seq, scal, cand, work, status, events, adj_ptr,
                                      adj_cand, adj_tie, peer_w, seed, episode)
@@ -372,6 +367,8 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
     = payment received (0 if it never joined).
     """
     _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, peer_w)
+    requirement = scal[REQUIREMENT]
+    min_partners = scal[MIN_PARTNERS]
     capacity = 0.0
     size = 0
     free = scal[BUDGET]
@@ -390,7 +387,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
     t = 0.0
     while True:
         # success bookkeeping, then Open (at t = 0 and after every event)
-        recruiting = not _target_met(capacity, size, scal)
+        recruiting = not (capacity >= requirement and size >= min_partners)
         if not recruiting and math.isnan(time_to_success):
             time_to_success = t
         if recruiting:
@@ -420,7 +417,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
     out[SIZE] = size
     out[CAPACITY] = capacity
     out[SPENT] = spent
-    out[SUCCESS] = 1.0 if _target_met(capacity, size, scal) else 0.0
+    out[SUCCESS] = 1.0 if (capacity >= requirement and size >= min_partners) else 0.0
     out[TIME_TO_SUCCESS] = time_to_success
     out[OFFERS] = offers
     out[VENUE_JOINS] = venue_joins

@@ -10,7 +10,6 @@ import math
 import numpy as np
 from numba import njit
 
-from kernels.borrow import borrow
 from kernels.episode import PAYMENT, new_workspace, run_episode
 from kernels.layout import (
     CAPACITY, MEMBER, N_OUTCOMES, OFFERS, SIZE, SPENT, SUCCESS, TIME_TO_SUCCESS,
@@ -84,12 +83,6 @@ def _accumulate(seed, first, stop, keep, n_bins, top, n_days, max_offers, scale,
     (A function of its own: the loop runs measurably faster here than inlined
     into `simulate_chunk`, where the accumulators are allocated.)"""
     n = cand.shape[0]
-    work, status, at_venue, order, eligible, peer_w, events, out = (
-        borrow(work), borrow(status), borrow(at_venue), borrow(order), borrow(eligible), borrow(peer_w),
-        borrow(events), borrow(out))
-    cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members = (
-        borrow(cand), borrow(scal), borrow(tie_ends), borrow(tie_tables), borrow(adj_ptr), borrow(adj_cand),
-        borrow(adj_tie), borrow(inst), borrow(inst_members))
     for ep in range(first, stop):
         run_episode(seed, ep, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
                     inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out)

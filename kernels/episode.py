@@ -29,8 +29,9 @@ RESPONSE, WITHDRAW, VENUE = 0, 1, 2
 
 # per-candidate float workspace rows
 (TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
- PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, OFFER, ROUND, FIRST_DELAY) = range(16)
-N_WORK_ROWS = 16
+ PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, SORT_SPARE, OFFER, ROUND, FIRST_DELAY,
+ U_PREFERENCE, U_ESTIMATE) = range(19)
+N_WORK_ROWS = 19
 # event record columns (one float row per pending event)
 EVENT_TIME, EVENT_SEQ, EVENT_ITEM = 0, 1, 2
 
@@ -44,7 +45,7 @@ def new_workspace(n_candidates, n_ties, n_institutions):
         np.zeros(n, np.int8),                        # status
         np.zeros(n, np.int8),                        # joined at a venue
         np.zeros(n, np.int64),                       # order: P's list
-        np.zeros(n, np.int64),                       # eligible at a venue, in list order
+        np.zeros(n, np.int64),                       # eligible at a venue, in list order; the sort's spare
         np.zeros(max(n_ties, 1)),                    # peer tie strengths
         np.zeros((2 * n + n_institutions + 1, 3)),   # event heap: time, sequence, kind + 4 * index
         np.zeros(N_OUTCOMES),                        # outcomes
@@ -99,26 +100,50 @@ def _pop(events, size):
     return last
 
 
-@njit(cache=True)
-def _sort_by_priority(work, order):
-    """P's list: candidates by priority descending, ties by index.
+SORT_RUN = 32  # P's list: runs this long are sorted by insertion, then merged
 
-    Insertion sort on a contiguous copy of the keys for short lists; a stable
-    merge sort for long ones.
+
+@njit(cache=True)
+def _sort_by_priority(work, order, spare):
+    """P's list: candidates by priority descending, equal priorities by index (stable).
+
+    Insertion sort of runs of SORT_RUN, then bottom-up merges between (order,
+    SORT_KEY) and (spare, SORT_SPARE); no allocation.
     """
     n = order.shape[0]
-    if n > 48:
-        order[:] = np.argsort(-work[PRIORITY], kind="mergesort")
-        return
-    for i in range(n):
-        cur = work[PRIORITY, i]
-        j = i - 1
-        while j >= 0 and work[SORT_KEY, j] < cur:
-            work[SORT_KEY, j + 1] = work[SORT_KEY, j]
-            order[j + 1] = order[j]
-            j -= 1
-        work[SORT_KEY, j + 1] = cur
-        order[j + 1] = i
+    for lo in range(0, n, SORT_RUN):
+        for i in range(lo, min(lo + SORT_RUN, n)):
+            cur = work[PRIORITY, i]
+            j = i - 1
+            while j >= lo and work[SORT_KEY, j] < cur:
+                work[SORT_KEY, j + 1] = work[SORT_KEY, j]
+                order[j + 1] = order[j]
+                j -= 1
+            work[SORT_KEY, j + 1] = cur
+            order[j + 1] = i
+    source, target = order, spare
+    source_key, target_key = SORT_KEY, SORT_SPARE
+    width = SORT_RUN
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            a, b = lo, mid
+            for d in range(lo, hi):
+                if b >= hi or (a < mid and work[source_key, b] <= work[source_key, a]):  # ties: left first
+                    target[d] = source[a]
+                    work[target_key, d] = work[source_key, a]
+                    a += 1
+                else:
+                    target[d] = source[b]
+                    work[target_key, d] = work[source_key, b]
+                    b += 1
+        source, target = target, source
+        source_key, target_key = target_key, source_key
+        width *= 2
+    if source_key != SORT_KEY:  # the last merge went into the spare
+        for d in range(n):
+            order[d] = spare[d]
 
 
 @njit(cache=True, inline="always")
@@ -196,16 +221,22 @@ def _join(i, payment, t, heap, seq, scal, cand, work, status, events, adj_ptr, a
 
 
 @njit(cache=True, inline="always")
-def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, peer_w):
+def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, eligible, peer_w):
     """The episode's draws and the quantities fixed for it (MODEL.md, section 3), and P's list."""
     n = cand.shape[0]
     rho = scal[CREDIBILITY_FLOOR]
+    # Each loop below does one thing: the generator's loops then run several blocks at once (SIMD).
     for i in range(n):
         u_theta, u_estimate, u_tie, u_delay = rng.uniforms(seed, episode, np.int64(cand[i, KEY]), rng.CANDIDATE, 0)
-        w = rng.beta_quantile(tie_tables, i, u_tie)
-        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * rng.inverse_normal(u_theta)
+        work[U_PREFERENCE, i] = u_theta
+        work[U_ESTIMATE, i] = u_estimate
+        work[TIE, i] = u_tie
+        work[FIRST_DELAY, i] = u_delay
+    for i in range(n):
+        w = rng.beta_quantile(tie_tables, i, work[TIE, i])
+        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * rng.inverse_normal(work[U_PREFERENCE, i])
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
-        estimate = theta + scal[INFO_NOISE] * (1.0 - w_info) * rng.inverse_normal(u_estimate)
+        estimate = theta + scal[INFO_NOISE] * (1.0 - w_info) * rng.inverse_normal(work[U_ESTIMATE, i])
         w_cred = w * scal[USE_CREDIBILITY]
         value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w * scal[USE_LINKAGE])
         demand = cand[i, DEMAND]
@@ -216,7 +247,6 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
         else:
             planned = math.inf
         work[TIE, i] = w
-        work[FIRST_DELAY, i] = u_delay
         work[THETA, i] = theta
         work[VALUE, i] = value
         work[PLANNED, i] = planned
@@ -229,12 +259,15 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
         status[i] = UNTOUCHED
         at_venue[i] = 0
     if scal[PEER_WEIGHT] > 0.0:  # peer ties matter only then (their draws are keyed: skipping changes nothing else)
-        for e in range(tie_ends.shape[0]):
-            u, _, _, _ = rng.uniforms(seed, episode, tie_ends[e, TIE_KEY], rng.PEER_TIE, 0)
-            peer_w[e] = rng.beta_quantile(tie_tables, n + e, u)
+        n_ties = tie_ends.shape[0]
+        for e in range(n_ties):
+            peer_w[e], _, _, _ = rng.uniforms(seed, episode, tie_ends[e, TIE_KEY], rng.PEER_TIE, 0)
+        for e in range(n_ties):
+            peer_w[e] = rng.beta_quantile(tie_tables, n + e, peer_w[e])
+        for e in range(n_ties):
             work[PEER_TOTAL, tie_ends[e, 0]] += peer_w[e]
             work[PEER_TOTAL, tie_ends[e, 1]] += peer_w[e]
-    _sort_by_priority(work, order)
+    _sort_by_priority(work, order, eligible)
 
 
 @njit(cache=True, inline="always")
@@ -357,7 +390,7 @@ def _withdraw(i, capacity, scal, work, status, adj_ptr, adj_cand, adj_tie, peer_
     return capacity
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
                 inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
@@ -366,7 +399,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
     WITHDRAWN = ever joined; at_venue[i] = joined at a venue; work[PAYMENT, i]
     = payment received (0 if it never joined).
     """
-    _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, peer_w)
+    _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, eligible, peer_w)
     requirement = scal[REQUIREMENT]
     min_partners = scal[MIN_PARTNERS]
     capacity = 0.0

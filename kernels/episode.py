@@ -171,9 +171,8 @@ def _peer_sums_after_leaving(j, work, status, adj_ptr, adj_cand, adj_tie, peer_w
         k = adj_cand[e]
         work[PEER_MEMBERS, k] -= 1.0
         inside = 0.0
-        for f in range(adj_ptr[k], adj_ptr[k + 1]):
-            if status[adj_cand[f]] == MEMBER:
-                inside += peer_w[adj_tie[f]]
+        for f in range(adj_ptr[k], adj_ptr[k + 1]):  # (adding 0.0 for non-members changes no bit)
+            inside += peer_w[adj_tie[f]] * (status[adj_cand[f]] == MEMBER)
         work[PEER_INSIDE, k] = inside
 
 
@@ -350,26 +349,31 @@ def _venue(k, t, free, spent, capacity, size, venue_joins, heap, seq, scal, cand
                 work[VENUE_OFFER, j] = offer
                 eligible[n_eligible] = j
                 n_eligible += 1
-    added = True
-    while added:  # whole passes until one adds no one
-        added = False
-        for p in range(n_eligible):
-            j = eligible[p]
-            if status[j] == MEMBER:
-                continue
-            offer = work[VENUE_OFFER, j]
+    # Whole passes over the eligible in list order until one adds no one. Only joins change a
+    # utility, so the passes stop as soon as every candidate has been asked since the last join
+    # (the rest of the last pass would only repeat refusals).
+    bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
+    asked = 0  # candidates asked since the last join
+    p = 0
+    while asked < n_eligible:
+        j = eligible[p]
+        p = p + 1 if p + 1 < n_eligible else 0
+        asked += 1
+        if status[j] == MEMBER:
+            continue
+        offer = work[VENUE_OFFER, j]
+        if _utility(work[THETA, j], work[VALUE, j], offer, bonus, cand[j, DEMAND], scal[PEER_WEIGHT],
+                    work[PEER_MEMBERS, j], work[PEER_INSIDE, j], work[PEER_TOTAL, j]) >= 0.0:  # joins
+            spent += offer
+            a, heap, seq = _join(j, offer, t, heap, seq, scal, cand, work, status, events, adj_ptr,
+                                 adj_cand, adj_tie, peer_w, seed, episode)
+            capacity += a
+            at_venue[j] = 1
+            size += 1
+            venue_joins += 1
+            members_in += 1.0
             bonus = inst[k, VENUE_BONUS] * members_in / seats if seats > 0.0 else 0.0
-            if _utility(work[THETA, j], work[VALUE, j], offer, bonus, cand[j, DEMAND], scal[PEER_WEIGHT],
-                        work[PEER_MEMBERS, j], work[PEER_INSIDE, j], work[PEER_TOTAL, j]) >= 0.0:  # joins
-                spent += offer
-                a, heap, seq = _join(j, offer, t, heap, seq, scal, cand, work, status, events, adj_ptr,
-                                     adj_cand, adj_tie, peer_w, seed, episode)
-                capacity += a
-                at_venue[j] = 1
-                size += 1
-                venue_joins += 1
-                members_in += 1.0
-                added = True
+            asked = 0  # a join: everyone may now accept
     for p in range(n_eligible):  # the rest get their reservation back
         j = eligible[p]
         if status[j] != MEMBER:
@@ -382,9 +386,8 @@ def _withdraw(i, capacity, scal, work, status, adj_ptr, adj_cand, adj_tie, peer_
     """Withdraw(i): i leaves; returns the capacity A summed afresh over the remaining members."""
     status[i] = WITHDRAWN
     capacity = 0.0  # summed afresh, so no rounding residue is left behind (-1e-17 < R = 0)
-    for j in range(status.shape[0]):
-        if status[j] == MEMBER:
-            capacity += work[CONTRIBUTION, j]
+    for j in range(status.shape[0]):  # (adding 0.0 for non-members changes no bit)
+        capacity += work[CONTRIBUTION, j] * (status[j] == MEMBER)
     if scal[PEER_WEIGHT] > 0.0:
         _peer_sums_after_leaving(i, work, status, adj_ptr, adj_cand, adj_tie, peer_w)
     return capacity

@@ -30,8 +30,8 @@ RESPONSE, WITHDRAW, VENUE = 0, 1, 2
 # per-candidate float workspace rows
 (TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
  PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, SORT_SPARE, OFFER, ROUND, FIRST_DELAY,
- U_PREFERENCE, U_ESTIMATE) = range(19)
-N_WORK_ROWS = 19
+ U_PREFERENCE, U_ESTIMATE, Z_PREFERENCE, Z_ESTIMATE) = range(21)
+N_WORK_ROWS = 21
 # event record columns (one float row per pending event)
 EVENT_TIME, EVENT_SEQ, EVENT_ITEM = 0, 1, 2
 
@@ -214,7 +214,9 @@ def _join(i, payment, t, heap, seq, scal, cand, work, status, events, adj_ptr, a
     if scal[PEER_WEIGHT] > 0.0:
         _move_peer_sums(i, 1.0, work, adj_ptr, adj_cand, adj_tie, peer_w)
     rate = scal[WITHDRAWAL_RATE] * (1.0 - work[CREDIBILITY_TIE, i])
-    if rate > 0.0:
+    # -log u >= 1 - u (by far more than rounding), so a stay that reaches T even at that bound
+    # needs no log: it would not be scheduled either way
+    if rate > 0.0 and t + (1.0 - u_stay) / rate < scal[DEADLINE]:
         heap, seq = _schedule(events, heap, seq, t + -math.log(u_stay) / rate, scal[DEADLINE], WITHDRAW + 4 * i)
     return a, heap, seq
 
@@ -231,11 +233,19 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
         work[U_ESTIMATE, i] = u_estimate
         work[TIE, i] = u_tie
         work[FIRST_DELAY, i] = u_delay
+    for i in range(n):  # the normals by AS 241's central formula; the few in its tails are redone below
+        work[Z_PREFERENCE, i] = rng.normal_central(work[U_PREFERENCE, i])
+        work[Z_ESTIMATE, i] = rng.normal_central(work[U_ESTIMATE, i])
+    for i in range(n):
+        if abs(work[U_PREFERENCE, i] - 0.5) > rng.NORMAL_CENTRAL:
+            work[Z_PREFERENCE, i] = rng.normal_tail(work[U_PREFERENCE, i])
+        if abs(work[U_ESTIMATE, i] - 0.5) > rng.NORMAL_CENTRAL:
+            work[Z_ESTIMATE, i] = rng.normal_tail(work[U_ESTIMATE, i])
     for i in range(n):
         w = rng.beta_quantile(tie_tables, i, work[TIE, i])
-        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * rng.inverse_normal(work[U_PREFERENCE, i])
+        theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * work[Z_PREFERENCE, i]
         w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
-        estimate = theta + scal[INFO_NOISE] * (1.0 - w_info) * rng.inverse_normal(work[U_ESTIMATE, i])
+        estimate = theta + scal[INFO_NOISE] * (1.0 - w_info) * work[Z_ESTIMATE, i]
         w_cred = w * scal[USE_CREDIBILITY]
         value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w * scal[USE_LINKAGE])
         demand = cand[i, DEMAND]

@@ -100,17 +100,28 @@ def _pop(events, size):
     return last
 
 
-SORT_RUN = 32  # P's list: runs this long are sorted by insertion, then merged
+SORT_RANKED = 64  # P's list: up to this many candidates placed by their counted rank, more
+SORT_RUN = 32     # sorted in runs of this many by insertion, then merged
 
 
 @njit(cache=True)
 def _sort_by_priority(work, order, spare):
     """P's list: candidates by priority descending, equal priorities by index (stable).
 
-    Insertion sort of runs of SORT_RUN, then bottom-up merges between (order,
-    SORT_KEY) and (spare, SORT_SPARE); no allocation.
+    Short lists: each candidate's rank is the number of candidates before it.
+    Long lists: insertion sort of runs of SORT_RUN, then bottom-up merges between
+    (order, SORT_KEY) and (spare, SORT_SPARE). No allocation.
     """
     n = order.shape[0]
+    if n <= SORT_RANKED:  # each candidate's rank, counted: branch-free, so the CPU counts in SIMD
+        for i in range(n):
+            key = work[PRIORITY, i]
+            rank = 0
+            for j in range(n):
+                other = work[PRIORITY, j]
+                rank += (other > key) + ((other == key) & (j < i))
+            order[rank] = i
+        return
     for lo in range(0, n, SORT_RUN):
         for i in range(lo, min(lo + SORT_RUN, n)):
             cur = work[PRIORITY, i]

@@ -100,7 +100,7 @@ def _pop(events, size):
     return last
 
 
-SORT_RANKED = 64  # P's list: up to this many candidates placed by their counted rank, more
+SORT_RANKED = 200  # P's list: up to this many candidates placed by their counted rank, more
 SORT_RUN = 32     # sorted in runs of this many by insertion, then merged
 
 

@@ -1,10 +1,10 @@
 """The draw-only floor: an episode's random variates with no event logic (bench/ only).
 
-Draws what `run_episode` draws for a scenario (a candidate block for every
-candidate: preference, estimate, tie and first delay; every peer tie when
-peers matter; a delay per re-offer; a contribution and a withdrawal time per
-join) with the same generator, so that the engine's speed can be compared with
-the cost of its randomness.
+Draws what `run_episode` draws for a scenario (a candidate block and a join
+block for every candidate: preference, estimate, tie, first delay; every peer
+tie when peers matter; a delay per re-offer; a contribution and a withdrawal
+time per join) with the same generator, so that the engine's speed can be
+compared with the cost of its randomness.
 """
 import math
 
@@ -26,7 +26,9 @@ def draw_floor(seed, first, stop, cand, tie_ends, tie_tables, draw_peer_ties, of
     for ep in range(first, stop):
         for i in range(n):
             u0, u1, u2, u3 = rng.uniforms(seed, ep, np.int64(cand[i, KEY]), rng.CANDIDATE, 0)
+            c0, c1, _, _ = rng.uniforms(seed, ep, np.int64(cand[i, KEY]), rng.JOIN, 0)
             total += rng.beta_quantile(tie_tables, i, u2) + rng.inverse_normal(u0) + rng.inverse_normal(u1)
+            total += c0 + c1
             if i < offers:
                 total -= math.log(u3)
         if draw_peer_ties:
@@ -35,7 +37,6 @@ def draw_floor(seed, first, stop, cand, tie_ends, tie_tables, draw_peer_ties, of
                 total += rng.beta_quantile(tie_tables, n + e, u)
         for k in range(n, offers):
             total += rng.exponential(seed, ep, np.int64(cand[k % n, KEY]), rng.DELAY, 1 + k // n)
-        for k in range(joins):
-            u0, u1, _, _ = rng.uniforms(seed, ep, np.int64(cand[k % n, KEY]), rng.JOIN, 0)
-            total += u0 - math.log(u1)
+        for k in range(joins):  # the contribution (triangular) and the time to withdraw of each joiner
+            total += rng.triangular(0.0, 0.5, 1.0, (k + 0.5) / joins) - math.log((k + 0.5) / joins)
     return total

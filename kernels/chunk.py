@@ -116,13 +116,11 @@ def _accumulate(seed, first, stop, keep, top, scale, model, workspace, totals):
         if not math.isnan(tts):
             t.reached[0] += 1
             t.days[min(int(math.ceil(tts)), n_days)] += 1
-        for i in range(n):
+        for i in range(n):  # branch-free (statuses are coin flips to the CPU); a payment is 0 unless joined
             st = status[i]
-            if st == MEMBER:
-                t.candidates[CAND_MEMBER, i] += 1
-            if st == MEMBER or st == WITHDRAWN:
-                t.candidates[CAND_EVER, i] += 1
-                t.payments[i] += np.int64(work[PAYMENT, i] * scale[1] + 0.5)
+            t.candidates[CAND_MEMBER, i] += st == MEMBER
+            t.candidates[CAND_EVER, i] += (st == MEMBER) | (st == WITHDRAWN)
+            t.payments[i] += np.int64(work[PAYMENT, i] * scale[1] + 0.5)
             t.candidates[CAND_VENUE, i] += at_venue[i]
         if ep < keep:
             r = ep - first

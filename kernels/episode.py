@@ -361,17 +361,17 @@ def _venue(k, t, free, spent, capacity, size, venue_joins, heap, seq, scal, cand
     seats = inst[k, N_MEMBERS] + inst[k, PIVOT_MEMBER]
     paying = not (capacity >= scal[REQUIREMENT] and size >= scal[MIN_PARTNERS])  # P still recruiting
     n_eligible = 0
-    for p in range(order.shape[0]):  # reserve offers for the eligible, in list order
+    for p in range(order.shape[0]):  # k's members in list order: count those inside, list the eligible
         j = order[p]
-        if inst_members[k, j] != 0:
-            if status[j] == MEMBER:
-                members_in += 1.0
-            elif _eligible(status[j]):
-                offer = work[PLANNED, j] if (paying and work[PLANNED, j] <= free) else 0.0
-                free -= offer
-                work[VENUE_OFFER, j] = offer
-                eligible[n_eligible] = j
-                n_eligible += 1
+        in_k = inst_members[k, j] != 0
+        members_in += in_k & (status[j] == MEMBER)
+        eligible[n_eligible] = j
+        n_eligible += in_k & _eligible(status[j])  # (branch-free: membership is a coin flip to the CPU)
+    for p in range(n_eligible):  # reserve offers for the eligible, in list order
+        j = eligible[p]
+        offer = work[PLANNED, j] if (paying and work[PLANNED, j] <= free) else 0.0
+        free -= offer
+        work[VENUE_OFFER, j] = offer
     # Whole passes over the eligible in list order until one adds no one. Only joins change a
     # utility, so the passes stop as soon as every candidate has been asked since the last join
     # (the rest of the last pass would only repeat refusals).

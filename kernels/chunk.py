@@ -81,7 +81,7 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
             t.highest, t.successes[0], t.reached[0], t.candidates, t.payments, t.kept, t.kept_members)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _accumulate(seed, first, stop, keep, top, scale, model, workspace, totals):
     """Run episodes [first, stop) and add their outcomes to `totals` (a `Totals`).
 

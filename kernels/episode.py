@@ -416,7 +416,7 @@ def _withdraw(i, capacity, scal, work, status, adj_ptr, adj_cand, adj_tie, peer_
     return capacity
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
                 inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.

@@ -42,6 +42,8 @@ def beta_table(mean: float, concentration: float) -> np.ndarray:
             row[lower] = np.maximum(np.log(betaincinv(a, b, tail_u)), _LOG_ZERO)
             # 1 - Q(1 - v) of Beta(a, b) is Q(v) of Beta(b, a), without the cancellation
             row[upper] = np.maximum(np.log(betaincinv(b, a, tail_u)), _LOG_ZERO)
+        for part in (body, lower, upper):  # monotone nodes (betaincinv is not, by an ulp, or below 1e-300)
+            row[part] = np.maximum.accumulate(row[part])
         if not np.isfinite(row).all():
             raise ValueError(f"no Beta quantile table for tie mean {mean}, concentration {concentration}")
     row.setflags(write=False)

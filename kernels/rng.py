@@ -132,8 +132,8 @@ def triangular(low, mode, high, u):
 # and upper tails, u < 1 / BETA_TAIL and u > 1 - 1 / BETA_TAIL, as log Q (resp. log(1 - Q)) at
 # BETA_TAIL_NODES + 1 points evenly spaced in log u (resp. log(1 - u)) from log 2**-33, the
 # smallest uniform, to log(1 / BETA_TAIL).
-BETA_CELLS = 512
-BETA_TAIL = 16
+BETA_CELLS = 1024
+BETA_TAIL = 32
 BETA_TAIL_NODES = 1024
 BETA_LOWER = BETA_CELLS + 1                      # first column of the lower tail
 BETA_UPPER = BETA_LOWER + BETA_TAIL_NODES + 1    # first column of the upper tail
@@ -153,13 +153,14 @@ def _beta_tail(table, row, u):
     c = (BETA_UPPER if upper else BETA_LOWER) + j
     lo = table[row, c]
     x = math.exp(lo + (s - j) * (table[row, c + 1] - lo))
-    return 1.0 - x if upper else x
+    # clamped to the body's end node: 1 - x loses a Q far below 1e-16 to rounding (a tiny shape)
+    return max(1.0 - x, table[row, _LAST_BODY_CELL + 1]) if upper else min(x, table[row, _FIRST_BODY_CELL])
 
 
 @njit(cache=True, inline="always")
 def beta_quantile(table, row, u):
-    """The Beta quantile of `table[row]` at u: linear interpolation on a grid of 512 cells,
-    in log scale in the tails (u < 1/16 or u > 15/16). Monotone in u."""
+    """The Beta quantile of `table[row]` at u: linear interpolation on a grid of 1024 cells,
+    in log scale in the tails (u < 1/32 or u > 31/32). Monotone in u."""
     x = u * BETA_CELLS
     k = int(x)
     if _FIRST_BODY_CELL <= k <= _LAST_BODY_CELL:

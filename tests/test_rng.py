@@ -60,7 +60,7 @@ def _table_draws(mean, conc, n, slot):
 
 # shapes a scenario may give a tie: small and large concentrations, means near 0 and 1
 SHAPES = [(m, c) for m in (0.02, 0.1, 0.3, 0.5, 0.85, 0.98) for c in (0.5, 1.0, 2.0, 7.0, 30.0, 300.0)]
-QUANTILE_ERROR = 1e-4  # the worst |table - exact quantile| over SHAPES (docs/MODEL.md, section 8)
+QUANTILE_ERROR = 2e-4  # the worst |table - exact quantile| over SHAPES (docs/MODEL.md, section 8)
 
 
 @pytest.mark.parametrize("mean,conc", [(0.5, 20.0), (0.85, 30.0), (0.1, 5.0), (0.3, 0.7), (0.02, 1.0)])

@@ -3,8 +3,10 @@
 Each tie's Beta(mean * conc, (1 - mean) * conc) is fixed for a scenario, so
 its quantile function is tabulated once here (SciPy's `betaincinv`) and the
 kernels draw a tie with one uniform and an interpolation
-(`kernels.rng.beta_quantile`). Tables are cached by (mean, concentration):
-the rows of a study mostly share their ties.
+(`kernels.rng.beta_quantile`). Tables are built where chunks run
+(`ModelArrays.kernel_args`) and cached by (mean, concentration): the rows of
+a study mostly share their ties, and memory stays bounded however many rows
+a study has.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from kernels import rng
 _LOG_ZERO = -746.0
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)
 def beta_table(mean: float, concentration: float) -> np.ndarray:
     """One row of `rng.BETA_ROW` floats: Beta(mean * conc, (1 - mean) * conc)'s quantile on
     the grid `kernels.rng.beta_quantile` reads. Mean 0 (1) gives a table that yields
@@ -55,3 +57,16 @@ def beta_tables(ties: list[tuple[float, float]]) -> np.ndarray:
     if not ties:
         return np.zeros((0, rng.BETA_ROW))
     return np.stack([beta_table(float(m), float(c)) for m, c in ties])
+
+
+@lru_cache(maxsize=4)
+def _stacked(shapes: bytes) -> np.ndarray:
+    tables = beta_tables(np.frombuffer(shapes).reshape(-1, 2).tolist())
+    tables.setflags(write=False)
+    return tables
+
+
+def stacked_beta_tables(shapes: np.ndarray) -> np.ndarray:
+    """The tables of an (n, 2) array of (mean, concentration), as `beta_tables`; the last few
+    stacks are kept, so the chunks of one scenario build theirs once."""
+    return _stacked(np.ascontiguousarray(shapes, np.float64).tobytes())

@@ -55,7 +55,7 @@ def engine_episodes(doc, episodes, seed):
                      (("member_at_T", bool), ("ever_joined", bool), ("venue_joined", bool),
                       ("payment", float))}
     for e in range(episodes):
-        run_episode(seed, e, *arrays, *workspace)
+        run_episode(seed, e, *arrays.kernel_args(), *workspace)
         outcomes[e] = out
         per_candidate["member_at_T"][e] = status == MEMBER
         per_candidate["ever_joined"][e] = (status == MEMBER) | (status == WITHDRAWN)

@@ -1,12 +1,16 @@
-"""One REM-1 recruitment episode (docs/MODEL.md), as a tight event loop.
+"""One REM-1 recruitment episode (docs/MODEL.md), as an event loop.
 
-The event queue is a binary heap ordered by (time, scheduling sequence), so
-events at the same time run in the order they were scheduled; venues are
-scheduled first, in institution order.
+`run_episode` draws the episode's variates and fixed quantities (`_start`),
+then runs one function per event of MODEL.md: `_open`, `_respond`, `_venue`,
+`_withdraw`; the rules they share are written once (`_utility`, `_delay`,
+`_join`). The event queue is a binary heap ordered by (time, scheduling
+sequence), so events at the same time run in the order they were scheduled;
+venues are scheduled first, in institution order.
 
-Helpers take few arrays on purpose: every array handed to a Numba function
-costs an atomic reference-count increment and decrement, which in the inner
-loops used to cost more than the model itself.
+The helpers are inlined, and `run_episode` is compiled without Numba's
+reference counting (it allocates nothing): otherwise every array handed to an
+inlined helper with a loop costs an atomic increment and decrement per call,
+which cost more than the model (bench/README.md, "Where the time goes").
 """
 import math
 

@@ -68,8 +68,9 @@ def floor_rate(path, tables, episodes):
     offers = int(round(summary["offers"]))
     joins = int(round(tables["candidates"]["p_ever_joined"].sum()))
     peers = s.parameters["peer_weight"] > 0 and s.mechanisms["peers"]
-    draw_floor(1, 0, 10, m.cand, m.tie_params, peers, offers, joins)
-    seconds, _ = timed(draw_floor, 1, 0, episodes, m.cand, m.tie_params, peers, offers, joins)
+    tables = m.kernel_args()[3]
+    draw_floor(1, 0, 10, m.cand, m.tie_ends, tables, peers, offers, joins)
+    seconds, _ = timed(draw_floor, 1, 0, episodes, m.cand, m.tie_ends, tables, peers, offers, joins)
     return episodes / seconds
 
 

@@ -60,7 +60,7 @@ def _run_kernel(job: Job, s: int, first: int, stop: int, keep: int):
 
     r = job.ranges[s]
     return simulate_chunk(job.seed, first, stop, keep, VALUE_BINS, r.top, r.days, r.max_offers,
-                          *job.models[s])
+                          *job.models[s].kernel_args())
 
 
 def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list[tuple]]:

@@ -11,10 +11,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine.beta_tables import stacked_beta_tables
 from engine.keys import candidate_key, tie_key
 from engine.scenario import Scenario
 from kernels import layout as L
-from kernels import rng
 
 
 VALUE_BINS = 1024        # histogram bins over each continuous metric's range
@@ -39,13 +39,22 @@ def outcome_ranges(s: Scenario) -> Ranges:
 class ModelArrays(NamedTuple):
     cand: np.ndarray          # (N, N_CANDIDATE_COLUMNS) float64
     scal: np.ndarray          # (N_SCALARS,) float64
-    tie_ends: np.ndarray      # (n_ties, 2) int64 candidate indices
-    tie_params: np.ndarray    # (n_ties, 8) float64: rng.beta_row(mean, concentration, key)
+    tie_ends: np.ndarray      # (n_ties, 3) int64: the two candidate indices and the tie's key
+    tie_shapes: np.ndarray    # (N + n_ties, 2) float64: mean and concentration of each candidate's
+                              # tie with P, then of each candidate tie (their Beta tables: kernel_args)
     adj_ptr: np.ndarray       # (N + 1,) int64: CSR of each candidate's ties
     adj_cand: np.ndarray      # (2 n_ties,) int64: the tied candidate
     adj_tie: np.ndarray       # (2 n_ties,) int64: the tie's index
     inst: np.ndarray          # (K, N_INSTITUTION_COLUMNS) float64
     inst_members: np.ndarray  # (K, N) uint8
+
+    def kernel_args(self) -> tuple:
+        """The arrays in the order the kernels take them, with the ties' Beta quantile tables
+        (engine/beta_tables.py) in place of their shapes. The tables (25 KB a tie) are built
+        here, where a chunk runs, not kept with the scenario: a study's rows would otherwise
+        hold one set each."""
+        return (self.cand, self.scal, self.tie_ends, stacked_beta_tables(self.tie_shapes), self.adj_ptr,
+                self.adj_cand, self.adj_tie, self.inst, self.inst_members)
 
 
 def build_model_arrays(s: Scenario) -> ModelArrays:
@@ -58,7 +67,7 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     for i, c in enumerate(s.candidates):
         cand[i, [L.LOW, L.MODE, L.HIGH]] = c.capacity
         cand[i, [L.PREF_MEAN, L.PREF_SD]] = c.preference
-        cand[i, L.TIE_MEAN:L.TIE_MEAN + L.BETA_ROW] = rng.beta_row(*c.tie, candidate_key(c.id))
+        cand[i, L.KEY] = candidate_key(c.id)
     expected = cand[:, [L.LOW, L.MODE, L.HIGH]].sum(axis=1) / 3.0
     cand[:, L.EXPECTED] = expected
     criticality = np.minimum(1.0, expected / s.requirement) if s.requirement > 0 else np.zeros(n)
@@ -96,11 +105,12 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     scal[L.USE_LINKAGE] = float(on["linkage"])
     scal[L.USE_CREDIBILITY] = float(on["credibility"])
 
-    tie_ends = np.array([[index[t.a], index[t.b]] for t in s.ties], np.int64).reshape(-1, 2)
-    tie_params = np.array([rng.beta_row(t.mean, t.concentration, tie_key(t.a, t.b)) for t in s.ties],
-                          np.float64).reshape(-1, L.BETA_ROW)
+    tie_ends = np.array([[index[t.a], index[t.b], tie_key(t.a, t.b)] for t in s.ties],
+                        np.int64).reshape(-1, 3)
+    tie_shapes = np.array([c.tie for c in s.candidates] + [(t.mean, t.concentration) for t in s.ties],
+                          np.float64).reshape(-1, 2)
     neighbours = [[] for _ in range(n)]
-    for e, (a, b) in enumerate(tie_ends):
+    for e, (a, b, _) in enumerate(tie_ends):
         neighbours[a].append((b, e))
         neighbours[b].append((a, e))
     adj_ptr = np.zeros(n + 1, np.int64)
@@ -108,4 +118,4 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     flat = [pair for row in neighbours for pair in row]
     adj_cand = np.array([c for c, _ in flat], np.int64)
     adj_tie = np.array([e for _, e in flat], np.int64)
-    return ModelArrays(cand, scal, tie_ends, tie_params, adj_ptr, adj_cand, adj_tie, inst, inst_members)
+    return ModelArrays(cand, scal, tie_ends, tie_shapes, adj_ptr, adj_cand, adj_tie, inst, inst_members)

@@ -9,10 +9,13 @@ on the drawn tie are passed as flags.
 """
 
 # candidate columns (float64, one row per candidate)
-LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, TIE_MEAN, TIE_CONC = range(10)
-BETA_ROW = 8  # TIE_MEAN.. holds rng.beta_row(tie mean, tie concentration, key): 8 columns
-KEY = TIE_MEAN + 7  # the candidate's random-number key (engine/keys.py), the last of them
-N_CANDIDATE_COLUMNS = TIE_MEAN + BETA_ROW
+# (KEY: the candidate's random-number key, engine/keys.py; its tie's Beta table is row i of the
+# tie tables, engine/beta_tables.py)
+LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, KEY = range(9)
+N_CANDIDATE_COLUMNS = 9
+
+# candidate tie columns (int64, one row per tie; its Beta table is row N + e of the tie tables)
+TIE_A, TIE_B, TIE_KEY = range(3)
 
 # scenario scalars (float64 vector)
 (DEADLINE, REQUIREMENT, MIN_PARTNERS, BUDGET, INFO_NOISE, CREDIBILITY_FLOOR,

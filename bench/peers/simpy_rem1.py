@@ -480,20 +480,26 @@ class KeyedDraws:
     compared episode by episode.  Only the draws are shared; the event logic above
     stays this module's own.
 
-    Candidate i (key k_i): w_i = Beta from (k_i, TIE); (z_theta, z) = two normals
-    from (k_i, PREFERENCE), theta_i = mean + sd * z_theta; a_i = triangular inverse
-    CDF at the first uniform of (k_i, CAPACITY, block 0); the delay of round r is
-    its mean times Exp(1) from (k_i, DELAY, block r); the withdrawal time is Exp(1)
-    from (k_i, WITHDRAWAL, block 0) over the rate.  Tie a-b: w_ab = Beta from
-    (tie key, PEER_TIE), drawn only when beta > 0 (otherwise unused).
+    Candidate i (key k_i), block (k_i, CANDIDATE, 0) = (u0, u1, u2, u3): theta_i =
+    mean + sd * Phi^-1(u0), P's error z = Phi^-1(u1), w_i = the Beta quantile at u2
+    (the engine's inverse-CDF table, engine/beta_tables.py), the delay of round 1
+    its mean times -log(u3); round r >= 2 takes -log of the first uniform of
+    (k_i, DELAY, block r).  A joiner's block (k_i, JOIN, 0): a_i = triangular
+    inverse CDF at u0, withdrawal time -log(u1) over the rate.  Tie a-b: w_ab =
+    the Beta quantile at the first uniform of (tie key, PEER_TIE, 0), drawn only
+    when beta > 0 (otherwise unused).
     """
 
     def __init__(self, sc, m, seed):
+        from engine.beta_tables import beta_tables
         from engine.keys import candidate_key, tie_key
         from kernels import rng
         self.rng, self.seed = rng, seed
         self.keys = [candidate_key(c["id"]) for c in sc["candidates"]]
         self.tie_keys = [tie_key(t["a"], t["b"]) for t in sc["ties"]]
+        self.tables = beta_tables([(c["tie"]["mean"], c["tie"]["concentration"]) for c in sc["candidates"]]
+                                  + [(mean, conc) for _, _, mean, conc in m["ties"]])
+        self.first_delay = None
 
     def draw_all(self, sc, m, episodes):
         """The fixed draws of episodes 0 .. episodes - 1 and what derives from them."""
@@ -501,17 +507,21 @@ class KeyedDraws:
         E_, N = episodes, m["N"]
         a = np.empty((E_, N)); theta = np.empty((E_, N)); w = np.empty((E_, N))
         z = np.empty((E_, N)); wab = np.zeros((E_, len(m["ties"])))
+        self.first_delay = np.empty((E_, N))
         for e in range(E_):
             for i, (c, key) in enumerate(zip(cands, self.keys)):
-                cap, pref, tie = c["capacity"], c["preference"], c["tie"]
-                u = rng.uniforms(seed, e, key, rng.CAPACITY, 0)[0]
+                cap, pref = c["capacity"], c["preference"]
+                u_theta, u_z, u_tie, u_delay = rng.uniforms(seed, e, key, rng.CANDIDATE, 0)
+                theta[e, i] = pref["mean"] + pref["sd"] * rng.inverse_normal(u_theta)
+                z[e, i] = rng.inverse_normal(u_z)
+                w[e, i] = rng.beta_quantile(self.tables, i, u_tie)
+                self.first_delay[e, i] = -math.log(u_delay)
+                u = rng.uniforms(seed, e, key, rng.JOIN, 0)[0]
                 a[e, i] = rng.triangular(cap["low"], cap["mode"], cap["high"], u)
-                z_theta, z[e, i] = rng.normal_pair(seed, e, key, rng.PREFERENCE)
-                theta[e, i] = pref["mean"] + pref["sd"] * z_theta
-                w[e, i] = rng.beta_variate(tie["mean"], tie["concentration"], seed, e, key, rng.TIE)
             if m["beta"] > 0.0:
-                for t, ((_, _, mean, conc), key) in enumerate(zip(m["ties"], self.tie_keys)):
-                    wab[e, t] = rng.beta_variate(mean, conc, seed, e, key, rng.PEER_TIE)
+                for t, key in enumerate(self.tie_keys):
+                    u = rng.uniforms(seed, e, key, rng.PEER_TIE, 0)[0]
+                    wab[e, t] = rng.beta_quantile(self.tables, N + t, u)
         return _derive(sc, m, a, theta, w, z, wab)
 
 
@@ -524,11 +534,13 @@ class _KeyedEpisode(Episode):
 
     def draw_delay(self, i, r):
         k = self.keyed
+        if r == 1:
+            return self.delay_mean[i] * k.first_delay[self.episode, i]
         return self.delay_mean[i] * k.rng.exponential(k.seed, self.episode, k.keys[i], k.rng.DELAY, r)
 
     def draw_stay(self, i, rate):
         k = self.keyed
-        return k.rng.exponential(k.seed, self.episode, k.keys[i], k.rng.WITHDRAWAL, 0) / rate
+        return -math.log(k.rng.uniforms(k.seed, self.episode, k.keys[i], k.rng.JOIN, 0)[1]) / rate
 
 
 def simulate(scenario, episodes: int, seed: int, bulk_draws: bool = True,

@@ -1,0 +1,72 @@
+"""Inverse-CDF tables of the Beta tie strengths (docs/MODEL.md, section 8).
+
+Each tie's Beta(mean * conc, (1 - mean) * conc) is fixed for a scenario, so
+its quantile function is tabulated once here (SciPy's `betaincinv`) and the
+kernels draw a tie with one uniform and an interpolation
+(`kernels.rng.beta_quantile`). Tables are built where chunks run
+(`ModelArrays.kernel_args`) and cached by (mean, concentration): the rows of
+a study mostly share their ties, and memory stays bounded however many rows
+a study has.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from kernels import rng
+
+# the most negative log value stored: exp(-746.0) is exactly 0.0
+_LOG_ZERO = -746.0
+
+
+@lru_cache(maxsize=2048)
+def beta_table(mean: float, concentration: float) -> np.ndarray:
+    """One row of `rng.BETA_ROW` floats: Beta(mean * conc, (1 - mean) * conc)'s quantile on
+    the grid `kernels.rng.beta_quantile` reads. Mean 0 (1) gives a table that yields
+    exactly 0 (1) at every u. The array is read-only (it is shared through the cache)."""
+    row = np.empty(rng.BETA_ROW)
+    body = slice(0, rng.BETA_LOWER)
+    lower = slice(rng.BETA_LOWER, rng.BETA_UPPER)
+    upper = slice(rng.BETA_UPPER, rng.BETA_ROW)
+    if mean <= 0.0 or mean >= 1.0:
+        value = 0.0 if mean <= 0.0 else 1.0
+        row[body] = value
+        row[lower] = np.log(value) if value > 0.0 else _LOG_ZERO
+        row[upper] = _LOG_ZERO if value > 0.0 else 0.0
+    else:
+        from scipy.special import betaincinv
+
+        a, b = mean * concentration, (1.0 - mean) * concentration
+        row[body] = betaincinv(a, b, np.arange(rng.BETA_CELLS + 1) / rng.BETA_CELLS)
+        tail_u = np.exp(np.linspace(rng.LOG_U_MIN, np.log(1.0 / rng.BETA_TAIL), rng.BETA_TAIL_NODES + 1))
+        with np.errstate(divide="ignore"):
+            row[lower] = np.maximum(np.log(betaincinv(a, b, tail_u)), _LOG_ZERO)
+            # 1 - Q(1 - v) of Beta(a, b) is Q(v) of Beta(b, a), without the cancellation
+            row[upper] = np.maximum(np.log(betaincinv(b, a, tail_u)), _LOG_ZERO)
+        for part in (body, lower, upper):  # monotone nodes (betaincinv is not, by an ulp, or below 1e-300)
+            row[part] = np.maximum.accumulate(row[part])
+        if not np.isfinite(row).all():
+            raise ValueError(f"no Beta quantile table for tie mean {mean}, concentration {concentration}")
+    row.setflags(write=False)
+    return row
+
+
+def beta_tables(ties: list[tuple[float, float]]) -> np.ndarray:
+    """(len(ties), rng.BETA_ROW) tables, one row per (mean, concentration)."""
+    if not ties:
+        return np.zeros((0, rng.BETA_ROW))
+    return np.stack([beta_table(float(m), float(c)) for m, c in ties])
+
+
+@lru_cache(maxsize=4)
+def _stacked(shapes: bytes) -> np.ndarray:
+    tables = beta_tables(np.frombuffer(shapes).reshape(-1, 2).tolist())
+    tables.setflags(write=False)
+    return tables
+
+
+def stacked_beta_tables(shapes: np.ndarray) -> np.ndarray:
+    """The tables of an (n, 2) array of (mean, concentration), as `beta_tables`; the last few
+    stacks are kept, so the chunks of one scenario build theirs once."""
+    return _stacked(np.ascontiguousarray(shapes, np.float64).tobytes())

@@ -10,6 +10,8 @@ a study has.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 
 import numpy as np
@@ -18,10 +20,15 @@ from kernels import rng
 
 # the most negative log value stored: exp(-746.0) is exactly 0.0
 _LOG_ZERO = -746.0
+CACHED_TABLES = 2048  # tables kept (25 KB each), least recently used dropped first
 
 
-@lru_cache(maxsize=2048)
 def beta_table(mean: float, concentration: float) -> np.ndarray:
+    """The cached table of one (mean, concentration) (`beta_tables`)."""
+    return beta_tables([(mean, concentration)])[0]
+
+
+def _build(mean: float, concentration: float) -> np.ndarray:
     """One row of `rng.BETA_ROW` floats: Beta(mean * conc, (1 - mean) * conc)'s quantile on
     the grid `kernels.rng.beta_quantile` reads. Mean 0 (1) gives a table that yields
     exactly 0 (1) at every u. The array is read-only (it is shared through the cache)."""
@@ -52,11 +59,51 @@ def beta_table(mean: float, concentration: float) -> np.ndarray:
     return row
 
 
+_lock = threading.Lock()
+_ready: OrderedDict = OrderedDict()     # (mean, concentration) -> table
+_building: dict = {}                    # (mean, concentration) -> Event set when it is ready
+
+
 def beta_tables(ties: list[tuple[float, float]]) -> np.ndarray:
-    """(len(ties), rng.BETA_ROW) tables, one row per (mean, concentration)."""
+    """(len(ties), rng.BETA_ROW) tables, one row per (mean, concentration).
+
+    Tables are cached. Threads that ask for the same shapes at once (the thread slices of
+    one chunk) share the work: each builds the shapes nobody is building yet and then waits
+    for the others', so a shape is built once and distinct shapes in parallel
+    (`betaincinv` releases the GIL). A table is the same whoever builds it."""
     if not ties:
         return np.zeros((0, rng.BETA_ROW))
-    return np.stack([beta_table(float(m), float(c)) for m, c in ties])
+    keys = [(float(m), float(c)) for m, c in ties]
+    got, waiting = {}, []
+    for key in dict.fromkeys(keys):
+        with _lock:
+            if key in _ready:
+                _ready.move_to_end(key)
+                got[key] = _ready[key]
+                continue
+            event = _building.get(key)
+            mine = event is None
+            if mine:
+                event = _building[key] = threading.Event()
+        if not mine:
+            waiting.append((key, event))
+            continue
+        try:
+            got[key] = _build(*key)
+        finally:
+            with _lock:
+                if key in got:
+                    _ready[key] = got[key]
+                    while len(_ready) > CACHED_TABLES:
+                        _ready.popitem(last=False)
+                del _building[key]
+            event.set()
+    for key, event in waiting:
+        event.wait()
+        with _lock:
+            table = _ready.get(key)
+        got[key] = table if table is not None else _build(*key)  # dropped meanwhile, or failed
+    return np.stack([got[k] for k in keys])
 
 
 @lru_cache(maxsize=4)

@@ -131,3 +131,37 @@ def test_the_normal_split_is_the_inverse_normal():
     u = np.concatenate([np.linspace(2.0**-33, 1 - 2.0**-33, 100_001), [0.075, 0.925, 0.5 - 0.425, 0.5 + 0.425]])
     split = np.array([rng.normal_tail(x) if abs(x - 0.5) > rng.NORMAL_CENTRAL else rng.normal_central(x) for x in u])
     assert (split == np.array([rng.inverse_normal(x) for x in u])).all()
+
+
+def test_threads_asking_for_the_same_tie_tables_build_each_once(monkeypatch):
+    """The thread slices of a chunk ask for the same rows' tables at once: each distinct
+    shape is built once, whoever builds it, and every thread gets the exact tables."""
+    import threading
+
+    from engine import beta_tables as bt
+
+    shapes = [(0.31 + k * 1e-3, 17.0 + k) for k in range(12)]
+    built = []
+    real = bt._build
+
+    def counting(mean, conc):
+        built.append((mean, conc))
+        return real(mean, conc)
+
+    monkeypatch.setattr(bt, "_build", counting)
+    start = threading.Barrier(3)
+    results = []
+
+    def ask():
+        start.wait()
+        results.append(bt.beta_tables(shapes + shapes[:3]))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(built) == sorted(shapes)  # each once, none skipped
+    want = np.stack([real(m, c) for m, c in shapes + shapes[:3]])
+    assert len(results) == 3 and all(np.array_equal(r, want) for r in results)
+    assert bt.beta_tables(shapes[:1]).tobytes() == want[:1].tobytes() and len(built) == 12  # cached

@@ -1,5 +1,7 @@
 """Shared helpers: scenarios built in code, and running them."""
 import copy
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +59,13 @@ def closed_form_doc():
         mechanisms={"peers": False, "venues": False, "withdrawals": False},
         institutions=[{"id": "ORG", "members": ["C0", "C1"], "pivot_member": True, "broker": 0.5,
                        "venue_day": 10.0, "venue_bonus": 50.0}])
+
+
+def wait_for_checkpoints(proc, out, run_id, n, timeout=120.0, poll=0.01):
+    """Wait until the command `proc` has checkpointed `n` chunks of run `run_id` under `out`;
+    fail if it ended first (the caller means to interrupt it in the middle of the run)."""
+    chunks = Path(out) / "_staging" / f"run_id={run_id}" / "chunks"
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < n and proc.poll() is None:
+        time.sleep(poll)
+    assert proc.poll() is None, "the command finished before it could be interrupted"

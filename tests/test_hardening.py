@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 import pivotal
 from engine.output import RunExistsError
 from engine.scenario import ScenarioError
+from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -158,11 +159,7 @@ def test_signals_leave_a_resumable_run_and_say_so(tmp_path, sig, code):
     out = tmp_path / "out"
     proc = _start(out)
     run_id = proc.stdout.readline().strip()  # printed before anything is computed
-    chunks = out / "_staging" / f"run_id={run_id}" / "chunks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 2 and proc.poll() is None:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
+    wait_for_checkpoints(proc, out, run_id, 2)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code

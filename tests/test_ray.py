@@ -20,6 +20,7 @@ from engine.executors import ChunkError, Job
 from engine.model_arrays import build_model_arrays, outcome_ranges
 from engine.plan import Chunk
 from engine.scenario import load_scenario
+from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -98,11 +99,7 @@ def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp
            "--chunk-size", "2000", "--seed", "12", "--out", str(tmp_path), "--run-id", "r",
            "--executor", "ray", "--ray-address", ray_cluster, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    chunks = tmp_path / "_staging" / "run_id=r" / "chunks"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    wait_for_checkpoints(proc, tmp_path, "r", 3, timeout=180)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "runs").exists() and not (tmp_path / "summary").exists()

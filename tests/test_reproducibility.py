@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +11,7 @@ from polars.testing import assert_frame_equal
 
 import pivotal
 from engine.output import RunExistsError
+from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -67,11 +67,7 @@ def test_resume_after_sigkill_equals_undisturbed_run(tmp_path):
             "--out", str(tmp_path / "killed"), "--run-id", "r1", "--quiet", "--keep-episodes", "10"]
     cmd = [sys.executable, "-m", "engine.cli", "run", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    chunks = tmp_path / "killed" / "_staging" / "run_id=r1" / "chunks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    wait_for_checkpoints(proc, tmp_path / "killed", "r1", 3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = tmp_path / "killed"

@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 
 import pivotal
 from engine.output import RunDirectory, RunExistsError
+from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -138,11 +139,7 @@ def _after_checkpoints(proc, out, n):
     are checkpointed."""
     import psutil
 
-    chunks = out / "_staging" / "run_id=r" / "chunks"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < n and proc.poll() is None:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before the failure could be injected"
+    wait_for_checkpoints(proc, out, "r", n, timeout=180, poll=0.02)
     return psutil.Process(proc.pid).children(recursive=True)
 
 

@@ -15,6 +15,7 @@ from scipy import stats
 import pivotal
 from engine.cli import main
 from engine.run import forecast
+from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -478,7 +479,6 @@ high = 4
 def test_study_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
     import os
     import signal
-    import time
 
     study = write_study(tmp_path, SMALL.replace("samples = 6", "samples = 24").replace(
         "episodes = 3000", "episodes = 16000"))
@@ -486,11 +486,7 @@ def test_study_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
     cmd = [sys.executable, "-m", "engine.cli", "study", str(study), "--chunk-size", "400", "--out", str(out),
            "--run-id", "k", "--quiet", "--workers", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    chunks = out / "_staging" / "run_id=k" / "chunks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 3 and proc.poll() is None:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the study finished before it could be killed"
+    wait_for_checkpoints(proc, out, "k", 3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "runs").exists() and not (out / "design").exists()

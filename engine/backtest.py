@@ -360,29 +360,28 @@ def fit(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_E
     """Maximise the mean log-likelihood over FIT_NAMES, with each coefficient kept within
     FIT_SIGNS and a Normal(start, prior_sd) prior, by scipy's bounded Nelder-Mead, same
     seed (common random numbers) at every evaluation, starting from `base`."""
-    bounds = [(0.0, None) if FIT_SIGNS.get(n) == 1 else (None, 0.0) if FIT_SIGNS.get(n) == -1
-              else (None, None) for n in FIT_NAMES]
-    x0 = np.clip(_start(base), [b[0] if b[0] is not None else -np.inf for b in bounds],
-                 [b[1] if b[1] is not None else np.inf for b in bounds])  # a start of the wrong sign: 0
+    lower = np.array([0.0 if FIT_SIGNS.get(n) == 1 else -np.inf for n in FIT_NAMES])
+    upper = np.array([0.0 if FIT_SIGNS.get(n) == -1 else np.inf for n in FIT_NAMES])
+    x0 = np.clip(_start(base), lower, upper)  # a start of the wrong sign: 0
     signed = np.array([n in FIT_SIGNS for n in FIT_NAMES])
     n_scored = sum(int(p.scored.sum()) for p in prepared)
-    loglik: dict = {}
+    cache: dict = {}
+
+    def log_likelihood(x):
+        key = tuple(np.round(x, 12))
+        if key not in cache:
+            cache[key] = mean_log_likelihood(prepared, _params_at(base, x), episodes=episodes, seed=seed)
+        return cache[key]
 
     def objective(x):
-        key = tuple(np.round(x, 12))
-        if key not in loglik:
-            loglik[key] = mean_log_likelihood(prepared, _params_at(base, x), episodes=episodes, seed=seed)
         prior = np.sum((x[signed] - x0[signed]) ** 2) / (2 * prior_sd ** 2 * n_scored)
-        return -loglik[key] + prior
+        return -log_likelihood(x) + prior
 
     simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[k] * FIT_STEPS[k] for k in range(len(x0))])
-    res = optimize.minimize(objective, x0, method="Nelder-Mead", bounds=bounds,
+    res = optimize.minimize(objective, x0, method="Nelder-Mead", bounds=optimize.Bounds(lower, upper),
                             options={"maxfev": max_evals, "initial_simplex": simplex,
                                      "xatol": 1e-3, "fatol": 1e-4})
-    objective(x0)
-    best = tuple(np.round(res.x, 12))
-    objective(res.x)
-    return Fit(_params_at(base, res.x), loglik[tuple(np.round(x0, 12))], loglik[best], len(loglik))
+    return Fit(_params_at(base, res.x), log_likelihood(x0), log_likelihood(res.x), len(cache))
 
 
 def params_text(prm: builder.BuilderParams, header: str) -> str:

@@ -23,11 +23,6 @@ _LOG_ZERO = -746.0
 CACHED_TABLES = 2048  # tables kept (25 KB each), least recently used dropped first
 
 
-def beta_table(mean: float, concentration: float) -> np.ndarray:
-    """The cached table of one (mean, concentration) (`beta_tables`)."""
-    return beta_tables([(mean, concentration)])[0]
-
-
 def _build(mean: float, concentration: float) -> np.ndarray:
     """One row of `rng.BETA_ROW` floats: Beta(mean * conc, (1 - mean) * conc)'s quantile on
     the grid `kernels.rng.beta_quantile` reads. Mean 0 (1) gives a table that yields

@@ -26,24 +26,24 @@ from engine.scenario import parse_scenario, read_toml
 
 DEFAULT_EPISODES = 20_000      # per case and model in `pivotal backtest`
 FIT_EPISODES = 2_000           # per case in each evaluation of the fit's objective
-FIT_MAX_EVALS = 250            # objective evaluations per fit (Nelder-Mead)
+FIT_MAX_EVALS = 400            # objective evaluations per fit (Nelder-Mead)
 THRESHOLD = ("COW lists only states above its participation threshold (about 1,000 troops in combat "
              "or 100 battle deaths): participants are the major contributors")
 TIES_OFF = {"information": False, "linkage": False, "credibility": False, "brokers": False}
 MODELS = ("pivotal", "no_ties", "capacity", "base_rate")
 # the fitted parameters (docs/BACKTESTS.md); budget is searched on a log scale
 FIT_NAMES = ("pref_intercept", "pref_ally_pivot", "pref_ally_target", "pref_igo", "pref_log_distance",
-             "pref_major", "pref_log_milper", "budget")
+             "pref_major", "pref_major_ally", "pref_log_milper", "budget")
 # every fit starts here (a documented prior, not the shipped fitted values, so that a
 # leave-one-case-out fit never starts from values that saw the held-out case)
 FIT_START = {"pref_intercept": -1.5, "pref_ally_pivot": 1.0, "pref_ally_target": -1.0, "pref_igo": 1.0,
-             "pref_log_distance": -0.3, "pref_major": 0.5, "pref_log_milper": 0.3, "budget": 5.0}
-FIT_STEPS = (0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.2, 0.7)  # the first simplex's step in each coordinate
+             "pref_log_distance": -0.3, "pref_major": 0.5, "pref_major_ally": 0.5, "pref_log_milper": 0.3, "budget": 5.0}
+FIT_STEPS = (0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.5, 0.2, 0.7)  # the first simplex's step in each coordinate
 # The signs theory gives the coefficients (docs/BACKTESTS.md, "Calibration"): an alliance with the
 # pivot, shared IGOs, major-power status and capacity make joining likelier; an alliance with the
 # target and distance from the theater make it less likely. The fit keeps each within its sign.
 FIT_SIGNS = {"pref_ally_pivot": 1, "pref_ally_target": -1, "pref_igo": 1, "pref_log_distance": -1,
-             "pref_major": 1, "pref_log_milper": 1}
+             "pref_major": 1, "pref_major_ally": 1, "pref_log_milper": 1}
 # A Normal(FIT_START, FIT_PRIOR_SD) prior on each signed coefficient: the fit maximises the mean
 # log-likelihood minus sum((b - start)^2) / (2 sd^2 N), N = the scored states of all cases
 # (a maximum a posteriori estimate; five cases cannot pin eight free values down alone).

@@ -55,18 +55,19 @@ class BuilderParams:
     venue_day: float = -1.0               # < 0: no venue events
     venue_bonus: float = 0.0
     # preference mean (units of the preference sd) = linear prior in the covariates
-    pref_intercept: float = -1.74754
-    pref_ally_pivot: float = 0.687177
-    pref_ally_target: float = -0.038452
-    pref_igo: float = 2.130895
-    pref_log_distance: float = -1.002669
-    pref_major: float = 0.877995
-    pref_log_milper: float = 0.0
+    pref_intercept: float = -2.386269
+    pref_ally_pivot: float = 0.468745
+    pref_ally_target: float = -0.15125
+    pref_igo: float = 1.950229
+    pref_log_distance: float = -0.804332
+    pref_major: float = 0.085247
+    pref_major_ally: float = 1.048003
+    pref_log_milper: float = 0.133796
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
     requirement_share: float = 0.5        # requirement = share x sum of candidates' mode capacity
-    budget: float = 0.576505
+    budget: float = 0.321266
     min_partners: int = 0
     # behavioural parameters written to [parameters]
     info_noise: float = 1.0
@@ -263,6 +264,7 @@ def covariates(inp: Inputs) -> dict[str, np.ndarray]:
     return {"ally_pivot": np.maximum(inp.pledges["defense"], inp.pledges["offense"]),
             "ally_target": inp.ally_target, "igo": inp.igo_cosine,
             "log_distance": np.log1p(inp.distance_km / 1000.0), "major": inp.major,
+            "major_ally": inp.major * np.maximum(inp.pledges["defense"], inp.pledges["offense"]),
             "log_milper": np.log1p(np.nan_to_num(inp.milper, nan=0.0))}
 
 
@@ -271,6 +273,7 @@ def preference_mean(prm: BuilderParams, inp: Inputs) -> np.ndarray:
     return (prm.pref_intercept + prm.pref_ally_pivot * x["ally_pivot"]
             + prm.pref_ally_target * x["ally_target"] + prm.pref_igo * x["igo"]
             + prm.pref_log_distance * x["log_distance"] + prm.pref_major * x["major"]
+            + prm.pref_major_ally * x["major_ally"]
             + prm.pref_log_milper * x["log_milper"])
 
 
@@ -400,6 +403,7 @@ def render(doc: dict, inp: Inputs, prm: BuilderParams, command: str = "", given=
         f"#   preference = {prm.pref_intercept} + {prm.pref_ally_pivot}*ally_pivot + "
         f"{prm.pref_ally_target}*ally_target + {prm.pref_igo}*igo_cosine + "
         f"{prm.pref_log_distance}*ln(1 + km/1000) + {prm.pref_major}*major + "
+        f"{prm.pref_major_ally}*major*ally_pivot + "
         f"{prm.pref_log_milper}*ln(1 + milper); sd {prm.pref_sd}",
         "#   payment unit = one preference sd; capacity unit = troops",
     ]

@@ -155,7 +155,7 @@ def test_fit_keeps_each_coefficient_within_its_sign_and_shrinks_it_to_the_prior(
 
     monkeypatch.setattr(backtest, "mean_log_likelihood", fake_ll)
     start = BuilderParams(**backtest.FIT_START)
-    res = backtest.fit([Case()], start, max_evals=4000)
+    res = backtest.fit([Case()], start, max_evals=8000)
     x0, x = backtest._start(start), backtest._start(res.params)
     shrink = 1.0 / (2 * backtest.FIT_PRIOR_SD ** 2 * n_scored)
     for k, name in enumerate(backtest.FIT_NAMES):
@@ -240,11 +240,27 @@ def test_a_second_case_outside_the_data_beats_the_capacity_ranking():
 
 
 @needs_real
-@pytest.mark.xfail(strict=True, reason="known shortfall (docs/BACKTESTS.md): in 1950 the US allies "
-                   "(Rio Pact) stayed out while non-allies (TUR, GRC, ETH, THI, PHI) fought; the "
-                   "builder calibrated on the five shipped wars ranks the Korean War coalition at "
-                   "AUC ~0.69, below the capacity ranking's 0.70")
 def test_korean_war_acceptance_auc(shipped_and_korea):
+    """The issue's bar on a coalition outside the data: AUC >= 0.7 and above the capacity ranking.
+    (It failed, 0.69 against 0.70, until the allied-major covariate: docs/BACKTESTS.md.)"""
     rows, _ = shipped_and_korea
     pivotal_auc = rows[("Korean War, 1950", "pivotal")]["auc"]
     assert pivotal_auc >= 0.7 and pivotal_auc > rows[("Korean War, 1950", "capacity")]["auc"]
+
+
+@needs_real
+def test_korean_war_passes_however_the_case_file_is_written(tmp_path):
+    """The same bar when distances go to the target's capital (no theater) and South Korea,
+    the invaded state, is scored as a participant: the result is not an artefact of the case
+    file's choices."""
+    src = HERE / "fixtures" / "korea_1950"
+    text = (src / "korean_war_1950.toml").read_text()
+    text = text.replace('data = "../../../../shared/data"', f'data = "{REAL}"')
+    text = text.replace('theater = "ROK"\n', "").replace('exclude = ["ROK"]', "")
+    (tmp_path / "participants.csv").write_text((src / "participants.csv").read_text())
+    (tmp_path / "korea.toml").write_text(text)
+    p = backtest.prepare(backtest.load_case(tmp_path / "korea.toml"))
+    assert p.inputs.theater.abb == "PRK" and p.scored.all() and p.joined.sum() == 13  # ROK scored
+    res = backtest.run_backtests([p], builder.load_params(), episodes=4000)
+    rows = {r["model"]: r for r in res.tables["backtests"].iter_rows(named=True)}
+    assert rows["pivotal"]["auc"] >= 0.7 and rows["pivotal"]["auc"] > rows["capacity"]["auc"]

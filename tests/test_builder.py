@@ -4,6 +4,7 @@ import random
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import builder, cow
@@ -85,6 +86,28 @@ def test_preference_is_the_documented_linear_prior():
                 - 0.25 * x["log_distance"][k] + 0.6 * x["major"][k] + 0.2 * math.log1p(100.0))
         assert c["preference"]["mean"] == pytest.approx(want, abs=1e-3)
         assert c["preference"]["sd"] == prm.pref_sd
+
+
+def test_the_allied_major_term_lifts_only_a_major_power_allied_with_the_pivot():
+    inp, _, _ = built()
+    inp.major = np.array([1.0, 1.0, 0.0])  # ALY (allied with PIV) and NON (not) made major powers
+    x = builder.covariates(inp)
+    assert list(x["major_ally"]) == [1.0, 0.0, 0.0]
+    prm = BuilderParams(pref_major=0.3, pref_major_ally=1.2)
+    lift = builder.preference_mean(prm, inp) - builder.preference_mean(
+        prm.replace(pref_major=0.0, pref_major_ally=0.0), inp)
+    assert lift == pytest.approx([1.5, 0.3, 0.0])
+    doc = builder.compose(inp, prm)
+    assert "1.2*major*ally_pivot" in builder.render(doc, inp, prm)
+
+
+@needs_real
+def test_allied_and_unallied_major_powers_in_1950():
+    inp = builder.gather(REAL, "USA", 1950, "PRK", "ROK")
+    x = builder.covariates(inp)
+    ally_major = {s.abb for s, v in zip(inp.candidates, x["major_ally"]) if v}
+    major = {s.abb for s, v in zip(inp.candidates, x["major"]) if v}
+    assert ally_major == {"UKG", "FRN"} and major == {"UKG", "FRN", "RUS", "CHN"}
 
 
 def test_institutions_are_the_pivots_political_igos():

@@ -139,12 +139,15 @@ class _Checker:
                 self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def get(self, table, name, prefix, kind, default=None, required=False, check=None):
-        key = f"{prefix}.{name}" if prefix else name
         if name not in table:
             if required:
-                self.fail(key, "required key is missing")
+                self.fail(f"{prefix}.{name}" if prefix else name, "required key is missing")
             return default
         value = table[name]
+        if kind == "number" and type(value) is float and math.isfinite(value) and (
+                check is None or _holds(value, check)):
+            return value  # the common case, checked without building the key path
+        key = f"{prefix}.{name}" if prefix else name
         if kind == "string":
             if not isinstance(value, str) or (required and not value):
                 self.fail(key, "must be a non-empty string" if required else "must be a string")

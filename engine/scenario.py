@@ -269,8 +269,11 @@ def _array_of_tables(c, doc, name, required=False):
     return value
 
 
-def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None = None) -> Scenario:
-    """Validate a parsed TOML document and return the `Scenario` with defaults applied."""
+def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None = None,
+                   like: Scenario | None = None) -> Scenario:
+    """Validate a parsed TOML document and return the `Scenario` with defaults applied.
+    Candidates, ties and institutions equal to those of `like` at the same place are taken
+    from it (the rows of a study share their base's: they differ in a few values)."""
     c = _Checker(path)
     c.no_unknown(doc, TOP_LEVEL, "")
     name = c.get(doc, "name", "", "string", required=True)
@@ -333,13 +336,23 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
         payment_unit=c.get(doc, "payment_unit", "", "string", default="payment units"),
         parameters=params,
         mechanisms=mechanisms,
-        candidates=tuple(candidates),
-        ties=tuple(ties),
-        institutions=tuple(institutions),
+        candidates=_shared(candidates, like and like.candidates),
+        ties=_shared(ties, like and like.ties),
+        institutions=_shared(institutions, like and like.institutions),
         description=c.get(doc, "description", "", "string", default=""),
         sources=tuple(c.get(doc, "sources", "", "strings", default=[])),
         path=str(path),
     ))
+
+
+def _shared(items: list, like: tuple | None) -> tuple:
+    """`items` as a tuple, each item equal to `like`'s at the same place replaced by it."""
+    items = tuple(items)
+    if not like or len(like) != len(items):
+        return items
+    if items == like:
+        return like
+    return tuple(old if new == old else new for new, old in zip(items, like))
 
 
 # Scenarios this module built and checked, by identity: `validate_scenario` returns them as they

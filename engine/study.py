@@ -415,13 +415,14 @@ def _scenarios(c: _Study, study: Study, base: Scenario) -> list[Scenario]:
     out = [dataclasses.replace(base, id="base")]
     for k, v in enumerate(study.variants, start=1):
         try:
-            out.append(parse_scenario(study._variant_doc(v), study.path, scenario_id=f"variant-{k}"))
+            out.append(parse_scenario(study._variant_doc(v), study.path, scenario_id=f"variant-{k}",
+                                      like=base))
         except ScenarioError as exc:
             c.fail(f"variants[{k - 1}]", f"variant {v.name!r} makes an invalid scenario: "
                    f"{exc.key}: {exc.rule}")
     for r in range(study.rows):
         try:
-            out.append(parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r)))
+            out.append(parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r), like=base))
         except ScenarioError as exc:
             culprit = next((k for k, i in enumerate(study.inputs) for loc in i.locations
                             if exc.key in loc.error_keys), None)

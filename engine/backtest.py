@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from scipy import optimize, stats
 
 from engine import builder, cow
 from engine.cow import DataError
@@ -225,6 +224,7 @@ def auc(score, y) -> float | None:
     n1, n0 = int(y.sum()), int((~y).sum())
     if n1 == 0 or n0 == 0:
         return None
+    from scipy import stats  # here, not at the top: every command imports this module for its help
     return float((stats.rankdata(score)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -266,6 +266,8 @@ def score_rows(run_id, p: Prepared, p_member, p_no_ties, episodes: int) -> list[
 
 
 def state_rows(run_id, p: Prepared, p_member, p_no_ties) -> list[dict]:
+    from scipy import stats
+
     mil = np.nan_to_num(p.inputs.milper, nan=0.0)
     ranks = stats.rankdata(-mil[p.scored], method="min").astype(int)
     rank_of = dict(zip(np.flatnonzero(p.scored), ranks))
@@ -360,6 +362,8 @@ def fit(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_E
     """Maximise the mean log-likelihood over FIT_NAMES, with each coefficient kept within
     FIT_SIGNS and a Normal(start, prior_sd) prior, by scipy's bounded Nelder-Mead, same
     seed (common random numbers) at every evaluation, starting from `base`."""
+    from scipy import optimize
+
     lower = np.array([0.0 if FIT_SIGNS.get(n) == 1 else -np.inf for n in FIT_NAMES])
     upper = np.array([0.0 if FIT_SIGNS.get(n) == -1 else np.inf for n in FIT_NAMES])
     x0 = np.clip(_start(base), lower, upper)  # a start of the wrong sign: 0

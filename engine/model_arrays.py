@@ -64,10 +64,8 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     n, k = len(s.candidates), len(s.institutions)
 
     cand = np.zeros((n, L.N_CANDIDATE_COLUMNS))
-    for i, c in enumerate(s.candidates):
-        cand[i, [L.LOW, L.MODE, L.HIGH]] = c.capacity
-        cand[i, [L.PREF_MEAN, L.PREF_SD]] = c.preference
-        cand[i, L.KEY] = candidate_key(c.id)
+    cand[:, [L.LOW, L.MODE, L.HIGH, L.PREF_MEAN, L.PREF_SD, L.KEY]] = np.array(
+        [(*c.capacity, *c.preference, candidate_key(c.id)) for c in s.candidates], np.float64).reshape(n, 6)
     expected = cand[:, [L.LOW, L.MODE, L.HIGH]].sum(axis=1) / 3.0
     cand[:, L.EXPECTED] = expected
     criticality = np.minimum(1.0, expected / s.requirement) if s.requirement > 0 else np.zeros(n)
@@ -105,12 +103,13 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     scal[L.USE_LINKAGE] = float(on["linkage"])
     scal[L.USE_CREDIBILITY] = float(on["credibility"])
 
-    tie_ends = np.array([[index[t.a], index[t.b], tie_key(t.a, t.b)] for t in s.ties],
+    ends = [(index[t.a], index[t.b]) for t in s.ties]
+    tie_ends = np.array([(a, b, tie_key(t.a, t.b)) for (a, b), t in zip(ends, s.ties)],
                         np.int64).reshape(-1, 3)
     tie_shapes = np.array([c.tie for c in s.candidates] + [(t.mean, t.concentration) for t in s.ties],
                           np.float64).reshape(-1, 2)
     neighbours = [[] for _ in range(n)]
-    for e, (a, b, _) in enumerate(tie_ends):
+    for e, (a, b) in enumerate(ends):
         neighbours[a].append((b, e))
         neighbours[b].append((a, e))
     adj_ptr = np.zeros(n + 1, np.int64)

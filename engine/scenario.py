@@ -12,7 +12,9 @@ import json
 import math
 import stat
 import tomllib
+import weakref
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from engine.keys import candidate_key, tie_key
@@ -137,12 +139,15 @@ class _Checker:
                 self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def get(self, table, name, prefix, kind, default=None, required=False, check=None):
-        key = f"{prefix}.{name}" if prefix else name
         if name not in table:
             if required:
-                self.fail(key, "required key is missing")
+                self.fail(f"{prefix}.{name}" if prefix else name, "required key is missing")
             return default
         value = table[name]
+        if kind == "number" and type(value) is float and math.isfinite(value) and (
+                check is None or _holds(value, check)):
+            return value  # the common case, checked without building the key path
+        key = f"{prefix}.{name}" if prefix else name
         if kind == "string":
             if not isinstance(value, str) or (required and not value):
                 self.fail(key, "must be a non-empty string" if required else "must be a string")
@@ -175,12 +180,19 @@ def _short(value) -> str:
 
 
 def _holds(value, check):
+    low, high, closed_low, closed_high = _bounds(check)
+    return (low <= value if closed_low else low < value) and (value <= high if closed_high else value < high)
+
+
+@lru_cache(maxsize=None)
+def _bounds(check):
+    """A check ("in [0, 1]", "in (0, 1e6]", ">= 0", "> 0") as (low, high, low closed, high closed),
+    read once: a study validates thousands of rows of hundreds of values each."""
     if check.startswith("in "):
         low, high = (float(x) for x in check[4:-1].split(","))
-        above = low <= value if check[3] == "[" else low < value
-        return above and (value <= high if check[-1] == "]" else value < high)
+        return low, high, check[3] == "[", check[-1] == "]"
     op, bound = check.split()
-    return value >= float(bound) if op == ">=" else value > float(bound)
+    return float(bound), math.inf, op == ">=", True
 
 
 def _candidate(c, raw, k):
@@ -257,8 +269,11 @@ def _array_of_tables(c, doc, name, required=False):
     return value
 
 
-def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None = None) -> Scenario:
-    """Validate a parsed TOML document and return the `Scenario` with defaults applied."""
+def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None = None,
+                   like: Scenario | None = None) -> Scenario:
+    """Validate a parsed TOML document and return the `Scenario` with defaults applied.
+    Candidates, ties and institutions equal to those of `like` at the same place are taken
+    from it (the rows of a study share their base's: they differ in a few values)."""
     c = _Checker(path)
     c.no_unknown(doc, TOP_LEVEL, "")
     name = c.get(doc, "name", "", "string", required=True)
@@ -309,7 +324,7 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
             c.fail(f"institutions[{k}].id", f"duplicate institution id {inst.id!r}")
         institutions.append(inst)
 
-    return Scenario(
+    return _checked(Scenario(
         id=scenario_id or name,
         name=name,
         pivot=pivot,
@@ -321,13 +336,35 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
         payment_unit=c.get(doc, "payment_unit", "", "string", default="payment units"),
         parameters=params,
         mechanisms=mechanisms,
-        candidates=tuple(candidates),
-        ties=tuple(ties),
-        institutions=tuple(institutions),
+        candidates=_shared(candidates, like and like.candidates),
+        ties=_shared(ties, like and like.ties),
+        institutions=_shared(institutions, like and like.institutions),
         description=c.get(doc, "description", "", "string", default=""),
         sources=tuple(c.get(doc, "sources", "", "strings", default=[])),
         path=str(path),
-    )
+    ))
+
+
+def _shared(items: list, like: tuple | None) -> tuple:
+    """`items` as a tuple, each item equal to `like`'s at the same place replaced by it."""
+    items = tuple(items)
+    if not like or len(like) != len(items):
+        return items
+    if items == like:
+        return like
+    return tuple(old if new == old else new for new, old in zip(items, like))
+
+
+# Scenarios this module built and checked, by identity: `validate_scenario` returns them as they
+# are (a study's rows, checked when the study is loaded, are not checked again when it runs).
+# A Scenario is frozen and changed only through a new object (`with_`, `dataclasses.replace`),
+# which is not in here and so is checked.
+_CHECKED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _checked(s: Scenario) -> Scenario:
+    _CHECKED[id(s)] = s
+    return s
 
 
 MAX_FILE_BYTES = 64 << 20  # a scenario of 10,000 candidates is about 2 MB
@@ -365,7 +402,7 @@ def load_scenario(path) -> Scenario:
     path = Path(path)
     doc, data = read_toml(path, refusal(path))
     scenario = parse_scenario(doc, str(path), scenario_id=path.stem)
-    return dataclasses.replace(scenario, sha256=hashlib.sha256(data).hexdigest())
+    return _checked(dataclasses.replace(scenario, sha256=hashlib.sha256(data).hexdigest()))
 
 
 def scenario_document(s: Scenario) -> dict:
@@ -395,9 +432,11 @@ def scenario_document(s: Scenario) -> dict:
 def validate_scenario(s: Scenario) -> Scenario:
     """Check a `Scenario` made in Python (e.g. by `dataclasses.replace`) by the rules of a file;
     returns it with defaults filled in, or raises ScenarioError naming the key and the rule."""
+    if _CHECKED.get(id(s)) is s:  # built by this module: checked already
+        return s
     try:
         doc = scenario_document(s)
     except (TypeError, ValueError, AttributeError) as exc:
         raise ScenarioError(s.path or f"<scenario {s.id}>", "", f"not a valid scenario ({exc})") from None
     checked = parse_scenario(doc, s.path or f"<scenario {s.id}>", scenario_id=s.id)
-    return dataclasses.replace(checked, sha256=s.sha256)
+    return _checked(dataclasses.replace(checked, sha256=s.sha256))

@@ -93,17 +93,17 @@ class Study:
         return self._row_doc(int(number))
 
     def _variant_doc(self, v: Variant) -> dict:
-        doc = _copy(self.base_doc)
+        doc, copied = _shallow(self.base_doc)
         for path, value in v.values.items():
             for loc in v.locations[path]:
-                _put(doc, loc, value)
+                _put(doc, loc, value, copied)
         return _named(doc, self.base_doc["name"], v.name)
 
     def _row_doc(self, r: int) -> dict:
-        doc = _copy(self.base_doc)
+        doc, copied = _shallow(self.base_doc)
         for inp, value in zip(self.inputs, self.values[r]):
             for loc in inp.locations:
-                _put(doc, loc, _applied(inp.apply, loc, value))
+                _put(doc, loc, _applied(inp.apply, loc, value), copied)
         return _named(doc, self.base_doc["name"], f"row {r}")
 
 
@@ -133,12 +133,26 @@ def _applied(apply, loc: Location, value):
     return value
 
 
-def _put(doc, loc: Location, value):
+def _shallow(doc):
+    """A new top table for a scenario document, sharing everything below it with `doc`, and the
+    set of ids of the tables and arrays of the new document that are its own (`_put`)."""
+    doc = dict(doc)
+    return doc, {id(doc)}
+
+
+def _put(doc, loc: Location, value, copied):
+    """Set one value, copying the tables and arrays on its way that `doc` still shares with
+    the base document (whose values the rows of a study all start from)."""
     node = doc
     for k in loc.keys[:-1]:
         if isinstance(k, str) and k not in node:
             node[k] = {}
-        node = node[k]
+            copied.add(id(node[k]))
+        child = node[k]
+        if id(child) not in copied:
+            child = node[k] = dict(child) if isinstance(child, dict) else list(child)
+            copied.add(id(child))
+        node = child
     node[loc.keys[-1]] = value
 
 
@@ -401,13 +415,14 @@ def _scenarios(c: _Study, study: Study, base: Scenario) -> list[Scenario]:
     out = [dataclasses.replace(base, id="base")]
     for k, v in enumerate(study.variants, start=1):
         try:
-            out.append(parse_scenario(study._variant_doc(v), study.path, scenario_id=f"variant-{k}"))
+            out.append(parse_scenario(study._variant_doc(v), study.path, scenario_id=f"variant-{k}",
+                                      like=base))
         except ScenarioError as exc:
             c.fail(f"variants[{k - 1}]", f"variant {v.name!r} makes an invalid scenario: "
                    f"{exc.key}: {exc.rule}")
     for r in range(study.rows):
         try:
-            out.append(parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r)))
+            out.append(parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r), like=base))
         except ScenarioError as exc:
             culprit = next((k for k, i in enumerate(study.inputs) for loc in i.locations
                             if exc.key in loc.error_keys), None)

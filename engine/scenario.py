@@ -355,16 +355,26 @@ def _shared(items: list, like: tuple | None) -> tuple:
     return tuple(old if new == old else new for new, old in zip(items, like))
 
 
-# Scenarios this module built and checked, by identity: `validate_scenario` returns them as they
-# are (a study's rows, checked when the study is loaded, are not checked again when it runs).
-# A Scenario is frozen and changed only through a new object (`with_`, `dataclasses.replace`),
-# which is not in here and so is checked.
-_CHECKED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# Scenarios this module built and checked, by identity, with a copy of their two mutable
+# fields: `validate_scenario` returns them as they are (a study's rows, checked when the study is
+# loaded, are not checked again when it runs). A Scenario is frozen and changed only through a new
+# object (`with_`, `dataclasses.replace`), which is not in here and so is checked; its
+# `parameters` and `mechanisms` dicts could still be edited in place, so they must still equal
+# the copies.
+_CHECKED: dict[int, tuple] = {}
 
 
 def _checked(s: Scenario) -> Scenario:
-    _CHECKED[id(s)] = s
+    key = id(s)
+    _CHECKED[key] = (weakref.ref(s, lambda _, key=key: _CHECKED.pop(key, None)),
+                     dict(s.parameters), dict(s.mechanisms))
     return s
+
+
+def _still_checked(s: Scenario) -> bool:
+    entry = _CHECKED.get(id(s))
+    return (entry is not None and entry[0]() is s and s.parameters == entry[1]
+            and s.mechanisms == entry[2])
 
 
 MAX_FILE_BYTES = 64 << 20  # a scenario of 10,000 candidates is about 2 MB
@@ -432,7 +442,7 @@ def scenario_document(s: Scenario) -> dict:
 def validate_scenario(s: Scenario) -> Scenario:
     """Check a `Scenario` made in Python (e.g. by `dataclasses.replace`) by the rules of a file;
     returns it with defaults filled in, or raises ScenarioError naming the key and the rule."""
-    if _CHECKED.get(id(s)) is s:  # built by this module: checked already
+    if _still_checked(s):  # built by this module: checked already
         return s
     try:
         doc = scenario_document(s)

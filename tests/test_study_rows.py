@@ -34,3 +34,14 @@ def test_a_changed_copy_of_a_checked_scenario_is_checked_again():
             forecast(bad, episodes=10)
     with pytest.raises(ScenarioError, match="requirement"):
         s.with_(requirement=-5.0)
+
+
+def test_a_checked_scenario_edited_in_place_is_checked_again():
+    s = load_scenario(TUTORIAL)
+    s.parameters["bandwidth"] = 0      # the two dicts of a frozen Scenario can still be edited
+    with pytest.raises(ScenarioError, match="bandwidth"):
+        forecast(s, episodes=10)
+    s = load_scenario(TUTORIAL)
+    s.mechanisms["peers"] = "yes"
+    with pytest.raises(ScenarioError, match="peers"):
+        validate_scenario(s)

@@ -36,16 +36,18 @@ FIT_NAMES = ("pref_intercept", "pref_ally_pivot", "pref_ally_target", "pref_igo"
 # every fit starts here (a documented prior, not the shipped fitted values, so that a
 # leave-one-case-out fit never starts from values that saw the held-out case)
 FIT_START = {"pref_intercept": -1.5, "pref_ally_pivot": 1.0, "pref_ally_target": -1.0, "pref_igo": 1.0,
-             "pref_log_distance": -0.3, "pref_major": 0.5, "pref_major_ally": 0.5, "pref_log_milper": 0.3, "budget": 5.0}
+             "pref_log_distance": -0.3, "pref_major": 0.5, "pref_major_ally": 0.5, "pref_log_milper": 0.3,
+             "budget": 5.0}
 FIT_STEPS = (0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.5, 0.2, 0.7)  # the first simplex's step in each coordinate
 # The signs theory gives the coefficients (docs/BACKTESTS.md, "Calibration"): an alliance with the
-# pivot, shared IGOs, major-power status and capacity make joining likelier; an alliance with the
-# target and distance from the theater make it less likely. The fit keeps each within its sign.
+# pivot, shared IGOs, major-power status (allied or not) and capacity make joining likelier; an
+# alliance with the target and distance from the theater make it less likely. The fit keeps each
+# within its sign.
 FIT_SIGNS = {"pref_ally_pivot": 1, "pref_ally_target": -1, "pref_igo": 1, "pref_log_distance": -1,
              "pref_major": 1, "pref_major_ally": 1, "pref_log_milper": 1}
 # A Normal(FIT_START, FIT_PRIOR_SD) prior on each signed coefficient: the fit maximises the mean
 # log-likelihood minus sum((b - start)^2) / (2 sd^2 N), N = the scored states of all cases
-# (a maximum a posteriori estimate; five cases cannot pin eight free values down alone).
+# (a maximum a posteriori estimate; five cases cannot pin nine free values down alone).
 FIT_PRIOR_SD = 1.0
 
 BACKTESTS_SCHEMA = pa.schema([

@@ -9,6 +9,7 @@ preference coefficients and budget to the cases (docs/BACKTESTS.md).
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import re
@@ -126,6 +127,9 @@ def load_case(path, data_override=None) -> Case:
             raise CaseError(path, prefix + key, f"must be finite (got {v})")
         return v
 
+    if "candidates" in doc and "build" not in doc:
+        fail("a scenario file, not a backtest case: run it with `pivotal run`; a case file has "
+             "[build] and [observed] tables (docs/BACKTESTS.md)")
     unknown(doc, CASE_KEYS, "")
     name = get(doc, "name", "", (str,), required=True)
     b, o = table(doc, "build"), table(doc, "observed")
@@ -162,20 +166,54 @@ def load_case(path, data_override=None) -> Case:
 
 
 def participants(case: Case) -> set[int]:
-    """ccodes with a row of the case's war and side in its observed file."""
+    """ccodes with a row of the case's war and side in its observed file (a CSV with at least the
+    columns warnum, ccode, side; a value that is not an integer is refused with its line)."""
+    where = case.observed_file
+
+    def fail(rule):
+        raise CaseError(case.path, "observed.file", f"{where}: {rule}") from None
+
     try:
-        obs = pl.read_csv(case.observed_file, infer_schema_length=None)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise CaseError(case.path, "observed.file", f"cannot read {case.observed_file} ({exc})") from None
-    missing = {"warnum", "ccode", "side"} - set(obs.columns)
+        with open(where, newline="", encoding="utf-8-sig") as fh:
+            lines = list(csv.reader(fh))
+    except OSError as exc:
+        raise CaseError(case.path, "observed.file", f"cannot read {where} ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        fail(f"cannot read it as a CSV file ({exc})")
+    header = [h.strip() for h in lines[0]] if lines else []
+    missing = {"warnum", "ccode", "side"} - set(header)
     if missing:
-        raise CaseError(case.path, "observed.file", f"{case.observed_file} lacks the columns "
-                        f"{', '.join(sorted(missing))} (needs warnum, ccode, side)")
-    rows = obs.filter((pl.col("warnum") == case.warnum) & (pl.col("side") == case.side))
-    if rows.height == 0:
-        raise CaseError(case.path, "observed", f"no row of warnum {case.warnum}, side {case.side} in "
-                        f"{case.observed_file}")
-    return set(int(c) for c in rows["ccode"].to_list())
+        fail(f"lacks the columns {', '.join(sorted(missing))} (needs warnum, ccode, side)")
+    col = {name: header.index(name) for name in ("warnum", "ccode", "side")}
+    found = set()
+    for line, row in enumerate(lines[1:], start=2):
+        if not any(v.strip() for v in row):
+            continue
+        if len(row) != len(header):
+            fail(f"line {line} has {len(row)} fields where the header has {len(header)} "
+                 "(quote a value that contains a comma)")
+
+        def integer(name, row=row, line=line):
+            value = row[col[name]].strip()
+            try:
+                return int(value)
+            except ValueError:
+                fail(f"line {line}: {name} must be an integer (got {value!r})")
+
+        if integer("warnum") == case.warnum and integer("side") == case.side:
+            found.add(integer("ccode"))
+    if not found:
+        raise CaseError(case.path, "observed", f"no row of warnum {case.warnum}, side {case.side} in {where}")
+    return found
+
+
+def observed_set(case: Case) -> str:
+    """What the case's participants are (the `observed_set` column): COW's major contributors, or
+    whoever the case's own file lists."""
+    if case.observed_file.name == "cow_war_participants.csv":
+        return THRESHOLD
+    return (f"participants as listed in the case's own file {case.observed_file.name} "
+            "(not COW's list: its threshold need not apply)")
 
 
 @dataclass
@@ -185,6 +223,7 @@ class Prepared:
     inputs: builder.Inputs
     scored: np.ndarray          # bool per candidate
     joined: np.ndarray          # bool per candidate (participated)
+    unscored: tuple[str, ...] = ()  # participants that are not candidates (pivot, target aside)
 
 
 def prepare(case: Case) -> Prepared:
@@ -200,12 +239,19 @@ def prepare(case: Case) -> Prepared:
             excluded.add(cow.resolve(case.data, token, case.year, "exclude").ccode)
         except DataError as exc:
             raise CaseError(case.path, "observed.exclude", str(exc)) from None
+    known = {int(c): a for c, a in cow.frames(case.data)["states"].select("ccode", "stateabb").iter_rows()}
+    unknown = sorted(joined_codes - set(known))
+    if unknown:
+        raise CaseError(case.path, "observed.file", f"{case.observed_file}: ccode {unknown[0]} (warnum "
+                        f"{case.warnum}, side {case.side}) is not a COW state code (cow_states.csv)")
     ccodes = np.array([s.ccode for s in inp.candidates])
     scored = ~np.isin(ccodes, list(excluded))
     if not scored.any():
         raise CaseError(case.path, "observed.exclude", "leaves no candidate to score")
     joined = np.isin(ccodes, list(joined_codes))
-    return Prepared(case, inp, scored, joined)
+    outside = sorted(joined_codes - set(ccodes.tolist()) - {inp.pivot.ccode, inp.target.ccode})
+    unscored = tuple(f"{known[c]} ({c})" for c in outside)
+    return Prepared(case, inp, scored, joined, unscored)
 
 
 def scenario(p: Prepared, prm: builder.BuilderParams, ties: bool = True):
@@ -256,7 +302,7 @@ def score_rows(run_id, p: Prepared, p_member, p_no_ties, episodes: int) -> list[
     rows = []
     for model in MODELS:
         row = {"run_id": run_id, "case": p.case.name, "model": model, "scored": int(len(y)),
-               "participants": int(y.sum()), "episodes": episodes, "observed_set": THRESHOLD}
+               "participants": int(y.sum()), "episodes": episodes, "observed_set": observed_set(p.case)}
         if model == "capacity":
             row.update(auc=auc(mil, y), brier=None, log_loss=None)
         else:
@@ -314,18 +360,39 @@ def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episo
 def report(backtests: pl.DataFrame) -> str:
     """The printed table: one block per case, one line per model."""
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = [f"Note: {THRESHOLD}.", ""]
-    lines.append(f"{'case':34} {'model':10} {'scored':>6} {'joined':>6} {'AUC':>6} {'Brier':>6} {'logloss':>7}")
+    width = max([len("mean over cases"), *(len(c) for c in backtests["case"])])
+    lines = [f"Note: {THRESHOLD}; a case scored from its own participants file counts whom "
+             "that file lists (the observed_set column says which).", ""]
+    lines.append(f"{'case':{width}} {'model':10} {'scored':>6} {'joined':>6} {'AUC':>6} {'Brier':>6} "
+                 f"{'logloss':>7}")
     for r in backtests.iter_rows(named=True):
-        lines.append(f"{r['case'][:34]:34} {r['model']:10} {r['scored']:>6} {r['participants']:>6} "
+        lines.append(f"{r['case']:{width}} {r['model']:10} {r['scored']:>6} {r['participants']:>6} "
                      f"{fmt(r['auc']):>6} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
     means = (backtests.group_by("model", maintain_order=True)
              .agg(pl.col("auc").mean(), pl.col("brier").mean(), pl.col("log_loss").mean()))
     lines.append("")
     for r in means.iter_rows(named=True):
-        lines.append(f"{'mean over cases':34} {r['model']:10} {'':>6} {'':>6} {fmt(r['auc']):>6} "
+        lines.append(f"{'mean over cases':{width}} {r['model']:10} {'':>6} {'':>6} {fmt(r['auc']):>6} "
                      f"{fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
     return "\n".join(lines)
+
+
+def check_distinct(cases: list[Case]) -> None:
+    """Refuse two cases with the same name or file name (their rows could not be told apart)."""
+    for attr, what in (("name", "name"), ("slug", "file name")):
+        seen = {}
+        for c in cases:
+            key = getattr(c, attr)
+            if key in seen:
+                raise CaseError(c.path, "name" if attr == "name" else "",
+                                f"same {what} {key!r} as {seen[key]}: each case needs its own")
+            seen[key] = c.path
+
+
+def notes(prepared: list[Prepared]) -> list[str]:
+    """One line per case whose participants file lists states that are not its candidates."""
+    return [f"{p.case.path}: participants not among the candidates, not scored: {', '.join(p.unscored)}"
+            for p in prepared if p.unscored]
 
 
 # ------------------------------------------------------------------ calibration

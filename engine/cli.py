@@ -447,7 +447,11 @@ def _backtest(args) -> int:
     if args.episodes is not None and args.episodes < 1:
         raise DataError(f"--episodes must be >= 1 (got {args.episodes:,})")
     prm = builder.load_params(args.params)
-    prepared = [backtest.prepare(backtest.load_case(f, args.data)) for f in args.cases]
+    cases = [backtest.load_case(f, args.data) for f in args.cases]
+    backtest.check_distinct(cases)
+    prepared = [backtest.prepare(c) for c in cases]
+    for line in backtest.notes(prepared):
+        print(f"pivotal: note: {line}", file=sys.stderr)
     if args.fit:
         return _fit(args, prepared, prm)
 

@@ -78,7 +78,8 @@ def render(tables: dict[str, pl.DataFrame]) -> str:
         parts.append(_charts(charts))
     if "backtests" in tables and "backtest_states" in tables:
         parts.append("<h2>Backtest</h2><p class='note'>Observed participants are the states the "
-                     "Correlates of War lists as taking part, that is, major contributors.</p>")
+                     "Correlates of War lists as taking part, that is, major contributors, or, for a "
+                     "case with its own participants file, the states that file lists.</p>")
         parts.append(_charts(_roc_charts(tables["backtests"], tables["backtest_states"])))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<link rel='icon' href='data:,'>"

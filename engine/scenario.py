@@ -275,6 +275,9 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
     Candidates, ties and institutions equal to those of `like` at the same place are taken
     from it (the rows of a study share their base's: they differ in a few values)."""
     c = _Checker(path)
+    if "build" in doc and "observed" in doc and "candidates" not in doc:
+        c.fail("", "a backtest case file, not a scenario: run it with `pivotal backtest` "
+                   "(docs/BACKTESTS.md)")
     c.no_unknown(doc, TOP_LEVEL, "")
     name = c.get(doc, "name", "", "string", required=True)
     pivot = c.get(doc, "pivot", "", "string", required=True)

@@ -87,11 +87,74 @@ def test_bad_case_files_exit_2_with_one_line(case_file, capsys, edit, message):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("rows, message", [
+    ("warnum,ccode,side,note\n7,220,2,ok\n7,SPN,2,ok\n", "line 3: ccode must be an integer (got 'SPN')"),
+    ("warnum,ccode,side,note\n7,220,2,ok\n7,,2,ok\n", "line 3: ccode must be an integer (got '')"),
+    ("warnum,ccode,side,note\n7,220,one,ok\n", "line 2: side must be an integer (got 'one')"),
+    ("warnum,ccode,side,note\n7,220,2,air, sea\n", "line 2 has 5 fields where the header has 4"),
+    ("warnum,side\n7,2\n", "lacks the columns ccode"),
+    ("warnum,ccode,side\n7,9999,2\n", "ccode 9999 (warnum 7, side 2) is not a COW state code"),
+])
+def test_a_bad_participants_file_is_refused_with_its_line(case_file, capsys, rows, message):
+    (case_file.parent / "mine.csv").write_text(rows)
+    case_file.write_text(CASE.replace('"cow_war_participants.csv"', '"./mine.csv"')
+                         .replace("warnum = 999\nside = 1", "warnum = 7\nside = 2"))
+    assert main(["backtest", str(case_file), "--episodes", "100", "--out", str(case_file.parent / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "observed.file" in err and "mine.csv" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_participants_that_are_not_candidates_are_named_not_scored(case_file, capsys):
+    # FAR (900) joined but the candidates are a list without it; the pivot's own row is no news
+    (case_file.parent / "mine.csv").write_text("warnum,ccode,side\n7,2,1\n7,220,1\n7,900,1\n")
+    case_file.write_text(CASE.replace('"cow_war_participants.csv"', '"./mine.csv"')
+                         .replace("warnum = 999", "warnum = 7")
+                         .replace("year = 2000", 'year = 2000\ncandidates = "list:ALY,NON"'))
+    assert main(["backtest", str(case_file), "--episodes", "200", "--out", str(case_file.parent / "o")]) == 0
+    captured = capsys.readouterr()
+    assert "participants not among the candidates, not scored: FAR (900)" in captured.err
+    assert "PIV" not in captured.err.split("not scored:")[1]
+    assert "own file mine.csv" in pl.read_parquet(case_file.parent / "o" / "backtests")["observed_set"][0]
+
+
+def test_two_cases_with_one_name_or_file_name_are_refused(case_file, capsys):
+    twin = case_file.parent / "twin.toml"
+    twin.write_text(CASE)  # same name "Fixture war"
+    assert main(["backtest", str(case_file), str(twin), "--episodes", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "name: same name 'Fixture war' as" in err and str(case_file) in err and str(twin) in err
+    (case_file.parent / "d").mkdir()
+    same_stem = case_file.parent / "d" / case_file.name
+    same_stem.write_text(CASE.replace("Fixture war", "Another war"))
+    assert main(["backtest", str(case_file), str(same_stem), "--episodes", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "same file name 'fixture_war'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_case_file_and_a_scenario_file_mistaken_for_each_other_are_named(case_file, capsys):
+    scenario = HERE.parent / "configs" / "scenarios" / "tutorial.toml"
+    assert main(["backtest", str(scenario), "--episodes", "100"]) == 2
+    assert "a scenario file, not a backtest case: run it with `pivotal run`" in capsys.readouterr().err
+    assert main(["validate", str(case_file)]) == 2
+    err = capsys.readouterr().err
+    assert "a backtest case file, not a scenario: run it with `pivotal backtest`" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_printout_keeps_long_case_names_whole():
+    rows = pl.DataFrame({"case": ["A case whose name is much longer than thirty-four characters"] * 2,
+                         "model": ["pivotal", "capacity"], "scored": [3, 3], "participants": [1, 1],
+                         "auc": [0.9, 0.5], "brier": [0.1, None], "log_loss": [0.3, None]})
+    assert "A case whose name is much longer than thirty-four characters pivotal" in backtest.report(rows)
+
+
 def test_backtest_tables_published_with_the_run(case_file, tmp_path, capsys):
     out = tmp_path / "fc"
     assert main(["backtest", str(case_file), "--episodes", "2000", "--out", str(out), "--run-id", "r1"]) == 0
     printed = capsys.readouterr().out
     assert "participation threshold" in printed and "base_rate" in printed
+    assert pl.read_parquet(out / "backtests")["observed_set"][0] == backtest.THRESHOLD  # COW's own list
     bt = pl.read_parquet(out / "backtests" / "run_id=r1" / "part-0.parquet")
     st = pl.read_parquet(out / "backtest_states" / "run_id=r1" / "part-0.parquet")
     assert (out / "runs" / "run_id=r1").exists() and not (out / "_staging" / "run_id=r1").exists()

@@ -230,8 +230,12 @@ def prepare(case: Case) -> Prepared:
     """Read the case's data and observed participants once (refusing what the data lack)."""
     try:
         inp = builder.gather(case.data, case.pivot, case.year, case.target, case.theater, case.candidates)
-    except DataError as exc:  # names the flag; the message gets the case file in front
-        raise CaseError(case.path, "build", str(exc)) from None
+    except DataError as exc:  # names a flag of `scenario build`: the case file's key instead
+        flag = re.match(r"--(pivot|year|target|theater|candidates|data)\b ?", str(exc))
+        if flag is None:
+            raise CaseError(case.path, "build", str(exc)) from None
+        key = "data" if flag.group(1) == "data" else f"build.{flag.group(1)}"
+        raise CaseError(case.path, key, str(exc)[flag.end():]) from None
     joined_codes = participants(case)
     excluded = set()
     for token in case.exclude:

@@ -75,7 +75,10 @@ def test_case_file_paths_and_participants(case_file):
     (lambda t: t.replace("year = 2000", 'year = "2000"'), "build.year: must be an integer"),
     (lambda t: t.replace("warnum = 999", "warnum = 998"), "no row of warnum 998, side 1"),
     (lambda t: t.replace('"cow_war_participants.csv"', '"./none.csv"'), "observed.file: cannot read"),
-    (lambda t: t.replace('pivot = "PIV"', 'pivot = "XYZ"'), "--pivot XYZ: no such COW state"),
+    (lambda t: t.replace('pivot = "PIV"', 'pivot = "XYZ"'), "build.pivot: XYZ: no such COW state"),
+    (lambda t: t.replace("year = 2000", "year = 1700"), "build.year: 1700: not in the data"),
+    (lambda t: t.replace("year = 2000", 'year = 2000\ncandidates = "region:mars"'),
+     "build.candidates: region:mars: unknown region"),
     (lambda t: t.replace("[observed]", "[observed]\nexclude = [true]"), "observed.exclude"),
     (lambda t: t.replace("deadline_days = 120", "deadline_days = 0"), "build.deadline_days: must be > 0"),
 ])

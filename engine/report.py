@@ -96,5 +96,9 @@ def show_text(out, run_id: str | None = None, recent: int = 10, max_scenarios: i
         lines.append("")
     elif run_id not in runs["run_id"].to_list():
         raise StorageError(f"run {run_id!r} is not a complete run in {location.uri}")
-    lines.append(tables_text(run_tables(location, run_id), max_scenarios=max_scenarios))
+    tables = run_tables(location, run_id)
+    lines.append(tables_text(tables, max_scenarios=max_scenarios))
+    if "backtests" in tables:  # a backtest run: its scores as `pivotal backtest` printed them
+        from engine.backtest import report as backtest_report
+        lines += ["", backtest_report(tables["backtests"])]
     return "\n".join(lines)

@@ -158,6 +158,9 @@ def test_backtest_tables_published_with_the_run(case_file, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "participation threshold" in printed and "base_rate" in printed
     assert pl.read_parquet(out / "backtests")["observed_set"][0] == backtest.THRESHOLD  # COW's own list
+    assert main(["show", "--out", str(out), "--run-id", "r1"]) == 0  # the scores again, from the tables
+    shown = capsys.readouterr().out
+    assert printed.split("Note: ")[1] in shown
     bt = pl.read_parquet(out / "backtests" / "run_id=r1" / "part-0.parquet")
     st = pl.read_parquet(out / "backtest_states" / "run_id=r1" / "part-0.parquet")
     assert (out / "runs" / "run_id=r1").exists() and not (out / "_staging" / "run_id=r1").exists()

@@ -12,7 +12,6 @@ import json
 import math
 import stat
 import tomllib
-import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -106,6 +105,9 @@ class Scenario:
     sources: tuple[str, ...] = ()
     path: str = ""
     sha256: str = field(default="", compare=False)
+    # (parameters, mechanisms) as they were when this module checked this very object; None for
+    # an object made otherwise (`dataclasses.replace`, `with_` and pickling aside, as below)
+    _check: tuple | None = field(default=None, init=False, compare=False, repr=False)
 
     def with_(self, **changes) -> "Scenario":
         """A validated variant: `scenario.with_(budget=500.0)`, or with nested changes such as
@@ -358,26 +360,17 @@ def _shared(items: list, like: tuple | None) -> tuple:
     return tuple(old if new == old else new for new, old in zip(items, like))
 
 
-# Scenarios this module built and checked, by identity, with a copy of their two mutable
-# fields: `validate_scenario` returns them as they are (a study's rows, checked when the study is
-# loaded, are not checked again when it runs). A Scenario is frozen and changed only through a new
-# object (`with_`, `dataclasses.replace`), which is not in here and so is checked; its
-# `parameters` and `mechanisms` dicts could still be edited in place, so they must still equal
-# the copies.
-_CHECKED: dict[int, tuple] = {}
-
-
 def _checked(s: Scenario) -> Scenario:
-    key = id(s)
-    _CHECKED[key] = (weakref.ref(s, lambda _, key=key: _CHECKED.pop(key, None)),
-                     dict(s.parameters), dict(s.mechanisms))
+    """Mark `s` as checked: `validate_scenario` returns it as it is (a study's rows, checked when
+    the study is loaded, are not checked again when it runs). A changed copy made with `with_` or
+    `dataclasses.replace` is a new object without the mark, and so is checked; the two dicts of a
+    frozen Scenario can still be edited in place, so they must still equal their copies."""
+    object.__setattr__(s, "_check", (dict(s.parameters), dict(s.mechanisms)))
     return s
 
 
 def _still_checked(s: Scenario) -> bool:
-    entry = _CHECKED.get(id(s))
-    return (entry is not None and entry[0]() is s and s.parameters == entry[1]
-            and s.mechanisms == entry[2])
+    return s._check is not None and s._check == (s.parameters, s.mechanisms)
 
 
 MAX_FILE_BYTES = 64 << 20  # a scenario of 10,000 candidates is about 2 MB

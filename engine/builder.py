@@ -261,10 +261,10 @@ def tie_mean(prm: BuilderParams, index):
 
 def covariates(inp: Inputs) -> dict[str, np.ndarray]:
     """The preference covariates of every candidate (docs/SCENARIOS.md)."""
-    return {"ally_pivot": np.maximum(inp.pledges["defense"], inp.pledges["offense"]),
-            "ally_target": inp.ally_target, "igo": inp.igo_cosine,
+    ally = np.maximum(inp.pledges["defense"], inp.pledges["offense"])
+    return {"ally_pivot": ally, "ally_target": inp.ally_target, "igo": inp.igo_cosine,
             "log_distance": np.log1p(inp.distance_km / 1000.0), "major": inp.major,
-            "major_ally": inp.major * np.maximum(inp.pledges["defense"], inp.pledges["offense"]),
+            "major_ally": inp.major * ally,
             "log_milper": np.log1p(np.nan_to_num(inp.milper, nan=0.0))}
 
 

@@ -185,6 +185,13 @@ def participants(case: Case) -> set[int]:
     if missing:
         fail(f"lacks the columns {', '.join(sorted(missing))} (needs warnum, ccode, side)")
     col = {name: header.index(name) for name in ("warnum", "ccode", "side")}
+
+    def integer(row, line, name):
+        try:
+            return int(row[col[name]].strip())
+        except ValueError:
+            fail(f"line {line}: {name} must be an integer (got {row[col[name]].strip()!r})")
+
     found = set()
     for line, row in enumerate(lines[1:], start=2):
         if not any(v.strip() for v in row):
@@ -192,16 +199,8 @@ def participants(case: Case) -> set[int]:
         if len(row) != len(header):
             fail(f"line {line} has {len(row)} fields where the header has {len(header)} "
                  "(quote a value that contains a comma)")
-
-        def integer(name, row=row, line=line):
-            value = row[col[name]].strip()
-            try:
-                return int(value)
-            except ValueError:
-                fail(f"line {line}: {name} must be an integer (got {value!r})")
-
-        if integer("warnum") == case.warnum and integer("side") == case.side:
-            found.add(integer("ccode"))
+        if integer(row, line, "warnum") == case.warnum and integer(row, line, "side") == case.side:
+            found.add(integer(row, line, "ccode"))
     if not found:
         raise CaseError(case.path, "observed", f"no row of warnum {case.warnum}, side {case.side} in {where}")
     return found
@@ -230,11 +229,12 @@ def prepare(case: Case) -> Prepared:
     """Read the case's data and observed participants once (refusing what the data lack)."""
     try:
         inp = builder.gather(case.data, case.pivot, case.year, case.target, case.theater, case.candidates)
-    except DataError as exc:  # names a flag of `scenario build`: the case file's key instead
-        flag = re.match(r"--(pivot|year|target|theater|candidates|data)\b ?", str(exc))
-        if flag is None:
+    except DataError as exc:  # "--target X: ..." names a flag of `scenario build`: give the case's key
+        flag = re.match(r"--(\w+) ?", str(exc))
+        name = flag and flag.group(1)
+        if name not in BUILD_KEYS | {"data"}:
             raise CaseError(case.path, "build", str(exc)) from None
-        key = "data" if flag.group(1) == "data" else f"build.{flag.group(1)}"
+        key = name if name == "data" else f"build.{name}"
         raise CaseError(case.path, key, str(exc)[flag.end():]) from None
     joined_codes = participants(case)
     excluded = set()

@@ -209,7 +209,7 @@ def participants(case: Case) -> set[int]:
 def observed_set(case: Case) -> str:
     """What the case's participants are (the `observed_set` column): COW's major contributors, or
     whoever the case's own file lists."""
-    if case.observed_file.name == "cow_war_participants.csv":
+    if case.observed_file.resolve() == (case.data / "cow_war_participants.csv").resolve():
         return THRESHOLD
     return (f"participants as listed in the case's own file {case.observed_file.name} "
             "(not COW's list: its threshold need not apply)")

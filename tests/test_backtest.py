@@ -121,6 +121,13 @@ def test_participants_that_are_not_candidates_are_named_not_scored(case_file, ca
     assert "own file mine.csv" in pl.read_parquet(case_file.parent / "o" / "backtests")["observed_set"][0]
 
 
+def test_only_the_datas_own_war_list_is_labelled_with_cows_threshold(case_file):
+    assert backtest.observed_set(backtest.load_case(case_file)) == backtest.THRESHOLD
+    (case_file.parent / "cow_war_participants.csv").write_text("warnum,ccode,side\n999,200,1\n")
+    case_file.write_text(CASE.replace('"cow_war_participants.csv"', '"./cow_war_participants.csv"'))
+    assert "own file cow_war_participants.csv" in backtest.observed_set(backtest.load_case(case_file))
+
+
 def test_two_cases_with_one_name_or_file_name_are_refused(case_file, capsys):
     twin = case_file.parent / "twin.toml"
     twin.write_text(CASE)  # same name "Fixture war"

@@ -9,10 +9,10 @@ In a notebook:
     study.tables["sensitivity"]       # + design, comparisons (docs/STUDIES.md)
 """
 from engine import __version__
-from engine.run import Forecast, forecast
-from engine.scenario import Scenario, ScenarioError, load_scenario
-from engine.study import load_study
-from engine.study_run import ablate, study
+from engine.forecast import Forecast, forecast
+from engine.model.scenario import Scenario, ScenarioError, load_scenario
+from engine.studies.study import load_study
+from engine.studies.run import ablate, study
 
 __all__ = ["Forecast", "Scenario", "ScenarioError", "__version__", "ablate", "forecast", "load_scenario",
            "load_study", "study"]

@@ -58,8 +58,8 @@ def simpy_check(path, tables, episodes, bulk_draws):
 
 
 def floor_rate(path, tables, episodes):
-    from engine.model_arrays import build_model_arrays
-    from engine.scenario import load_scenario
+    from engine.model.arrays import build_model_arrays
+    from engine.model.scenario import load_scenario
     from kernels.floor import draw_floor
 
     s = load_scenario(path)
@@ -101,7 +101,7 @@ def throughput(quick):
 def _rss_run(args):
     """Run `pivotal run` in a child; return (seconds, peak RSS MiB of that child alone)."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", *args, "--quiet"], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "run", *args, "--quiet"], cwd=ROOT,
                              stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -139,7 +139,7 @@ def ray_numbers(quick):
     import ray
 
     import pivotal
-    from engine.ray_executor import RayExecutor
+    from engine.execution.ray_executor import RayExecutor
 
     seconds, _ = timed(ray.init, num_cpus=2, include_dashboard=False, log_to_driver=False)
     res = {"startup_seconds": seconds}
@@ -155,10 +155,10 @@ def ray_numbers(quick):
     res.update(ray_1_eps=executor_rate[1], ray_2_eps=executor_rate[2], local_2_eps=local,
                ray_2_share_of_local=executor_rate[2] / local)
     # per-task overhead: many one-episode chunks
-    from engine.executors import Job
-    from engine.model_arrays import build_model_arrays, outcome_ranges
-    from engine.plan import plan_chunks
-    from engine.scenario import load_scenario
+    from engine.execution.executors import Job
+    from engine.model.arrays import build_model_arrays, outcome_ranges
+    from engine.execution.plan import plan_chunks
+    from engine.model.scenario import load_scenario
     s = load_scenario(SCENARIOS[30])
     job = Job(1, 0, (build_model_arrays(s),), (outcome_ranges(s),))
     tasks = 200 if quick else 1000
@@ -172,7 +172,7 @@ def ray_numbers(quick):
 
 
 def startup():
-    args = [sys.executable, "-m", "engine.cli", "run", str(TUTORIAL), "--episodes", "1000", "--quiet"]
+    args = [sys.executable, "-m", "engine.cli.main", "run", str(TUTORIAL), "--episodes", "1000", "--quiet"]
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "PIVOTAL_CACHE_DIR": cache}
         cold, _ = timed(subprocess.run, args + ["--out", out], env=env, check=True, cwd=ROOT,

@@ -1,7 +1,7 @@
 """Column indices of the arrays the engine hands to the kernels.
 
 A scenario reaches the kernels as a handful of float and integer arrays (see
-engine/model_arrays.py); these names say which column holds what. Mechanism
+engine/model/arrays.py); these names say which column holds what. Mechanism
 switches that act through a fixed quantity are applied by the engine before
 the arrays are built (brokers -> broker tie, holdout -> demand, peers ->
 peer weight, withdrawals -> rate, venues -> venue days); the three that act
@@ -9,8 +9,8 @@ on the drawn tie are passed as flags.
 """
 
 # candidate columns (float64, one row per candidate)
-# (KEY: the candidate's random-number key, engine/keys.py; its tie's Beta table is row i of the
-# tie tables, engine/beta_tables.py)
+# (KEY: the candidate's random-number key, engine/model/keys.py; its tie's Beta table is row i of the
+# tie tables, engine/model/tie_tables.py)
 LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, KEY = range(9)
 N_CANDIDATE_COLUMNS = 9
 

@@ -7,7 +7,7 @@ key, and the 128-bit counter is
 
 where *slot* is the 32-bit key of a candidate (a hash of its id) or of a
 candidate tie (a hash of its pair of ids), never a position in a file
-(engine/keys.py), and *inner* numbers the blocks of one slot and purpose (negotiation
+(engine/model/keys.py), and *inner* numbers the blocks of one slot and purpose (negotiation
 rounds). No stream state is shared, so episodes can
 run in any order, on any thread.
 """
@@ -127,7 +127,7 @@ def triangular(low, mode, high, u):
     return high - math.sqrt((1.0 - u) * span * (high - mode))
 
 
-# Beta inverse-CDF tables (engine/beta_tables.py builds them; docs/MODEL.md, section 8): a row
+# Beta inverse-CDF tables (engine/model/tie_tables.py builds them; docs/MODEL.md, section 8): a row
 # holds Q(k / BETA_CELLS), k = 0..BETA_CELLS, the Beta quantile on a uniform grid, then the lower
 # and upper tails, u < 1 / BETA_TAIL and u > 1 - 1 / BETA_TAIL, as log Q (resp. log(1 - Q)) at
 # BETA_TAIL_NODES + 1 points evenly spaced in log u (resp. log(1 - u)) from log 2**-33, the

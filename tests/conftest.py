@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pivotal
-from engine.scenario import parse_scenario
+from engine.model.scenario import parse_scenario
 
 
 def candidate(cid, low=100.0, mode=200.0, high=300.0, mean=0.0, sd=1.0, tie=0.5, conc=10.0):

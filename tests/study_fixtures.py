@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import pivotal
-from engine.output import run_directory
+from engine.outputs.directory import run_directory
 
 INPUTS = ("budget", "requirement", "parameters.linkage")
 OUTPUTS = ("success", "size", "capacity", "spent")

@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 import pivotal
-from engine import backtest, builder
-from engine.builder import BuilderParams
-from engine.cli import main
+from engine.data import backtest, builder
+from engine.data.builder import BuilderParams
+from engine.cli.main import main
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures" / "cow"

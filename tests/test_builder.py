@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import builder, cow
-from engine.builder import BuilderParams
-from engine.cli import main
-from engine.cow import DataError
-from engine.scenario import load_scenario, parse_scenario
+from engine.data import builder, cow
+from engine.data.builder import BuilderParams
+from engine.cli.main import main
+from engine.data.cow import DataError
+from engine.model.scenario import load_scenario, parse_scenario
 
 FIX = Path(__file__).parent / "fixtures" / "cow"
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -238,7 +238,7 @@ def test_random_pivots_and_years_build_valid_scenarios(tmp_path):
 @pytest.mark.parametrize("case", sorted((Path(__file__).resolve().parents[1] / "configs" / "backtests")
                                         .glob("*.toml")))
 def test_shipped_wars_build(case):
-    from engine import backtest
+    from engine.data import backtest
     p = backtest.prepare(backtest.load_case(case))
     s = backtest.scenario(p, BuilderParams())
     assert len(s.candidates) > 50 and p.joined.sum() >= 2

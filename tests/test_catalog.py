@@ -1,4 +1,4 @@
-"""`pivotal catalog`: DuckDB views for dashboards (engine/catalog.py, docs/OUTPUTS.md)."""
+"""`pivotal catalog`: DuckDB views for dashboards (engine/outputs/catalog.py, docs/OUTPUTS.md)."""
 import shutil
 import subprocess
 import sys
@@ -11,8 +11,8 @@ import pytest
 
 import pivotal
 from conftest import build, scenario_doc
-from engine.catalog import CATALOG, STATISTICS, build_catalog
-from engine.tables import METRICS
+from engine.outputs.catalog import CATALOG, STATISTICS, build_catalog
+from engine.outputs.tables import METRICS
 from study_fixtures import backtest_tables, publish_with, study_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def test_capacity_distributions_of_a_run_share_one_grid(out):
 def test_rebuild_is_atomic_and_idempotent(out):
     before = connect(out)
     views = before.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "catalog", "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "catalog", "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == str(out / CATALOG)
     assert connect(out).execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall() == views
@@ -157,7 +157,7 @@ def test_rebuild_is_atomic_and_idempotent(out):
 
 
 def test_catalog_of_an_empty_directory_is_refused(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "catalog", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "catalog", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "no published run" in result.stderr and "Traceback" not in result.stderr
 
@@ -165,7 +165,7 @@ def test_catalog_of_an_empty_directory_is_refused(tmp_path):
 def test_latest_views_keep_generic_ids_of_different_studies_apart(tmp_path):
     """An ablation and a study both call their scenarios base and variant-k; the latest views
     keep each scenario (id and name) apart instead of mixing the two runs."""
-    from engine.catalog import build_catalog
+    from engine.outputs.catalog import build_catalog
 
     pivotal.ablate(TUTORIAL, episodes=500, out=tmp_path, run_id="ablation", progress=False)
     study = tmp_path / "s.toml"

@@ -1,4 +1,4 @@
-"""Scenario discovery (`pivotal discover`, engine/discovery.py) on study tables written in the
+"""Scenario discovery (`pivotal discover`, engine/studies/discovery.py) on study tables written in the
 layout of STUDY_FORMAT.md, with outcomes whose answer is known."""
 import math
 import subprocess
@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from engine.cli import main
-from engine.discovery import OUTPUTS, SCHEMA, DiscoveryError, discover, publish_discovery
-from engine.output import RunDirectory
+from engine.cli.main import main
+from engine.studies.discovery import OUTPUTS, SCHEMA, DiscoveryError, discover, publish_discovery
+from engine.outputs.directory import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET, TIE = "budget", "candidates.POL.tie.mean"
@@ -287,7 +287,7 @@ def test_without_ema_workbench_one_line_says_how_to_install(study, monkeypatch, 
 def test_command_line_is_quiet(study):
     """In a fresh process (EMA Workbench imported for the first time) stderr stays empty."""
     out, _, _ = study
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "discover", "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "discover", "--out", str(out),
                              "--run-id", "s1", "--below", "0.5"], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -21,7 +21,7 @@ import pytest
 import pivotal
 from bench.peers import simpy_rem1
 from conftest import build, candidate, scenario_doc
-from engine.model_arrays import build_model_arrays
+from engine.model.arrays import build_model_arrays
 from exact_scenarios import MECHANISMS, exact_scenario_doc
 from kernels.episode import PAYMENT, new_workspace, run_episode
 from kernels.layout import (

@@ -13,20 +13,20 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import pivotal
-from engine.output import RunExistsError
-from engine.scenario import ScenarioError
+from engine.outputs.directory import RunExistsError
+from engine.model.scenario import ScenarioError
 from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "engine.cli.main"]
 
 
 def interrupted_after(chunks, scenario, **kw):
     """Run `scenario` with `forecast(**kw)` and interrupt it (Ctrl-C) once `chunks` chunks are
     checkpointed."""
-    from engine.output import RunDirectory
+    from engine.outputs.directory import RunDirectory
 
     saved = []
     original = RunDirectory.save_chunk
@@ -231,8 +231,8 @@ def test_long_or_odd_run_ids_are_refused(tmp_path):
 def test_a_full_disk_while_checkpointing_keeps_the_run_resumable(tmp_path, monkeypatch, capsys):
     import errno
 
-    from engine import cli as cli_module
-    from engine.output import RunDirectory
+    from engine.cli import main as cli_module
+    from engine.outputs.directory import RunDirectory
 
     original, saved = RunDirectory.save_chunk, []
 
@@ -269,7 +269,7 @@ def test_a_truncated_checkpoint_is_computed_again(tmp_path):
 
 
 def test_publish_flushes_every_file_and_rename_before_the_runs_table(tmp_path, monkeypatch):
-    import engine.output as output
+    import engine.outputs.directory as output
     events = []
     original_fsync, original_replace = output.fsync_path, os.replace
     monkeypatch.setattr(output, "fsync_path", lambda p: (events.append(("fsync", Path(p))), original_fsync(p)))
@@ -295,7 +295,7 @@ def _race(tmp_path, extra=()):
     barrier = tmp_path / "go"
     code = ("import sys, time, pathlib; b = pathlib.Path(sys.argv[1])\n"
             "while not b.exists(): time.sleep(0.001)\n"
-            "from engine.cli import main; sys.exit(main(sys.argv[2:]))")
+            "from engine.cli.main import main; sys.exit(main(sys.argv[2:]))")
     args = ["run", str(BENCH_120), "--episodes", "20000", "--chunk-size", "2000", "--out",
             str(tmp_path / "out"), "--run-id", "same", "--quiet", *extra]
     procs = [subprocess.Popen([sys.executable, "-c", code, str(barrier), *args], cwd=ROOT,
@@ -315,7 +315,7 @@ def test_two_writers_of_one_run_id_one_wins_one_is_refused(tmp_path):
 
 
 def test_two_resumes_of_one_run_id_do_not_collide(tmp_path):
-    from engine.output import RunDirectory
+    from engine.outputs.directory import RunDirectory
 
     interrupted_after(1, BENCH_120, episodes=20000, chunk_size=2000, out=tmp_path / "out", run_id="same")
     RunDirectory(tmp_path / "out", "same").unlock()  # as if this process had ended
@@ -326,8 +326,8 @@ def test_two_resumes_of_one_run_id_do_not_collide(tmp_path):
 
 
 def test_a_compile_is_announced_and_the_cache_is_found(monkeypatch, capsys):
-    import engine.run as run_module
-    from engine.executors import kernels_cached
+    import engine.forecast as run_module
+    from engine.execution.executors import kernels_cached
 
     pivotal.forecast(TUTORIAL, episodes=100, progress=False)
     assert kernels_cached()  # Numba's cache index is where we look (fails if Numba moves it)
@@ -350,8 +350,8 @@ def test_episode_counts_beyond_the_bound_are_refused_before_anything_is_planned(
 
 
 def test_long_runs_are_planned_in_bounded_chunks():
-    from engine.plan import MAX_CHUNKS, default_chunk_size, plan_chunks
-    from engine.run import MAX_EPISODES
+    from engine.execution.plan import MAX_CHUNKS, default_chunk_size, plan_chunks
+    from engine.forecast import MAX_EPISODES
 
     for candidates in (4, 500):
         size = default_chunk_size(candidates, MAX_EPISODES)
@@ -364,7 +364,7 @@ def test_long_runs_are_planned_in_bounded_chunks():
 
 def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import raises ImportError
-    from engine.run import RunSettingsError
+    from engine.forecast import RunSettingsError
     with pytest.raises(RunSettingsError, match=r"pivotal\[ray\]"):
         pivotal.forecast(TUTORIAL, episodes=100, executor="ray", out=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
@@ -372,7 +372,7 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch, tmp_pa
 
 
 def test_without_tqdm_progress_is_a_plain_line(monkeypatch, capsys):
-    from engine.progress import PlainProgress, progress_bar
+    from engine.execution.progress import PlainProgress, progress_bar
     monkeypatch.setitem(sys.modules, "tqdm", None)
     bar = progress_bar(1000, 200, disable=False)
     assert isinstance(bar, PlainProgress)
@@ -419,14 +419,14 @@ def test_an_empty_out_is_refused(tmp_path):
 def test_a_checkpoint_that_cannot_be_written_names_its_path_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    import engine.aggregate as aggregate
+    import engine.execution.aggregate as aggregate
 
     def full(fh, **arrays):
         fh.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
-    from engine.executors import Job, run_chunk
-    from engine.model_arrays import build_model_arrays, outcome_ranges
-    from engine.plan import Chunk
+    from engine.execution.executors import Job, run_chunk
+    from engine.model.arrays import build_model_arrays, outcome_ranges
+    from engine.execution.plan import Chunk
     s = pivotal.load_scenario(TUTORIAL)
     aggregates = run_chunk(Job(1, 0, (build_model_arrays(s),), (outcome_ranges(s),), -1), Chunk(0, 0, 0, 0, 10))
     monkeypatch.setattr(aggregate.np, "savez", full)
@@ -448,5 +448,5 @@ def test_the_rate_counts_simulation_only_and_warmup_fills_the_cache(tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("kernels ready (")
     result = pivotal.forecast(TUTORIAL, episodes=20_000, progress=False)
     assert 0 < result.simulating <= result.seconds and 0 <= result.starting <= result.seconds
-    from engine.report import summary_text
+    from engine.outputs.text import summary_text
     assert f"{result.computed / result.simulating:,.0f} episodes/s over" in summary_text(result)

@@ -11,9 +11,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 from polars.testing import assert_frame_equal
 
-import engine.output
+import engine.outputs.directory
 import pivotal
-from engine.storage import StorageError, complete_runs, locate
+from engine.outputs.storage import StorageError, complete_runs, locate
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -43,7 +43,7 @@ def s3(tmp_path_factory):
 
 
 def cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "engine.cli.main", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True)
 
 
@@ -67,7 +67,7 @@ def both(s3, tmp_path_factory):
 def test_a_run_on_object_storage_reads_back_identical_to_the_same_run_on_disk(both, s3):
     remote, local = both
     a, b = read_all(remote, "r1"), read_all(local, "r1")
-    assert sorted(a) == sorted(b) == sorted(engine.output.RUN_TABLES)
+    assert sorted(a) == sorted(b) == sorted(engine.outputs.directory.RUN_TABLES)
     for name in a:
         assert a[name].schema == b[name].schema, name  # types and the schema-version metadata
         left, right = a[name], b[name]
@@ -97,7 +97,7 @@ def test_show_report_and_refusals_work_on_object_storage(both, s3, tmp_path):
 def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3, monkeypatch):
     out = f"s3://{BUCKET}/crash"
     written = []
-    real = engine.output.ObjectRunDirectory._upload
+    real = engine.outputs.directory.ObjectRunDirectory._upload
 
     def failing(self, name):
         written.append(name)
@@ -105,7 +105,7 @@ def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3
             raise OSError("simulated network failure")
         return real(self, name)
 
-    monkeypatch.setattr(engine.output.ObjectRunDirectory, "_upload", failing)
+    monkeypatch.setattr(engine.outputs.directory.ObjectRunDirectory, "_upload", failing)
     args = dict(episodes=4000, chunk_size=1000, seed=5, out=out, run_id="x", progress=False)
     with pytest.raises(OSError, match="simulated"):
         pivotal.forecast(TUTORIAL, **args)
@@ -113,15 +113,15 @@ def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3
     assert "summary" in location.table_names() and "runs" not in location.table_names()
     assert complete_runs(location).is_empty()  # readers see nothing of the half-published run
     with pytest.raises(StorageError, match="no complete run"):
-        from engine.report import show_text
+        from engine.outputs.text import show_text
         show_text(out)
     checkpoints = Path(os.environ["PIVOTAL_CHECKPOINT_DIR"])
     assert len(list(checkpoints.rglob("run_id=x/chunks/*.npz"))) == 4
     written.clear()
-    monkeypatch.setattr(engine.output.ObjectRunDirectory, "_upload",
+    monkeypatch.setattr(engine.outputs.directory.ObjectRunDirectory, "_upload",
                         lambda self, name: (written.append(name), real(self, name)))
     resumed = pivotal.forecast(TUTORIAL, resume=True, **args)
-    assert written[-1] == "runs" and sorted(written) == sorted(engine.output.RUN_TABLES)
+    assert written[-1] == "runs" and sorted(written) == sorted(engine.outputs.directory.RUN_TABLES)
     assert resumed.computed == 0  # every chunk came from the local checkpoints
     clean = pivotal.forecast(TUTORIAL, episodes=4000, chunk_size=1000, seed=5, progress=False)
     assert_frame_equal(pl.from_arrow(read_all(out, "x")["summary"]).drop("run_id"),

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-import engine.executors
+import engine.execution.executors
 import pivotal
-from engine.run import RunFailedError
+from engine.forecast import RunFailedError
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -40,7 +40,7 @@ REQUIRED = {
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     out = tmp_path_factory.mktemp("forecasts")
-    cmd = [sys.executable, "-m", "engine.cli", "run", str(TUTORIAL), str(SYRIA), "--episodes", "20000",
+    cmd = [sys.executable, "-m", "engine.cli.main", "run", str(TUTORIAL), str(SYRIA), "--episodes", "20000",
            "--out", str(out), "--run-id", "r1", "--keep-episodes", "7"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -95,7 +95,7 @@ def test_duckdb_and_polars_read_the_tables(published):
 
 def test_reused_run_id_is_refused(published):
     out, _ = published
-    cmd = [sys.executable, "-m", "engine.cli", "run", str(TUTORIAL), "--episodes", "100",
+    cmd = [sys.executable, "-m", "engine.cli.main", "run", str(TUTORIAL), "--episodes", "100",
            "--out", str(out), "--run-id", "r1"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "already complete" in result.stderr
@@ -103,20 +103,20 @@ def test_reused_run_id_is_refused(published):
 
 
 def test_a_failing_chunk_publishes_nothing_and_can_be_resumed(tmp_path, monkeypatch):
-    real = engine.executors.run_chunk
+    real = engine.execution.executors.run_chunk
 
     def flaky(job, chunk, *args):
         if chunk.index == 2:
             raise MemoryError("simulated")
         return real(job, chunk, *args)
 
-    monkeypatch.setattr(engine.executors, "run_chunk", flaky)
+    monkeypatch.setattr(engine.execution.executors, "run_chunk", flaky)
     args = dict(episodes=5000, chunk_size=1000, seed=9, out=tmp_path, run_id="x", progress=False)
     with pytest.raises(RunFailedError, match=r"scenario 'tutorial', chunk 2 \(episodes 2000..2999\)"):
         pivotal.forecast(TUTORIAL, **args)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "summary").exists()
     assert len(list((tmp_path / "_staging" / "run_id=x" / "chunks").glob("*.npz"))) == 2
-    monkeypatch.setattr(engine.executors, "run_chunk", real)
+    monkeypatch.setattr(engine.execution.executors, "run_chunk", real)
     resumed = pivotal.forecast(TUTORIAL, resume=True, **args).tables
     clean = pivotal.forecast(TUTORIAL, episodes=5000, seed=9, progress=False).tables
     assert_frame_equal(resumed["summary"].drop("run_id"), clean["summary"].drop("run_id"))

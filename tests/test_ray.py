@@ -16,10 +16,10 @@ import ray
 from polars.testing import assert_frame_equal
 
 import pivotal
-from engine.executors import ChunkError, Job
-from engine.model_arrays import build_model_arrays, outcome_ranges
-from engine.plan import Chunk
-from engine.scenario import load_scenario
+from engine.execution.executors import ChunkError, Job
+from engine.model.arrays import build_model_arrays, outcome_ranges
+from engine.execution.plan import Chunk
+from engine.model.scenario import load_scenario
 from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_a_killed_busy_worker_loses_and_doubles_nothing(ray_cluster):
 
 
 def test_a_failing_task_names_its_chunk(ray_cluster):
-    from engine.ray_executor import RayExecutor
+    from engine.execution.ray_executor import RayExecutor
 
     s = load_scenario(TUTORIAL)
     job = Job(1, 0, (build_model_arrays(s),), (outcome_ranges(s),))
@@ -95,7 +95,7 @@ def test_a_failing_task_names_its_chunk(ray_cluster):
 
 
 def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp_path):
-    cmd = [sys.executable, "-m", "engine.cli", "run", str(BENCH_120), "--episodes", "120000",
+    cmd = [sys.executable, "-m", "engine.cli.main", "run", str(BENCH_120), "--episodes", "120000",
            "--chunk-size", "2000", "--seed", "12", "--out", str(tmp_path), "--run-id", "r",
            "--executor", "ray", "--ray-address", ray_cluster, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -113,7 +113,7 @@ def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp
 def test_a_failed_cluster_is_one_line_with_the_resume_hint(ray_cluster, tmp_path, monkeypatch):
     """When Ray itself fails (a node or the GCS lost while waiting for results), the run fails
     like a chunk would: one pivotal line naming the chunk, checkpoints kept for --resume."""
-    from engine.run import RunFailedError
+    from engine.forecast import RunFailedError
 
     real_wait, calls = ray.wait, []
 

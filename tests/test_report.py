@@ -10,7 +10,7 @@ from scipy.stats import mannwhitneyu
 
 import browser
 from conftest import build, candidate, scenario_doc
-from engine.html_report import roc_curve
+from engine.outputs.html_report import roc_curve
 from study_fixtures import STATES, backtest_tables, publish_with, study_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ INSPECT = """(() => ({
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "engine.cli.main", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True)
 
 

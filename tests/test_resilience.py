@@ -12,13 +12,13 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import pivotal
-from engine.output import RunDirectory, RunExistsError
+from engine.outputs.directory import RunDirectory, RunExistsError
 from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
-COMMAND = [sys.executable, "-m", "engine.start"]  # the `pivotal` command as installed
+COMMAND = [sys.executable, "-m", "engine.cli.start"]  # the `pivotal` command as installed
 
 
 def pivotal_cli(*args, **kw):
@@ -38,7 +38,7 @@ def test_no_lock_file_is_left_after_a_run_a_refusal_or_a_failure(tmp_path):
             m.setattr(RunDirectory, "save_chunk", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
             pivotal.forecast(TUTORIAL, episodes=2000, chunk_size=1000, out=out, run_id="b", progress=False)
     assert (out / "_staging" / "run_id=b.lock").exists()  # held by this process until it ends
-    from engine.output import release_locks
+    from engine.outputs.directory import release_locks
     release_locks()  # what atexit does
     assert not list((out / "_staging").glob("*.lock"))
     done = pivotal.forecast(TUTORIAL, episodes=2000, chunk_size=1000, out=out, run_id="b", resume=True,
@@ -50,7 +50,7 @@ def test_a_lock_taken_on_a_removed_lock_file_is_not_a_second_lock(tmp_path, monk
     """The race the removal opens: B opens the lock file, A finishes and removes it, C creates
     a new one and locks it, B's lock on the old file succeeds. B must see its file is gone
     and contend for C's: exactly one of B and C writes."""
-    import engine.output as output
+    import engine.outputs.directory as output
 
     holder = RunDirectory(tmp_path, "x")
     holder.lock()
@@ -75,7 +75,7 @@ def test_a_lock_taken_on_a_removed_lock_file_is_not_a_second_lock(tmp_path, monk
 # --- signals in the first moments of a command ----------------------------------------------
 
 def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path):
-    """From the moment engine.start runs (after Python's own ~20 ms start), Ctrl-C at any time
+    """From the moment engine.cli.start runs (after Python's own ~20 ms start), Ctrl-C at any time
     ends the command with one line and exit 130, never a traceback."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
@@ -94,7 +94,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path):
 # --- checkpoints are read once on resume; a damaged one is computed again -------------------
 
 def test_resume_reads_each_checkpoint_once_and_recomputes_a_damaged_one(tmp_path, monkeypatch):
-    import engine.output as output
+    import engine.outputs.directory as output
 
     store = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
@@ -200,7 +200,7 @@ def test_a_killed_ray_driver_leaves_no_ray_process(tmp_path):
 def test_the_chunk_plan_takes_the_same_memory_for_ten_chunks_and_a_hundred_thousand():
     import tracemalloc
 
-    from engine.plan import MAX_CHUNKS, Chunk, plan_chunks
+    from engine.execution.plan import MAX_CHUNKS, Chunk, plan_chunks
 
     def eager(groups, episodes, size, first_index=0):  # the plan as a list, by its definition
         n = -(-episodes // size)
@@ -226,7 +226,7 @@ def test_the_chunk_plan_takes_the_same_memory_for_ten_chunks_and_a_hundred_thous
 
 def _one_line_refusal(capsys, argv, code=2):
     """Run the command in this process; return its one error line (no traceback, exit `code`)."""
-    from engine.cli import main
+    from engine.cli.main import main
 
     try:
         got = main(argv)
@@ -241,7 +241,7 @@ def _one_line_refusal(capsys, argv, code=2):
 @pytest.mark.parametrize("kind", ["fifo", "directory", "device", "oversized"])
 def test_a_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, capsys, monkeypatch, kind):
     """A FIFO used to block `validate` forever; a device or a huge file would be read whole."""
-    import engine.scenario as scenario
+    import engine.model.scenario as scenario
 
     path = tmp_path / "s.toml"
     if kind == "fifo":
@@ -281,7 +281,7 @@ def test_hostile_flags_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, ar
 
 
 def test_a_malformed_ray_address_says_what_is_wrong():
-    from engine.ray_executor import RayUnreachableError, _check_reachable
+    from engine.execution.ray_executor import RayUnreachableError, _check_reachable
 
     for address, says in (("x", "not host:port"), ("ray://h:", "not host:port"),
                           ("127.0.0.1:99999", "port out of range")):
@@ -314,7 +314,7 @@ def test_a_catalog_that_cannot_be_written_names_the_file(tmp_path, capsys):
 def test_a_signal_whose_interrupt_a_library_swallowed_still_stops_the_run(tmp_path):
     """Python drops an exception raised in a weakref callback or __del__ (where a signal can
     land); the signal is remembered and the run stops after the chunk it arrived in."""
-    from engine import signals
+    from engine.execution import signals
 
     def save_and_lose_a_signal(self, position, aggregates):
         original(self, position, aggregates)
@@ -336,7 +336,7 @@ def test_a_gcs_uri_gets_a_bounded_retry_time():
     """pyarrow's GCS client retries an unreachable service for 15 minutes by default (a run to
     gs:// on a machine without network waited past 120 s); pivotal bounds it unless the URI
     says otherwise. (Measured here: gs://... with retry_limit_seconds=3 fails in 6 s, exit 3.)"""
-    from engine.storage import GCS_RETRY_SECONDS, _bounded_retries
+    from engine.outputs.storage import GCS_RETRY_SECONDS, _bounded_retries
 
     assert _bounded_retries("gs://b/p") == f"gs://b/p?retry_limit_seconds={GCS_RETRY_SECONDS}"
     assert _bounded_retries("gs://b/p?project_id=x") == f"gs://b/p?project_id=x&retry_limit_seconds={GCS_RETRY_SECONDS}"
@@ -345,7 +345,7 @@ def test_a_gcs_uri_gets_a_bounded_retry_time():
 
 
 def test_a_dropped_interrupt_is_not_printed_other_dropped_errors_are(capsys, monkeypatch):
-    from engine import signals
+    from engine.execution import signals
 
     monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's, which prints all
     monkeypatch.setattr(signal, "signal", lambda *a: None)  # (leave pytest's own handlers)

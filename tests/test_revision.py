@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from conftest import candidate, metric, p_member, run, scenario_doc
-from engine.scenario import parse_scenario
+from engine.model.scenario import parse_scenario
 import pivotal
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import pytest
 from numba import njit
 from scipy import special, stats
 
-from engine.beta_tables import beta_tables
+from engine.model.tie_tables import beta_tables
 from kernels import rng
 
 # Random123 known-answer vectors for Philox4x32-10: counter, key -> output
@@ -138,7 +138,7 @@ def test_threads_asking_for_the_same_tie_tables_build_each_once(monkeypatch):
     shape is built once, whoever builds it, and every thread gets the exact tables."""
     import threading
 
-    from engine import beta_tables as bt
+    from engine.model import tie_tables as bt
 
     shapes = [(0.31 + k * 1e-3, 17.0 + k) for k in range(12)]
     built = []

@@ -1,4 +1,4 @@
-"""Stable, versioned output schema (engine/schema.py, docs/OUTPUTS.md).
+"""Stable, versioned output schema (engine/outputs/schema.py, docs/OUTPUTS.md).
 
 tests/schema_pin.json pins every table's columns and types. A column may be
 added (then pin it too), never renamed, removed or retyped: that needs a new
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pivotal
-from engine.schema import METADATA_KEY, SCHEMA_VERSION
+from engine.outputs.schema import METADATA_KEY, SCHEMA_VERSION
 from conftest import build, candidate, scenario_doc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def out(tmp_path_factory):
 def _study_backtest_and_discovery(out, tmp):
     """The tables of the other commands: a second-order Sobol study with a variant, a backtest
     on the COW-format fixtures, and a scenario discovery of the study."""
-    from engine.cli import main
+    from engine.cli.main import main
     from test_backtest import CASE, FIX
 
     (tmp / "s.toml").write_text(f'''name = "schema study"

@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 from scipy import stats
 
 import pivotal
-from engine.cli import main
-from engine.run import forecast
+from engine.cli.main import main
+from engine.forecast import forecast
 from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_study_tables_identical_for_chunk_sizes_workers_and_resume(tmp_path, mon
         for name in NUMBERS + STUDY_TABLES + ("episodes",):
             assert_frame_equal(ref[name].drop("run_id"), other[name].drop("run_id"), check_exact=True)
     # a run that fails part-way keeps its chunks; --resume finishes it with the same tables
-    import engine.executors as ex
+    import engine.execution.executors as ex
     real, calls = ex.run_chunk, []
 
     def flaky(job, chunk, *a, **k):
@@ -317,11 +317,11 @@ def test_malformed_studies_are_refused_before_anything_runs(tmp_path, capsys, ch
 
 def test_good_study_validates_and_refusal_has_no_traceback(tmp_path):
     path = write_study(tmp_path, GOOD)
-    ok = subprocess.run([sys.executable, "-m", "engine.cli", "validate", str(path)], cwd=ROOT,
+    ok = subprocess.run([sys.executable, "-m", "engine.cli.main", "validate", str(path)], cwd=ROOT,
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "study: 1 inputs, 1 variants, 12 design rows" in ok.stdout
     path.write_text(GOOD.replace("samples = 4", "samples = 5"))
-    bad = subprocess.run([sys.executable, "-m", "engine.cli", "study", str(path), "--out",
+    bad = subprocess.run([sys.executable, "-m", "engine.cli.main", "study", str(path), "--out",
                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "o").exists()
 
@@ -483,7 +483,7 @@ def test_study_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
     study = write_study(tmp_path, SMALL.replace("samples = 6", "samples = 24").replace(
         "episodes = 3000", "episodes = 16000"))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "engine.cli", "study", str(study), "--chunk-size", "400", "--out", str(out),
+    cmd = [sys.executable, "-m", "engine.cli.main", "study", str(study), "--chunk-size", "400", "--out", str(out),
            "--run-id", "k", "--quiet", "--workers", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for_checkpoints(proc, out, "k", 3)

@@ -1,12 +1,12 @@
 """A study's rows are validated once and share what they do not change with their base
-(engine/study.py `_scenarios`, engine/scenario.py `parse_scenario(..., like=)`)."""
+(engine/studies/study.py `_scenarios`, engine/model/scenario.py `parse_scenario(..., like=)`)."""
 import dataclasses
 
 import pytest
 
-from engine.run import forecast
-from engine.scenario import ScenarioError, load_scenario, parse_scenario, validate_scenario
-from engine.study import load_study, row_id
+from engine.forecast import forecast
+from engine.model.scenario import ScenarioError, load_scenario, parse_scenario, validate_scenario
+from engine.studies.study import load_study, row_id
 from test_study import SMALL, TUTORIAL, write_study
 
 

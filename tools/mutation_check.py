@@ -120,7 +120,7 @@ MUTATIONS = [
              EPISODE, "return st == UNTOUCHED or st == PASSED or st == REFUSED",
              "return st != MEMBER and st != WITHDRAWN"),
     Mutation("brokers-without-pivot", "an institution brokers even when the pivot is not a member",
-             "engine/model_arrays.py", 'if on["brokers"] and institution.pivot_member:', 'if on["brokers"]:'),
+             "engine/model/arrays.py", 'if on["brokers"] and institution.pivot_member:', 'if on["brokers"]:'),
 ]
 
 _IGNORE = shutil.ignore_patterns(".git", ".venv", "forecasts", "__pycache__", ".pytest_cache",

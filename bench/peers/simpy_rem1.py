@@ -31,7 +31,7 @@ This is the mode of the benchmark and of the statistical comparison
 (tests/test_independent_model.py).
 
 With ``draws="keyed"`` every variate instead comes from the engine's keyed
-generator (``kernels/rng.py`` keyed as ``engine/keys.py`` keys it; see
+generator (``kernels/rng.py`` keyed as ``engine/model/keys.py`` keys it; see
 ``KeyedDraws``): episode e with seed s sees the same numbers as the engine's
 episode e of a study with seed s, so the two can be compared episode by
 episode (tests/test_exact_model.py).  Only the draws are shared; the event
@@ -475,14 +475,14 @@ def _derive(sc, m, a, theta, w, z, wab):
 
 class KeyedDraws:
     """Every variate from the engine's counter-based generator (kernels/rng.py), keyed
-    as the engine keys it (engine/keys.py): the same (seed, episode, candidate or
+    as the engine keys it (engine/model/keys.py): the same (seed, episode, candidate or
     tie, purpose) gives the same number here and in the engine, so outcomes can be
     compared episode by episode.  Only the draws are shared; the event logic above
     stays this module's own.
 
     Candidate i (key k_i), block (k_i, CANDIDATE, 0) = (u0, u1, u2, u3): theta_i =
     mean + sd * Phi^-1(u0), P's error z = Phi^-1(u1), w_i = the Beta quantile at u2
-    (the engine's inverse-CDF table, engine/beta_tables.py), the delay of round 1
+    (the engine's inverse-CDF table, engine/model/tie_tables.py), the delay of round 1
     its mean times -log(u3); round r >= 2 takes -log of the first uniform of
     (k_i, DELAY, block r).  A joiner's block (k_i, JOIN, 0): a_i = triangular
     inverse CDF at u0, withdrawal time -log(u1) over the rate.  Tie a-b: w_ab =
@@ -491,8 +491,8 @@ class KeyedDraws:
     """
 
     def __init__(self, sc, m, seed):
-        from engine.beta_tables import beta_tables
-        from engine.keys import candidate_key, tie_key
+        from engine.model.tie_tables import beta_tables
+        from engine.model.keys import candidate_key, tie_key
         from kernels import rng
         self.rng, self.seed = rng, seed
         self.keys = [candidate_key(c["id"]) for c in sc["candidates"]]

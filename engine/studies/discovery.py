@@ -24,8 +24,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.output import fsync_path
-from engine.schema import finalize
+from engine.outputs.directory import fsync_path
+from engine.outputs.schema import finalize
 
 OUTPUTS = ("success", "size", "capacity", "spent")
 DEFAULT_MIN_DENSITY = 0.8

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.beta_tables import stacked_beta_tables
-from engine.keys import candidate_key, tie_key
-from engine.scenario import Scenario
+from engine.model.tie_tables import stacked_beta_tables
+from engine.model.keys import candidate_key, tie_key
+from engine.model.scenario import Scenario
 from kernels import layout as L
 
 
@@ -50,7 +50,7 @@ class ModelArrays(NamedTuple):
 
     def kernel_args(self) -> tuple:
         """The arrays in the order the kernels take them, with the ties' Beta quantile tables
-        (engine/beta_tables.py) in place of their shapes. The tables (25 KB a tie) are built
+        (engine/model/tie_tables.py) in place of their shapes. The tables (25 KB a tie) are built
         here, where a chunk runs, not kept with the scenario: a study's rows would otherwise
         hold one set each."""
         return (self.cand, self.scal, self.tie_ends, stacked_beta_tables(self.tie_shapes), self.adj_ptr,

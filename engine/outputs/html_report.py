@@ -20,8 +20,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from engine.storage import StorageError, complete_runs, locate, run_tables  # noqa: E402
-from engine.tables import wilson  # noqa: E402
+from engine.outputs.storage import StorageError, complete_runs, locate, run_tables  # noqa: E402
+from engine.outputs.tables import wilson  # noqa: E402
 
 MAX_SCENARIO_SECTIONS = 12  # a study has hundreds of design rows: base and variants come first
 CAPACITY_BINS = 64          # the report's capacity histogram (the table has 1024 bins)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from engine.aggregate import Aggregate
+from engine.execution.aggregate import Aggregate
 from kernels.chunk import GRID
 from kernels.layout import CAPACITY, SIZE, SPENT, SUCCESS
 
@@ -41,7 +41,7 @@ COMPARISONS_SCHEMA = pa.schema([
 def output_means(s, agg: Aggregate) -> dict[str, float]:
     """The four study outputs of one scenario: the means of success, size, capacity and spent
     (as in its summary table)."""
-    from engine.model_arrays import outcome_ranges
+    from engine.model.arrays import outcome_ranges
 
     top = outcome_ranges(s).top
     n = agg.episodes

@@ -17,19 +17,19 @@ import polars as pl
 import pyarrow as pa
 
 from engine import __version__
-from engine.aggregate import Aggregate
-from engine.executors import (ChunkError, Job, LocalExecutor, available_cores, compile_kernels,
+from engine.execution.aggregate import Aggregate
+from engine.execution.executors import (ChunkError, Job, LocalExecutor, available_cores, compile_kernels,
                               kernels_cached)
-from engine.model_arrays import build_model_arrays, outcome_ranges
-from engine.comparisons import output_means
-from engine.output import RunDirectory, TableSink, run_directory
-from engine.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, MAX_EPISODES, default_chunk_size, group_size_for,
+from engine.model.arrays import build_model_arrays, outcome_ranges
+from engine.studies.comparisons import output_means
+from engine.outputs.directory import RunDirectory, TableSink, run_directory
+from engine.execution.plan import (MAX_CHUNK_EPISODES, MAX_CHUNKS, MAX_EPISODES, default_chunk_size, group_size_for,
                          plan_chunks, plan_groups)
-from engine.progress import progress_bar
-from engine.scenario import Scenario, load_scenario, validate_scenario
-from engine.schema import SCHEMA_VERSION, finalize
-from engine.signals import raise_if_received, received
-from engine.tables import group_tables, scenario_row, scenarios_table
+from engine.execution.progress import progress_bar
+from engine.model.scenario import Scenario, load_scenario, validate_scenario
+from engine.outputs.schema import SCHEMA_VERSION, finalize
+from engine.execution.signals import raise_if_received, received
+from engine.outputs.tables import group_tables, scenario_row, scenarios_table
 from kernels import SOURCE_DIGEST
 
 DEFAULT_EPISODES = 100_000
@@ -89,10 +89,10 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     at most `target_se` in every scenario or `max_episodes` (default 100 x
     `episodes`) is reached; the tables are those of a run of the final episode
     count. `paired` > 1 runs the first `paired` scenarios (a base and its variants)
-    over the same chunks and keeps their cross sums (engine/comparisons.py);
+    over the same chunks and keeps their cross sums (engine/studies/comparisons.py);
     `derived(run_id, scenarios, aggregates, means, tables)` returns further tables to
     publish (`aggregates` holds those of the paired group only; `means` the four study
-    outputs of every scenario, engine/comparisons.py; `tables` the run's `summary` and
+    outputs of every scenario, engine/studies/comparisons.py; `tables` the run's `summary` and
     `candidates`). Per-scenario tables are written to Parquet one group at a time; with
     `return_tables=False` only `summary`, `candidates` and the small tables are read back
     into the result (the CLI's choice: a study of many rows stays small).
@@ -261,7 +261,7 @@ def _executor_name(name: str | None, workers: int | None, cores: int, ray_addres
 
 def _executor(name: str, workers: int | None, cores: int, ray_address: str | None):
     if name == "ray":
-        from engine.ray_executor import RayExecutor
+        from engine.execution.ray_executor import RayExecutor
         return RayExecutor(workers, ray_address)
     return LocalExecutor(workers or cores)
 

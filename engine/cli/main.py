@@ -1,14 +1,14 @@
 """`pivotal` command line: validate scenario files, run forecasts, catalog/report/show outputs."""
 from __future__ import annotations
 
-if __name__ == "__main__":  # `python -m engine.cli`: signals first, as engine/start.py does
-    import engine.start  # noqa: F401
+if __name__ == "__main__":  # `python -m engine.cli.main`: signals first, as engine/cli/start.py does
+    import engine.cli.start  # noqa: F401
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
 from engine import __version__  # noqa: E402
-from engine.signals import exit_code, handle_signals, raise_if_received, received  # noqa: E402
+from engine.execution.signals import exit_code, handle_signals, raise_if_received, received  # noqa: E402
 
 EXIT_USAGE = 2        # bad input or arguments; 1: a chunk failed; 130/143: Ctrl-C/SIGTERM
 EXIT_ENVIRONMENT = 3  # the file system failed (full, read-only, not a directory, ...)
@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from engine.run import DEFAULT_EPISODES, DEFAULT_SEED
+    from engine.forecast import DEFAULT_EPISODES, DEFAULT_SEED
 
     p = _Parser(prog="pivotal", description="Forecast coalitions built by a pivotal state "
                                 "(REM-1 Monte Carlo; docs/MODEL.md).")
@@ -95,7 +95,7 @@ def _output_parsers(sub) -> None:
 
 
 def _discover_parser(sub) -> None:
-    from engine import discovery as d
+    from engine.studies import discovery as d
 
     s = sub.add_parser("discover", help="find the input ranges of a study where an output falls "
                        "below/above a threshold (PRIM; needs pivotal[discover])")
@@ -120,8 +120,8 @@ def _discover_parser(sub) -> None:
 
 
 def _data_parsers(sub) -> None:
-    """`scenario build` and `backtest` (engine/builder.py, engine/backtest.py; docs/BACKTESTS.md)."""
-    from engine.backtest import DEFAULT_EPISODES, FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
+    """`scenario build` and `backtest` (engine/data/builder.py, engine/data/backtest.py; docs/BACKTESTS.md)."""
+    from engine.data.backtest import DEFAULT_EPISODES, FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
 
     sc = sub.add_parser("scenario", help="build scenarios from the Correlates of War data")
     b = sc.add_subparsers(dest="scenario_command", required=True).add_parser(
@@ -208,15 +208,15 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    from engine.cow import DataError
-    from engine.scenario import ScenarioError, load_scenario
+    from engine.data.cow import DataError
+    from engine.model.scenario import ScenarioError, load_scenario
 
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
             return _validate(args.files)
         if args.command == "warmup":
-            from engine.executors import compile_kernels
+            from engine.execution.executors import compile_kernels
             print(f"kernels ready ({compile_kernels():.1f} s)")
             return 0
         if args.command in ("catalog", "report", "show"):
@@ -237,8 +237,8 @@ def _main(argv) -> int:
 
 def _validate(files) -> int:
     """Check every file (a scenario or a study), one line each; exit 2 if any is refused."""
-    from engine.scenario import ScenarioError, load_scenario
-    from engine.study import load_study
+    from engine.model.scenario import ScenarioError, load_scenario
+    from engine.studies.study import load_study
 
     refused = 0
     for f in files:
@@ -258,18 +258,18 @@ def _validate(files) -> int:
 
 
 def _read_outputs(args) -> int:
-    from engine.storage import StorageError
+    from engine.outputs.storage import StorageError
 
     try:
         if args.command == "catalog":
-            from engine.catalog import build_catalog
+            from engine.outputs.catalog import build_catalog
             print(build_catalog(args.out, args.file))
         elif args.command == "report":
-            from engine.html_report import write_report
+            from engine.outputs.html_report import write_report
             run_id = write_report(args.out, args.html, args.run_id)
             print(f"{args.html}: run {run_id}")
         else:
-            from engine.report import show_text
+            from engine.outputs.text import show_text
             print(show_text(args.out, args.run_id))
     except StorageError as exc:
         print(f"pivotal: error: {exc}", file=sys.stderr)
@@ -288,9 +288,9 @@ def _read_outputs(args) -> int:
 
 
 def _run(args) -> int:
-    from engine.report import summary_text
-    from engine.run import forecast
-    from engine.scenario import load_scenario
+    from engine.outputs.text import summary_text
+    from engine.forecast import forecast
+    from engine.model.scenario import load_scenario
 
     scenarios = [load_scenario(f) for f in args.scenarios]  # every file checked before anything runs
 
@@ -312,9 +312,9 @@ def _run(args) -> int:
 def _guarded(args, start) -> int:
     """Run `start(run_id)` (a run, study, ablation or backtest) with the errors every run can
     meet turned into one line and a documented exit code (docs/OUTPUTS.md)."""
-    from engine.output import RunExistsError, latest_interrupted_run, run_directory
-    from engine.run import RunFailedError, RunSettingsError, new_run_id
-    from engine.storage import StorageError
+    from engine.outputs.directory import RunExistsError, latest_interrupted_run, run_directory
+    from engine.forecast import RunFailedError, RunSettingsError, new_run_id
+    from engine.outputs.storage import StorageError
 
     run_id = None
     try:
@@ -342,9 +342,9 @@ def _guarded(args, start) -> int:
 
 def _tell_supervisor(out, run_id: str) -> None:
     """Where the run's checkpoints go, for the supervisor of a run that may use Ray
-    (engine/start.py), to say what is left if Ray ends this process."""
-    from engine.output import run_directory
-    from engine.start import report, supervised
+    (engine/cli/start.py), to say what is left if Ray ends this process."""
+    from engine.outputs.directory import run_directory
+    from engine.cli.start import report, supervised
 
     if supervised():
         try:
@@ -385,7 +385,7 @@ def _interrupted_state(store) -> str:
 
 
 def _discover(args) -> int:
-    from engine.discovery import DiscoveryError, discover, publish_discovery
+    from engine.studies.discovery import DiscoveryError, discover, publish_discovery
 
     try:
         found = discover(args.out, args.run_id, args.output, below=args.below, above=args.above,
@@ -406,8 +406,8 @@ def _scenario_build(args) -> int:
 
     import tomllib
 
-    from engine import builder
-    from engine.scenario import parse_scenario
+    from engine.data import builder
+    from engine.model.scenario import parse_scenario
 
     prm = builder.load_params(args.params)
     command = "pivotal scenario build " + " ".join(
@@ -441,8 +441,8 @@ def _scenario_build(args) -> int:
 
 
 def _backtest(args) -> int:
-    from engine import backtest, builder
-    from engine.cow import DataError
+    from engine.data import backtest, builder
+    from engine.data.cow import DataError
 
     if args.episodes is not None and args.episodes < 1:
         raise DataError(f"--episodes must be >= 1 (got {args.episodes:,})")
@@ -468,8 +468,8 @@ def _backtest(args) -> int:
 def _fit(args, prepared, prm) -> int:
     import polars as pl
 
-    from engine import backtest
-    from engine.cow import DataError
+    from engine.data import backtest
+    from engine.data.cow import DataError
 
     episodes = backtest.FIT_EPISODES if args.episodes is None else args.episodes
     if args.max_evals < 1:
@@ -518,7 +518,7 @@ def _is_study(path) -> bool:
     names a `pivot`."""
     from pathlib import Path
 
-    from engine.scenario import read_toml
+    from engine.model.scenario import read_toml
 
     def fail(rule):
         raise ValueError(rule)
@@ -530,9 +530,9 @@ def _is_study(path) -> bool:
 
 
 def _study(args) -> int:
-    from engine.report import summary_text
-    from engine.scenario import load_scenario
-    from engine.study_run import ablate, comparisons_text, study, study_text, write_scenarios
+    from engine.outputs.text import summary_text
+    from engine.model.scenario import load_scenario
+    from engine.studies.run import ablate, comparisons_text, study, study_text, write_scenarios
 
     run = dict(out=args.out, workers=args.workers, chunk_size=args.chunk_size,
                executor=args.executor, ray_address=args.ray_address, resume=args.resume,
@@ -540,7 +540,7 @@ def _study(args) -> int:
                max_episodes=args.max_episodes, seed=args.seed, return_tables=False,
                announce=_announce)
     if args.command == "study":
-        from engine.study import load_study
+        from engine.studies.study import load_study
         st = load_study(args.file)  # every row and variant checked before anything runs
         if args.scenarios:
             try:
@@ -573,5 +573,5 @@ def _study(args) -> int:
 
 
 if __name__ == "__main__":
-    from engine.start import exit_now_if_interrupted
+    from engine.cli.start import exit_now_if_interrupted
     sys.exit(exit_now_if_interrupted(main()))

@@ -20,9 +20,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from engine import builder, cow
-from engine.cow import DataError
-from engine.scenario import parse_scenario, read_toml
+from engine.data import builder, cow
+from engine.data.cow import DataError
+from engine.model.scenario import parse_scenario, read_toml
 
 DEFAULT_EPISODES = 20_000      # per case and model in `pivotal backtest`
 FIT_EPISODES = 2_000           # per case in each evaluation of the fit's objective
@@ -340,7 +340,7 @@ def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episo
                   seed=1, out=None, run_id=None, progress=None, **run_args):
     """Forecast every case (ties on and off, one run: common random numbers), score, and publish
     the `backtests` and `backtest_states` tables with the run's tables when `out` is given."""
-    from engine.run import forecast
+    from engine.forecast import forecast
 
     scenarios = []
     for p in prepared:
@@ -415,7 +415,7 @@ def _start(base: builder.BuilderParams) -> np.ndarray:
 def mean_log_likelihood(prepared: list[Prepared], prm, *, episodes=FIT_EPISODES, seed=1) -> float:
     """Mean over cases of the mean log-likelihood of participation of the scored states
     (pivotal model, probabilities clipped), all cases in one run: common random numbers."""
-    from engine.run import forecast
+    from engine.forecast import forecast
 
     res = forecast([scenario(p, prm) for p in prepared], episodes=episodes, seed=seed, progress=False)
     return float(np.mean([-log_loss(_p_member(res.tables, p.case.slug)[p.scored], p.joined[p.scored],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from engine.keys import candidate_key, tie_key
+from engine.model.keys import candidate_key, tie_key
 
 
 class ScenarioError(ValueError):
@@ -306,7 +306,7 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
         other = keys.setdefault(candidate_key(cand.id), cand.id)
         if other != cand.id:
             c.fail(f"candidates[{k}].id", f"{cand.id!r} has the same random-number key as {other!r} "
-                   "(engine/keys.py; a one-in-four-billion coincidence): rename one of them")
+                   "(engine/model/keys.py; a one-in-four-billion coincidence): rename one of them")
         candidates.append(cand)
     known = {cand.id for cand in candidates}
     ties, pairs, tie_keys = [], set(), {}
@@ -318,7 +318,7 @@ def parse_scenario(doc: dict, path: str = "<scenario>", scenario_id: str | None 
         other = tie_keys.setdefault(tie_key(tie.a, tie.b), pair)
         if other != pair:
             c.fail(f"ties[{k}]", f"the tie {tie.a!r}-{tie.b!r} has the same random-number key as "
-                   f"{'-'.join(sorted(other))!r} (engine/keys.py; a one-in-four-billion "
+                   f"{'-'.join(sorted(other))!r} (engine/model/keys.py; a one-in-four-billion "
                    "coincidence): rename a candidate")
         pairs.add(pair)
         ties.append(tie)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import cow
-from engine.cow import DataError
-from engine.scenario import read_toml
+from engine.data import cow
+from engine.data.cow import DataError
+from engine.model.scenario import read_toml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 SHIPPED_PARAMS = REPO / "configs" / "builder_params.toml"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.plan import MAX_EPISODES
-from engine.designs import DISTRIBUTIONS, SAMPLERS, design_rows, to_values, unit_sample
-from engine.scenario import (MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
+from engine.execution.plan import MAX_EPISODES
+from engine.studies.designs import DISTRIBUTIONS, SAMPLERS, design_rows, to_values, unit_sample
+from engine.model.scenario import (MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
                              parse_scenario, read_toml)
 
 STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants"}

@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 from typing import Iterable, Iterator
 
-from engine.aggregate import Aggregate
-from engine.executors import ChunkError, Job, run_chunk
-from engine.plan import Chunk
-from engine.run import RunSettingsError
-from engine.signals import handle_signals
+from engine.execution.aggregate import Aggregate
+from engine.execution.executors import ChunkError, Job, run_chunk
+from engine.execution.plan import Chunk
+from engine.forecast import RunSettingsError
+from engine.execution.signals import handle_signals
 
 TASK_RETRIES = 5  # re-runs of a chunk whose worker process died
 CONNECT_TIMEOUT = 10.0  # seconds to reach a cluster's address before giving up
@@ -102,9 +102,9 @@ class RayExecutor:
 
 
 def _report_started_processes() -> None:
-    """Tell the supervisor (engine/start.py) which processes the local Ray instance is made of,
+    """Tell the supervisor (engine/cli/start.py) which processes the local Ray instance is made of,
     to stop them if Ray ends this driver: its agents would otherwise outlive it by a minute."""
-    from engine.start import report, supervised
+    from engine.cli.start import report, supervised
 
     if supervised():
         import psutil  # (installed with ray[default])

@@ -1,7 +1,7 @@
 """The `pivotal` command's entry point.
 
 Its first act is to handle Ctrl-C and SIGTERM, so a signal while the engine loads
-ends the command with one line, never a traceback; engine/cli.py's handlers stop a
+ends the command with one line, never a traceback; engine/cli/main.py's handlers stop a
 command cleanly from there on. Only what Python does before this module runs (its
 start-up and `site`, about 20 ms) is left to Python's default.
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if _status_fd is None and _may_use_ray(argv):
         return supervise(argv)
-    from engine.cli import main as run_command
+    from engine.cli.main import main as run_command
 
     return exit_now_if_interrupted(run_command(argv))
 
@@ -76,7 +76,7 @@ def supervise(argv) -> int:
 
     read_end, write_end = os.pipe()
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl-C reaches the driver too: it stops cleanly
-    driver = subprocess.Popen([sys.executable, "-m", "engine.cli", *argv], pass_fds=(write_end,),
+    driver = subprocess.Popen([sys.executable, "-m", "engine.cli.main", *argv], pass_fds=(write_end,),
                               env={**os.environ, STATUS_FD: str(write_end)}, preexec_fn=_as_driver)
     os.close(write_end)
     _signal.signal(_signal.SIGTERM, lambda signum, frame: driver.send_signal(signum))
@@ -176,5 +176,5 @@ def _end() -> None:
     report("end")
 
 
-if __name__ == "__main__":  # python -m engine.start ...: the command, as installed
+if __name__ == "__main__":  # python -m engine.cli.start ...: the command, as installed
     sys.exit(main())

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import duckdb
 
-from engine.storage import PART, Location, StorageError, locate
-from engine.tables import METRICS
+from engine.outputs.storage import PART, Location, StorageError, locate
+from engine.outputs.tables import METRICS
 
 CATALOG = "forecasts.duckdb"
 STATISTICS = ("n", "mean", "sd", "se", "p05", "p25", "p50", "p75", "p95", "min", "max")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from engine.run import Forecast
-from engine.tables import wilson
+from engine.forecast import Forecast
+from engine.outputs.tables import wilson
 
 
 def _pct(p: float) -> str:
@@ -80,7 +80,7 @@ def tables_text(tables: dict[str, pl.DataFrame], timing: str | None = None, top:
 def show_text(out, run_id: str | None = None, recent: int = 10, max_scenarios: int = 20) -> str:
     """`pivotal show`: the most recent complete runs of `out`, then the summary of
     `run_id` (default: the latest complete run), as printed at the end of a run."""
-    from engine.storage import StorageError, complete_runs, locate, run_tables
+    from engine.outputs.storage import StorageError, complete_runs, locate, run_tables
 
     location = locate(out)
     runs = complete_runs(location)
@@ -99,6 +99,6 @@ def show_text(out, run_id: str | None = None, recent: int = 10, max_scenarios: i
     tables = run_tables(location, run_id)
     lines.append(tables_text(tables, max_scenarios=max_scenarios))
     if "backtests" in tables:  # a backtest run: its scores as `pivotal backtest` printed them
-        from engine.backtest import report as backtest_report
+        from engine.data.backtest import report as backtest_report
         lines += ["", backtest_report(tables["backtests"])]
     return "\n".join(lines)

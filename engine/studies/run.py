@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from engine.comparisons import OUTPUTS, comparisons_table
-from engine.designs import preload_analysis, sensitivity_tables
-from engine.model_arrays import outcome_ranges
-from engine.run import Forecast, forecast
-from engine.scenario import MECHANISMS, Scenario, load_scenario
-from engine.study import Study, design_table_rows, load_study
+from engine.studies.comparisons import OUTPUTS, comparisons_table
+from engine.studies.designs import preload_analysis, sensitivity_tables
+from engine.model.arrays import outcome_ranges
+from engine.forecast import Forecast, forecast
+from engine.model.scenario import MECHANISMS, Scenario, load_scenario
+from engine.studies.study import Study, design_table_rows, load_study
 
 DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
                            ("input", pa.string()), ("value", pa.float64())])
@@ -102,7 +102,7 @@ def comparisons_text(result: Forecast) -> str:
 def study_text(result: Forecast, st: Study) -> str:
     """The printed summary of a study: the run, the base forecast, the variants, and the inputs
     ranked by their total-order (or first-order) effect on each output."""
-    from engine.report import summary_text
+    from engine.outputs.text import summary_text
 
     lines = [summary_text(result, max_scenarios=1)]
     if st.variants:

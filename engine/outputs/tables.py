@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from engine.aggregate import Aggregate
-from engine.model_arrays import VALUE_BINS, outcome_ranges
-from engine.scenario import PARAMETERS, Scenario
-from engine.schema import METRIC_UNITS
+from engine.execution.aggregate import Aggregate
+from engine.model.arrays import VALUE_BINS, outcome_ranges
+from engine.model.scenario import PARAMETERS, Scenario
+from engine.outputs.schema import METRIC_UNITS
 from kernels.chunk import GRID
 from kernels.layout import N_OUTCOMES
 

@@ -14,7 +14,7 @@ sees all its tables, and never a half-written file.
 On object storage (`ObjectRunDirectory`, `--out s3://bucket/prefix`) each table
 is written straight to its final key (an object appears whole or not at all)
 and the `runs` object is written last: it is the commit. The plan and chunk
-checkpoints stay on local disk (engine/storage.py: checkpoint_root).
+checkpoints stay on local disk (engine/outputs/storage.py: checkpoint_root).
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
-from engine.aggregate import Aggregate, load_chunk, save_chunk
-from engine.schema import finalize
-from engine.storage import Location, StorageError, checkpoint_root, locate
+from engine.execution.aggregate import Aggregate, load_chunk, save_chunk
+from engine.outputs.schema import finalize
+from engine.outputs.storage import Location, StorageError, checkpoint_root, locate
 
 RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
               "time_to_success", "candidates", "episodes", "runs")  # what every run writes

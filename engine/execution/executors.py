@@ -1,7 +1,7 @@
 """Executors run chunks and yield their aggregates as they finish (in any order).
 
 An executor has one method, `map(job, chunks)`, and a `name`. The driver
-(engine/run.py) merges what it yields in chunk order, so an executor never
+(engine/forecast.py) merges what it yields in chunk order, so an executor never
 changes the numbers. `local` runs chunks one after another in this process,
 each split over `workers` threads (the kernels release the GIL).
 """
@@ -13,9 +13,9 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, NamedTuple
 
-from engine.aggregate import Aggregate
-from engine.model_arrays import VALUE_BINS, ModelArrays, Ranges
-from engine.plan import Chunk
+from engine.execution.aggregate import Aggregate
+from engine.model.arrays import VALUE_BINS, ModelArrays, Ranges
+from engine.execution.plan import Chunk
 
 
 class Job(NamedTuple):
@@ -40,7 +40,7 @@ def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None,
     """Run one chunk: every scenario of its group over the chunk's episodes, split into one
     contiguous slice per thread (`threads` of `pool`; the kernel releases the GIL).
     Returns one Aggregate per scenario of the group; in the paired group each also
-    carries its cross sums with the group's first scenario (engine/comparisons.py)."""
+    carries its cross sums with the group's first scenario (engine/studies/comparisons.py)."""
     bounds = [chunk.first + chunk.episodes * k // threads for k in range(threads + 1)]
     scenarios = range(chunk.scenario, chunk.scenario + chunk.count)
     paired = chunk.scenario == job.paired
@@ -67,7 +67,7 @@ def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list
     """Episodes [first, stop) of the paired group, in blocks whose per-episode outcomes are
     kept just long enough to add each scenario's cross sums with the group's first.
     Returns, per scenario, the kernel results of its blocks with the cross sums appended."""
-    from engine.comparisons import PAIR_BLOCK, cross_sums
+    from engine.studies.comparisons import PAIR_BLOCK, cross_sums
 
     parts: list[list[tuple]] = [[] for _ in scenarios]
     for lo in range(first, max(stop, first + 1), PAIR_BLOCK):
@@ -86,8 +86,8 @@ def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list
 def compile_kernels() -> float:
     """Compile the chunk kernel, or load it from Numba's cache, by running one episode of a
     one-candidate scenario (the same types as every run); returns the seconds it took."""
-    from engine.model_arrays import build_model_arrays, outcome_ranges
-    from engine.scenario import parse_scenario
+    from engine.model.arrays import build_model_arrays, outcome_ranges
+    from engine.model.scenario import parse_scenario
 
     start = time.perf_counter()
     s = parse_scenario({"name": "warm-up", "pivot": "P", "deadline_days": 1.0, "candidates": [

@@ -148,7 +148,7 @@ def test_capacity_distributions_of_a_run_share_one_grid(out):
 def test_rebuild_is_atomic_and_idempotent(out):
     before = connect(out)
     views = before.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
-    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "catalog", "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "catalog", "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == str(out / CATALOG)
     assert connect(out).execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall() == views
@@ -157,7 +157,7 @@ def test_rebuild_is_atomic_and_idempotent(out):
 
 
 def test_catalog_of_an_empty_directory_is_refused(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "catalog", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "catalog", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "no published run" in result.stderr and "Traceback" not in result.stderr
 

@@ -287,7 +287,7 @@ def test_without_ema_workbench_one_line_says_how_to_install(study, monkeypatch, 
 def test_command_line_is_quiet(study):
     """In a fresh process (EMA Workbench imported for the first time) stderr stays empty."""
     out, _, _ = study
-    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "discover", "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "discover", "--out", str(out),
                              "--run-id", "s1", "--below", "0.5"], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -20,7 +20,7 @@ from conftest import wait_for_checkpoints
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
-CLI = [sys.executable, "-m", "engine.cli.main"]
+CLI = [sys.executable, "-m", "engine.cli"]
 
 
 def interrupted_after(chunks, scenario, **kw):
@@ -326,7 +326,7 @@ def test_two_resumes_of_one_run_id_do_not_collide(tmp_path):
 
 
 def test_a_compile_is_announced_and_the_cache_is_found(monkeypatch, capsys):
-    import engine.forecast as run_module
+    import engine.execution.execute as run_module
     from engine.execution.executors import kernels_cached
 
     pivotal.forecast(TUTORIAL, episodes=100, progress=False)

@@ -43,7 +43,7 @@ def s3(tmp_path_factory):
 
 
 def cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True)
 
 
@@ -113,7 +113,7 @@ def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3
     assert "summary" in location.table_names() and "runs" not in location.table_names()
     assert complete_runs(location).is_empty()  # readers see nothing of the half-published run
     with pytest.raises(StorageError, match="no complete run"):
-        from engine.outputs.text import show_text
+        from engine.cli.outputs import show_text
         show_text(out)
     checkpoints = Path(os.environ["PIVOTAL_CHECKPOINT_DIR"])
     assert len(list(checkpoints.rglob("run_id=x/chunks/*.npz"))) == 4

@@ -40,7 +40,7 @@ REQUIRED = {
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     out = tmp_path_factory.mktemp("forecasts")
-    cmd = [sys.executable, "-m", "engine.cli.main", "run", str(TUTORIAL), str(SYRIA), "--episodes", "20000",
+    cmd = [sys.executable, "-m", "engine.cli", "run", str(TUTORIAL), str(SYRIA), "--episodes", "20000",
            "--out", str(out), "--run-id", "r1", "--keep-episodes", "7"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -95,7 +95,7 @@ def test_duckdb_and_polars_read_the_tables(published):
 
 def test_reused_run_id_is_refused(published):
     out, _ = published
-    cmd = [sys.executable, "-m", "engine.cli.main", "run", str(TUTORIAL), "--episodes", "100",
+    cmd = [sys.executable, "-m", "engine.cli", "run", str(TUTORIAL), "--episodes", "100",
            "--out", str(out), "--run-id", "r1"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "already complete" in result.stderr

@@ -95,7 +95,7 @@ def test_a_failing_task_names_its_chunk(ray_cluster):
 
 
 def test_ray_run_killed_with_sigkill_resumes_to_the_same_tables(ray_cluster, tmp_path):
-    cmd = [sys.executable, "-m", "engine.cli.main", "run", str(BENCH_120), "--episodes", "120000",
+    cmd = [sys.executable, "-m", "engine.cli", "run", str(BENCH_120), "--episodes", "120000",
            "--chunk-size", "2000", "--seed", "12", "--out", str(tmp_path), "--run-id", "r",
            "--executor", "ray", "--ray-address", ray_cluster, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -30,7 +30,7 @@ INSPECT = """(() => ({
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True)
 
 

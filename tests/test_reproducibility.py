@@ -65,7 +65,7 @@ def test_scenarios_share_random_numbers(tmp_path):
 def test_resume_after_sigkill_equals_undisturbed_run(tmp_path):
     args = [str(BENCH_120), "--episodes", "120000", "--chunk-size", "2000", "--seed", "5",
             "--out", str(tmp_path / "killed"), "--run-id", "r1", "--quiet", "--keep-episodes", "10"]
-    cmd = [sys.executable, "-m", "engine.cli.main", "run", *args]
+    cmd = [sys.executable, "-m", "engine.cli", "run", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for_checkpoints(proc, tmp_path / "killed", "r1", 3)
     os.kill(proc.pid, signal.SIGKILL)

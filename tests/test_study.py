@@ -14,7 +14,8 @@ from scipy import stats
 
 import pivotal
 from engine.cli.main import main
-from engine.forecast import forecast
+from engine.forecast import forecast, plan_run
+from engine.studies.run import run_ablation
 from conftest import wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,9 +142,8 @@ def test_paired_comparisons_match_the_episodes_and_are_tighter_than_independent(
     """difference, its se and the independent se, recomputed from every episode's record."""
     n = 20_000
     items, names = pivotal.ablate.__globals__["ablation_scenarios"](TUTORIAL)
-    result = forecast(items[:1] + items[5:6], episodes=n, seed=9, keep_episodes=n, paired=2,
-                      derived=lambda run_id, its, merged, means, tables: {"comparisons": pivotal.ablate.__globals__[
-                          "_comparisons"](run_id, its, merged, ["venues off"])}, progress=False)
+    plan = plan_run(items[:1] + items[5:6], episodes=n, seed=9, keep_episodes=n, paired=2)
+    result = run_ablation(plan, ["venues off"], progress=False)
     assert names[4] == "venues off"
     eps = result.tables["episodes"]
     comp = {r["output"]: r for r in result.tables["comparisons"].iter_rows(named=True)}
@@ -317,11 +317,11 @@ def test_malformed_studies_are_refused_before_anything_runs(tmp_path, capsys, ch
 
 def test_good_study_validates_and_refusal_has_no_traceback(tmp_path):
     path = write_study(tmp_path, GOOD)
-    ok = subprocess.run([sys.executable, "-m", "engine.cli.main", "validate", str(path)], cwd=ROOT,
+    ok = subprocess.run([sys.executable, "-m", "engine.cli", "validate", str(path)], cwd=ROOT,
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "study: 1 inputs, 1 variants, 12 design rows" in ok.stdout
     path.write_text(GOOD.replace("samples = 4", "samples = 5"))
-    bad = subprocess.run([sys.executable, "-m", "engine.cli.main", "study", str(path), "--out",
+    bad = subprocess.run([sys.executable, "-m", "engine.cli", "study", str(path), "--out",
                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "o").exists()
 
@@ -483,7 +483,7 @@ def test_study_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
     study = write_study(tmp_path, SMALL.replace("samples = 6", "samples = 24").replace(
         "episodes = 3000", "episodes = 16000"))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "engine.cli.main", "study", str(study), "--chunk-size", "400", "--out", str(out),
+    cmd = [sys.executable, "-m", "engine.cli", "study", str(study), "--chunk-size", "400", "--out", str(out),
            "--run-id", "k", "--quiet", "--workers", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for_checkpoints(proc, out, "k", 3)

@@ -105,7 +105,7 @@ def test_syntax_errors_and_missing_files_name_the_file(tmp_path):
 
 
 def pivotal_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True,
                           text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 

@@ -336,29 +336,39 @@ def _p_member(tables, scenario_id):
     return c["p_member"].to_numpy()
 
 
+def backtest_scenarios(prepared: list[Prepared], prm: builder.BuilderParams) -> list:
+    """Every case's scenario with ties on and off: one run of them shares random numbers."""
+    return [s for p in prepared for s in (scenario(p, prm), scenario(p, prm, ties=False))]
+
+
 def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episodes=DEFAULT_EPISODES,
-                  seed=1, out=None, run_id=None, progress=None, **run_args):
+                  seed=1, out=None, run_id=None, progress=None, resume=False, **settings):
     """Forecast every case (ties on and off, one run: common random numbers), score, and publish
-    the `backtests` and `backtest_states` tables with the run's tables when `out` is given."""
-    from engine.forecast import forecast
+    the `backtests` and `backtest_states` tables with the run's tables when `out` is given.
+    Other keywords are `plan_run`'s."""
+    from engine.execution.plan import plan_run
 
-    scenarios = []
+    plan = plan_run(backtest_scenarios(prepared, prm), episodes=episodes, seed=seed, run_id=run_id,
+                    **settings)
+    return run_backtest_plan(plan, prepared, out=out, resume=resume, progress=progress)
+
+
+def run_backtest_plan(plan, prepared: list[Prepared], *, out=None, resume=False, progress=None):
+    """Steps two and three of a backtest (engine/forecast.py): execute the plan of
+    `backtest_scenarios`, then publish the run's tables with the cases' scores."""
+    from engine.forecast import execute_plan
+
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    tables = {"candidates": pl.from_arrow(publisher.staged()["candidates"])}
+    rows, states = [], []
     for p in prepared:
-        scenarios += [scenario(p, prm), scenario(p, prm, ties=False)]
-
-    def derived(run_id, items, merged, means, arrow):
-        tables = {"candidates": pl.from_arrow(arrow["candidates"])}
-        rows, states = [], []
-        for p in prepared:
-            on = _p_member(tables, p.case.slug)
-            off = _p_member(tables, f"{p.case.slug}__no_ties")
-            rows += score_rows(run_id, p, on, off, episodes)
-            states += state_rows(run_id, p, on, off)
-        return {"backtests": pa.Table.from_pylist(rows, schema=BACKTESTS_SCHEMA),
-                "backtest_states": pa.Table.from_pylist(states, schema=STATES_SCHEMA)}
-
-    return forecast(scenarios, episodes=episodes, seed=seed, out=out, run_id=run_id, progress=progress,
-                    derived=derived, **run_args)
+        on = _p_member(tables, p.case.slug)
+        off = _p_member(tables, f"{p.case.slug}__no_ties")
+        rows += score_rows(plan.run_id, p, on, off, plan.episodes)
+        states += state_rows(plan.run_id, p, on, off)
+    return publisher.publish(execution, {
+        "backtests": pa.Table.from_pylist(rows, schema=BACKTESTS_SCHEMA),
+        "backtest_states": pa.Table.from_pylist(states, schema=STATES_SCHEMA)})
 
 
 def report(backtests: pl.DataFrame) -> str:

@@ -1,7 +1,7 @@
 """Executors run chunks and yield their aggregates as they finish (in any order).
 
 An executor has one method, `map(job, chunks)`, and a `name`. The driver
-(engine/forecast.py) merges what it yields in chunk order, so an executor never
+(engine/execution/execute.py) merges what it yields in chunk order, so an executor never
 changes the numbers. `local` runs chunks one after another in this process,
 each split over `workers` threads (the kernels release the GIL).
 """
@@ -67,7 +67,7 @@ def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list
     """Episodes [first, stop) of the paired group, in blocks whose per-episode outcomes are
     kept just long enough to add each scenario's cross sums with the group's first.
     Returns, per scenario, the kernel results of its blocks with the cross sums appended."""
-    from engine.studies.comparisons import PAIR_BLOCK, cross_sums
+    from engine.execution.pairs import PAIR_BLOCK, cross_sums
 
     parts: list[list[tuple]] = [[] for _ in scenarios]
     for lo in range(first, max(stop, first + 1), PAIR_BLOCK):
@@ -107,10 +107,6 @@ def kernels_cached() -> bool:
         return os.path.exists(simulate_chunk._cache._cache_file._index_path)
     except AttributeError:  # another Numba version: say nothing rather than something wrong
         return True
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class LocalExecutor:

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 from engine.execution.aggregate import Aggregate
 from engine.execution.executors import ChunkError, Job, run_chunk
 from engine.execution.plan import Chunk
-from engine.forecast import RunSettingsError
+from engine.execution.plan import RunSettingsError
 from engine.execution.signals import handle_signals
 
 TASK_RETRIES = 5  # re-runs of a chunk whose worker process died
@@ -102,9 +102,9 @@ class RayExecutor:
 
 
 def _report_started_processes() -> None:
-    """Tell the supervisor (engine/cli/start.py) which processes the local Ray instance is made of,
+    """Tell the supervisor (engine/execution/supervisor.py) which processes the local Ray instance is made of,
     to stop them if Ray ends this driver: its agents would otherwise outlive it by a minute."""
-    from engine.cli.start import report, supervised
+    from engine.execution.supervisor import report, supervised
 
     if supervised():
         import psutil  # (installed with ray[default])

@@ -180,3 +180,15 @@ def scenarios_table(rows: list[dict]) -> pa.Table:
     ids = pa.list_(pa.string())
     return table.cast(pa.schema([pa.field(f.name, ids) if f.name.endswith("_ids") else f
                                  for f in table.schema]))
+
+
+def output_means(s, agg: Aggregate) -> dict[str, float]:
+    """The four study outputs of one scenario: the means of success, size, capacity and spent
+    (as in its summary table)."""
+    top = outcome_ranges(s).top
+    n = agg.episodes
+    sizes = np.asarray(agg.size_hist, dtype=np.int64)
+    return {"success": agg.successes / n,
+            "size": float((np.arange(len(sizes)) * sizes).sum() / n),
+            "capacity": int(agg.q_sum[0]) / GRID * top[0] / n,
+            "spent": int(agg.q_sum[1]) / GRID * top[1] / n}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from engine.forecast import Forecast
+from engine.outputs.publish import Forecast
 from engine.outputs.tables import wilson
 
 
@@ -74,31 +74,4 @@ def tables_text(tables: dict[str, pl.DataFrame], timing: str | None = None, top:
         lines.append(f"  least likely     {pick(cands.tail(k).reverse())}")
     if max_scenarios is not None and len(scenarios) > max_scenarios:
         lines += ["", f"... and {len(scenarios) - max_scenarios} more scenarios (pivotal report shows them)"]
-    return "\n".join(lines)
-
-
-def show_text(out, run_id: str | None = None, recent: int = 10, max_scenarios: int = 20) -> str:
-    """`pivotal show`: the most recent complete runs of `out`, then the summary of
-    `run_id` (default: the latest complete run), as printed at the end of a run."""
-    from engine.outputs.storage import StorageError, complete_runs, locate, run_tables
-
-    location = locate(out)
-    runs = complete_runs(location)
-    if runs.is_empty():
-        raise StorageError(f"no complete run in {location.uri}")
-    lines = []
-    if run_id is None:
-        run_id = runs["run_id"][-1]
-        lines.append(f"latest complete runs in {location.uri} (newest last):")
-        for r in runs.tail(recent).iter_rows(named=True):
-            lines.append(f"  {r['run_id']}  finished {r['finished_at']:%Y-%m-%d %H:%M:%S} UTC  "
-                         f"{r['episodes']:,} episodes x {r['scenarios']} scenario(s)  seed {r['seed']}")
-        lines.append("")
-    elif run_id not in runs["run_id"].to_list():
-        raise StorageError(f"run {run_id!r} is not a complete run in {location.uri}")
-    tables = run_tables(location, run_id)
-    lines.append(tables_text(tables, max_scenarios=max_scenarios))
-    if "backtests" in tables:  # a backtest run: its scores as `pivotal backtest` printed them
-        from engine.data.backtest import report as backtest_report
-        lines += ["", backtest_report(tables["backtests"])]
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 The base and its variants run in one group over the same episodes, so
 episode e of each uses the same random numbers. Besides its own sums, each
-scenario then carries exact cross sums with the base, sum over episodes of
+scenario then carries exact cross sums with the base (engine/execution/pairs.py), sum over episodes of
 b_e * v_e for success, size, capacity and spent (capacity and spent on the
 same 2**-32 grid of their range as the kernel's sums), from which the
 variance of the paired difference follows exactly:
@@ -23,9 +23,7 @@ import pyarrow as pa
 
 from engine.execution.aggregate import Aggregate
 from kernels.chunk import GRID
-from kernels.layout import CAPACITY, SIZE, SPENT, SUCCESS
 
-PAIR_BLOCK = 4096   # episodes whose per-episode outcomes are held at once per scenario
 OUTPUTS = ("success", "size", "capacity", "spent")   # STUDY_FORMAT's four outputs
 Z95 = 1.959963984540054
 
@@ -36,33 +34,6 @@ COMPARISONS_SCHEMA = pa.schema([
     ("difference_low", pa.float64()), ("difference_high", pa.float64()),
     ("independent_se", pa.float64()), ("variance_reduction", pa.float64()),
 ])
-
-
-def output_means(s, agg: Aggregate) -> dict[str, float]:
-    """The four study outputs of one scenario: the means of success, size, capacity and spent
-    (as in its summary table)."""
-    from engine.model.arrays import outcome_ranges
-
-    top = outcome_ranges(s).top
-    n = agg.episodes
-    sizes = np.asarray(agg.size_hist, dtype=np.int64)
-    return {"success": agg.successes / n,
-            "size": float((np.arange(len(sizes)) * sizes).sum() / n),
-            "capacity": int(agg.q_sum[0]) / GRID * top[0] / n,
-            "spent": int(agg.q_sum[1]) / GRID * top[1] / n}
-
-
-def cross_sums(base: np.ndarray, base_top: np.ndarray, other: np.ndarray, other_top: np.ndarray) -> np.ndarray:
-    """Sum over episodes of base x other outcomes (rows: episodes in kernels.layout order):
-    success and size exactly, capacity and spent on the kernel's grid (as its sums of squares)."""
-    out = np.zeros(4, np.int64)
-    out[0] = int(np.sum(base[:, SUCCESS].astype(np.int64) * other[:, SUCCESS].astype(np.int64)))
-    out[1] = int(np.sum(base[:, SIZE].astype(np.int64) * other[:, SIZE].astype(np.int64)))
-    for k, (column, m) in enumerate(((CAPACITY, 0), (SPENT, 1)), start=2):
-        qb = np.maximum(base[:, column], 0.0) * (GRID / base_top[m])
-        qo = np.maximum(other[:, column], 0.0) * (GRID / other_top[m])
-        out[k] = int(np.sum((qb * qo / GRID + 0.5).astype(np.int64)))
-    return out
 
 
 def _moments(agg: Aggregate, top: np.ndarray):

@@ -1,5 +1,8 @@
 """Running a study or a mechanism ablation: one run over many scenarios with common random
-numbers, plus the `design`, `sensitivity`, `sensitivity_s2` and `comparisons` tables."""
+numbers, plus the `design`, `sensitivity`, `sensitivity_s2` and `comparisons` tables.
+
+Each is the run's three steps (engine/forecast.py) with the study's tables added to
+the publishing step: `study_plan` / `run_study`, `ablation_plan` / `run_ablation`."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,11 +12,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from engine.execution.execute import Execution
+from engine.execution.plan import RunPlan, plan_run
+from engine.forecast import execute_plan
+from engine.model.arrays import outcome_ranges
+from engine.model.scenario import MECHANISMS, Scenario, load_scenario
+from engine.outputs.publish import Forecast
 from engine.studies.comparisons import OUTPUTS, comparisons_table
 from engine.studies.designs import preload_analysis, sensitivity_tables
-from engine.model.arrays import outcome_ranges
-from engine.forecast import Forecast, forecast
-from engine.model.scenario import MECHANISMS, Scenario, load_scenario
 from engine.studies.study import Study, design_table_rows, load_study
 
 DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
@@ -21,37 +27,50 @@ DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string())
 NO_TIES = ("information", "linkage", "credibility", "brokers")
 
 
-def _comparisons(run_id, items, merged, names):
+def _comparisons(plan: RunPlan, execution: Execution, names):
+    items, merged = plan.scenarios, execution.aggregates
     base = (merged[0], outcome_ranges(items[0]).top)
     variants = [(name, items[k].id, merged[k], outcome_ranges(items[k]).top)
                 for k, name in enumerate(names, start=1)]
-    return comparisons_table(run_id, base, variants)
+    return comparisons_table(plan.run_id, base, variants)
 
 
-def study(path, *, episodes: int | None = None, seed: int | None = None, **run) -> Forecast:
+def study_plan(st: Study, *, episodes: int | None = None, seed: int | None = None, **settings) -> RunPlan:
+    """Step one of a study: its base, variants (paired with the base) and design rows as one
+    run plan. `episodes` and `seed` default to the study's; other keywords are `plan_run`'s."""
+    if st.inputs:
+        preload_analysis(st.sampler)
+    return plan_run(st.scenarios, episodes=st.episodes if episodes is None else episodes,
+                    seed=st.seed if seed is None else seed,
+                    paired=1 + len(st.variants) if st.variants else 0, **settings)
+
+
+def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progress: bool | None = None,
+              read_back: bool = True) -> Forecast:
+    """Steps two and three of a study: execute its plan, publish the run's tables with
+    `design`, `sensitivity` (`sensitivity_s2`) and `comparisons`."""
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    tables = {}
+    if st.inputs:
+        first_row = 1 + len(st.variants)
+        tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
+        outputs = {o: np.array([m[o] for m in publisher.means[first_row:]]) for o in OUTPUTS}
+        tables |= sensitivity_tables(plan.run_id, st.sampler, [i.path for i in st.inputs], st.unit,
+                                     outputs, st.second_order, st.seed)
+    if st.variants:
+        tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants])
+    return publisher.publish(execution, tables, read_back)
+
+
+def study(path, *, episodes: int | None = None, seed: int | None = None, out=None,
+          resume: bool = False, progress: bool | None = None, **settings) -> Forecast:
     """Run a study file (STUDY_FORMAT.md) and return its tables (a `Forecast`): every run table
     for `base`, `variant-<k>` and `row-<rrrrrr>`, plus `design`, `sensitivity`
     (`sensitivity_s2` with second order) and `comparisons` (with variants).
     `episodes` and `seed` default to the study's; other keywords are `forecast`'s."""
     st = path if isinstance(path, Study) else load_study(path)
-    first_row = 1 + len(st.variants)
-
-    def derived(run_id, items, merged, means, tables):
-        tables = {}
-        if st.inputs:
-            tables["design"] = pa.Table.from_pylist(design_table_rows(run_id, st), schema=DESIGN_SCHEMA)
-            outputs = {o: np.array([m[o] for m in means[first_row:]]) for o in OUTPUTS}
-            tables |= sensitivity_tables(run_id, st.sampler, [i.path for i in st.inputs], st.unit,
-                                         outputs, st.second_order, st.seed)
-        if st.variants:
-            tables["comparisons"] = _comparisons(run_id, items, merged, [v.name for v in st.variants])
-        return tables
-
-    if st.inputs:
-        preload_analysis(st.sampler)
-    return forecast(st.scenarios, episodes=st.episodes if episodes is None else episodes,
-                    seed=st.seed if seed is None else seed,
-                    paired=first_row if st.variants else 0, derived=derived, **run)
+    plan = study_plan(st, episodes=episodes, seed=seed, **settings)
+    return run_study(st, plan, out=out, resume=resume, progress=progress)
 
 
 def ablation_scenarios(scenario) -> tuple[list[Scenario], list[str]]:
@@ -67,14 +86,26 @@ def ablation_scenarios(scenario) -> tuple[list[Scenario], list[str]]:
     return items, [name for name, _ in cases]
 
 
-def ablate(scenario, **run) -> Forecast:
+def ablation_plan(scenario, **settings) -> tuple[RunPlan, list[str]]:
+    """Step one of an ablation: the plan of `ablation_scenarios` (all paired with the base) and
+    the ablations' names. Keywords are `plan_run`'s."""
+    items, names = ablation_scenarios(scenario)
+    return plan_run(items, paired=len(items), **settings), names
+
+
+def run_ablation(plan: RunPlan, names: list[str], *, out=None, resume: bool = False,
+                 progress: bool | None = None, read_back: bool = True) -> Forecast:
+    """Steps two and three of an ablation: the run's tables plus `comparisons`."""
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    return publisher.publish(execution, {"comparisons": _comparisons(plan, execution, names)}, read_back)
+
+
+def ablate(scenario, *, out=None, resume: bool = False, progress: bool | None = None,
+           **settings) -> Forecast:
     """Run the mechanism ablation of one scenario (`ablation_scenarios`); the tables of a run
     plus `comparisons` (each ablation against the base). Keywords are `forecast`'s."""
-    items, names = ablation_scenarios(scenario)
-    return forecast(items, paired=len(items),
-                    derived=lambda run_id, its, merged, means, tables: {
-                        "comparisons": _comparisons(run_id, its, merged, names)},
-                    **run)
+    plan, names = ablation_plan(scenario, **settings)
+    return run_ablation(plan, names, out=out, resume=resume, progress=progress)
 
 
 def _fmt(output, x, sign="+"):

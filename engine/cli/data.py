@@ -1,0 +1,165 @@
+"""`pivotal scenario build` and `backtest` (engine/data/; docs/BACKTESTS.md)."""
+from __future__ import annotations
+
+import sys
+
+from engine.cli.common import EXIT_USAGE, announce, count, guarded
+
+
+def add_parsers(sub) -> None:
+    """`scenario build` and `backtest` (engine/data/builder.py, engine/data/backtest.py; docs/BACKTESTS.md)."""
+    from engine.data.backtest import DEFAULT_EPISODES, FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
+
+    sc = sub.add_parser("scenario", help="build scenarios from the Correlates of War data")
+    b = sc.add_subparsers(dest="scenario_command", required=True).add_parser(
+        "build", help="write a commented scenario TOML for a pivot, year and target")
+    b.add_argument("--pivot", required=True, help="COW abbreviation or code (e.g. USA, 2)")
+    b.add_argument("--year", required=True, type=int)
+    b.add_argument("--target", required=True, help="the state the coalition acts against")
+    b.add_argument("--theater", help="state whose capital distances are measured to (default: target)")
+    b.add_argument("--candidates", default="all", help="all | region:R | igo:NAME | list:A,B,... "
+                   "(default all)")
+    b.add_argument("--data", help="COW data directory (default ../shared/data from the repository)")
+    b.add_argument("--params", help="builder parameters file (default configs/builder_params.toml)")
+    b.add_argument("--requirement", type=float, help="capacity needed (default: the builder's rule)")
+    b.add_argument("--deadline-days", type=float, help="deadline (default: the builder's)")
+    b.add_argument("--budget", type=float, help="budget in preference-sd units (default: the builder's)")
+    b.add_argument("--name", help="the scenario's name (default: pivot against target, year)")
+    b.add_argument("-o", "--output", help="write here (default: standard output)")
+    bt = sub.add_parser("backtest", help="score built scenarios against coalitions that formed")
+    bt.add_argument("cases", nargs="+", metavar="CASE.toml")
+    bt.add_argument("--data", help="COW data directory (overrides each case's `data`)")
+    bt.add_argument("--params", help="builder parameters file (default configs/builder_params.toml)")
+    bt.add_argument("--episodes", type=count, help=f"episodes per case and model (default "
+                    f"{DEFAULT_EPISODES:,}; with --fit, per case in each evaluation: {FIT_EPISODES:,})")
+    bt.add_argument("--seed", type=count, default=1)
+    bt.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
+    bt.add_argument("--run-id")
+    bt.add_argument("--workers", type=count)
+    bt.add_argument("--resume", action="store_true", help="finish an interrupted backtest (same "
+                    "arguments; its --run-id, or the latest interrupted run in --out)")
+    bt.add_argument("--fit", action="store_true", help="fit the builder's preference coefficients "
+                    "and budget to the cases, with leave-one-case-out scores")
+    bt.add_argument("--max-evals", type=int, default=FIT_MAX_EVALS,
+                    help=f"objective evaluations per fit (default {FIT_MAX_EVALS})")
+    bt.add_argument("--prior-sd", type=float, default=FIT_PRIOR_SD,
+                    help="with --fit: sd of the Normal prior around the start on each signed "
+                    "coefficient (default %(default)s; docs/BACKTESTS.md)")
+    bt.add_argument("--no-loo", action="store_true", help="with --fit: skip leave-one-case-out")
+    bt.add_argument("--params-out", default="builder_params.fitted.toml",
+                    help="with --fit: where the fitted parameters go (default %(default)s)")
+
+
+def scenario_build(args) -> int:
+    import shlex
+
+    import tomllib
+
+    from engine.data import builder
+    from engine.model.scenario import parse_scenario
+
+    prm = builder.load_params(args.params)
+    command = "pivotal scenario build " + " ".join(
+        f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in
+        (("pivot", args.pivot), ("year", args.year), ("target", args.target), ("theater", args.theater),
+         ("candidates", args.candidates), ("params", args.params), ("requirement", args.requirement),
+         ("deadline_days", args.deadline_days), ("budget", args.budget), ("name", args.name))
+        if v is not None)
+    text, _, _ = builder.build_file(args.data or builder.DEFAULT_DATA, args.pivot, args.year, args.target,
+                                    theater=args.theater, candidates=args.candidates, prm=prm,
+                                    requirement=args.requirement, deadline_days=args.deadline_days,
+                                    budget=args.budget, name=args.name, command=command)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # e.g. a --name with a line break
+        print(f"pivotal: error: the built scenario is not valid TOML ({exc}); check --name",
+              file=sys.stderr)
+        return EXIT_USAGE
+    parse_scenario(doc, "the built scenario")  # the project's validator, before anything is written
+    if args.output:
+        try:
+            with open(args.output, "w") as fh:
+                fh.write(text)
+        except OSError as exc:
+            print(f"pivotal: error: -o {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(args.output)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def backtest(args) -> int:
+    from engine.data import backtest, builder
+    from engine.data.cow import DataError
+
+    if args.episodes is not None and args.episodes < 1:
+        raise DataError(f"--episodes must be >= 1 (got {args.episodes:,})")
+    prm = builder.load_params(args.params)
+    cases = [backtest.load_case(f, args.data) for f in args.cases]
+    backtest.check_distinct(cases)
+    prepared = [backtest.prepare(c) for c in cases]
+    for line in backtest.notes(prepared):
+        print(f"pivotal: note: {line}", file=sys.stderr)
+    if args.fit:
+        return _fit(args, prepared, prm)
+
+    def start(run_id):
+        from engine.execution.plan import plan_run
+
+        plan = plan_run(backtest.backtest_scenarios(prepared, prm), episodes=backtest.DEFAULT_EPISODES
+                        if args.episodes is None else args.episodes, seed=args.seed, run_id=run_id,
+                        workers=args.workers)
+        announce(plan.run_id)
+        result = backtest.run_backtest_plan(plan, prepared, out=args.out, resume=args.resume, progress=False)
+        print(backtest.report(result.tables["backtests"]))
+    return guarded(args, start)
+
+
+def _fit(args, prepared, prm) -> int:
+    import polars as pl
+
+    from engine.data import backtest
+    from engine.data.cow import DataError
+
+    episodes = backtest.FIT_EPISODES if args.episodes is None else args.episodes
+    if args.max_evals < 1:
+        raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
+    if not args.prior_sd > 0 or args.prior_sd == float("inf"):
+        raise DataError(f"--prior-sd must be a positive finite number (got {args.prior_sd})")
+    prm = prm.replace(**backtest.FIT_START)  # every fit starts from the documented prior
+    result = backtest.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
+                           prior_sd=args.prior_sd)
+    print(f"fit on {len(prepared)} case(s), {result.evaluations} evaluations of {episodes:,} episodes per "
+          f"case: mean log-likelihood {result.start_ll:.4f} (start) -> {result.fitted_ll:.4f} (fitted)")
+    for name in backtest.FIT_NAMES:
+        print(f"  {name:18} {getattr(prm, name):9.4f} -> {getattr(result.params, name):9.4f}")
+    header = (f"Builder parameters fitted by `pivotal backtest --fit` on {len(prepared)} case(s):\n"
+              + "\n".join(f"  {p.case.path}" for p in prepared)
+              + f"\nseed {args.seed}, {episodes} episodes per case and evaluation, {result.evaluations} "
+              f"evaluations, prior sd {args.prior_sd:g}; mean log-likelihood {result.start_ll:.4f} -> "
+              f"{result.fitted_ll:.4f}")
+    with open(args.params_out, "w") as fh:
+        fh.write(backtest.params_text(result.params, header))
+    print(f"fitted parameters written to {args.params_out}")
+    full = backtest.run_backtests(prepared, result.params, episodes=backtest.DEFAULT_EPISODES,
+                                  seed=args.seed, out=args.out, run_id=args.run_id,
+                                  workers=args.workers, progress=False)
+    print(f"\nin-sample (run {full.run_id}):")
+    print(backtest.report(full.tables["backtests"]))
+    if args.no_loo or len(prepared) < 2:
+        return 0
+    rows = []
+    for k, held in enumerate(prepared):
+        others = prepared[:k] + prepared[k + 1:]
+        loo = backtest.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
+                           prior_sd=args.prior_sd)
+        print(f"without {held.case.name}: " + ", ".join(
+            f"{n} {getattr(loo.params, n):.3f}" for n in backtest.FIT_NAMES), flush=True)
+        res = backtest.run_backtests([held], loo.params, episodes=backtest.DEFAULT_EPISODES,
+                                     seed=args.seed, progress=False, workers=args.workers)
+        rows.append(res.tables["backtests"])
+    print("\nleave-one-case-out (each case scored with parameters fitted on the others):")
+    print(backtest.report(pl.concat(rows)))
+    return 0
+

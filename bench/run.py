@@ -101,7 +101,7 @@ def throughput(quick):
 def _rss_run(args):
     """Run `pivotal run` in a child; return (seconds, peak RSS MiB of that child alone)."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "run", *args, "--quiet"], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", *args, "--quiet"], cwd=ROOT,
                              stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -172,7 +172,7 @@ def ray_numbers(quick):
 
 
 def startup():
-    args = [sys.executable, "-m", "engine.cli.main", "run", str(TUTORIAL), "--episodes", "1000", "--quiet"]
+    args = [sys.executable, "-m", "engine.cli", "run", str(TUTORIAL), "--episodes", "1000", "--quiet"]
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "PIVOTAL_CACHE_DIR": cache}
         cold, _ = timed(subprocess.run, args + ["--out", out], env=env, check=True, cwd=ROOT,

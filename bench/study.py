@@ -63,7 +63,7 @@ apply = "scale"
 def _child(args):
     """Run a pivotal command in a child; (seconds, peak RSS MiB of that child alone)."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "engine.cli.main", *args, "--quiet"], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "engine.cli", *args, "--quiet"], cwd=ROOT,
                              stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, args

@@ -22,7 +22,7 @@ forecast: install
 	$(BIN)/pivotal run $(SCENARIO) --episodes $(EPISODES)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -69,3 +69,12 @@ def wait_for_checkpoints(proc, out, run_id, n, timeout=120.0, poll=0.01):
     while time.time() < deadline and len(list(chunks.glob("*.npz"))) < n and proc.poll() is None:
         time.sleep(poll)
     assert proc.poll() is None, "the command finished before it could be interrupted"
+
+
+def pytest_collection_modifyitems(items):
+    """With pytest-xdist (`make test` runs two workers), tests that start Ray run one after
+    another on one worker (`--dist loadgroup`): two local Ray instances on two cores would
+    compete for every CPU and time out."""
+    for item in items:
+        if "ray" in item.nodeid.lower() or "/execution/test_resilience.py" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("ray"))

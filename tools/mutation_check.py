@@ -13,7 +13,7 @@ A mutation is caught when the subset fails (or hangs past the timeout).
     .venv/bin/python tools/mutation_check.py --markdown results.md
 
 Run by hand (it compiles the kernels once per mutation: 15-50 min in all on two
-cores), not in CI; tests/test_mutation_targets.py checks in every CI run that each
+cores), not in CI; tests/tools/test_mutation_targets.py checks in every CI run that each
 mutation's target text still occurs exactly once, so the list cannot rot silently.
 Results are in docs/MODEL.md, "How the rules are tested".
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_exact_model.py", "tests/test_edge_cases.py", "tests/test_mechanisms.py"]
+TESTS = ["tests/model/test_exact_model.py", "tests/model/test_edge_cases.py", "tests/model/test_mechanisms.py"]
 TIMEOUT = 900  # seconds per mutation (a hang counts as caught)
 EPISODE = "kernels/episode.py"
 

@@ -28,13 +28,13 @@ withdrawal times are drawn when scheduled.  The
 numbers match nothing else; only the distributions are meant to match (the
 common-random-numbers scheme of MODEL.md "Randomness" is not reproduced).
 This is the mode of the benchmark and of the statistical comparison
-(tests/test_independent_model.py).
+(tests/model/test_independent_model.py).
 
 With ``draws="keyed"`` every variate instead comes from the engine's keyed
 generator (``kernels/rng.py`` keyed as ``engine/model/keys.py`` keys it; see
 ``KeyedDraws``): episode e with seed s sees the same numbers as the engine's
 episode e of a study with seed s, so the two can be compared episode by
-episode (tests/test_exact_model.py).  Only the draws are shared; the event
+episode (tests/model/test_exact_model.py).  Only the draws are shared; the event
 logic below is this module's own in both modes.
 
 Event ordering: every model event is a ``simpy.Timeout`` created at the very

@@ -2,7 +2,7 @@
 
 Charts are drawn by Matplotlib as inline SVG: the page has no script, no
 stylesheet or font to fetch, and makes no network request. Each chart is a
-`<figure class="chart" data-chart="KIND">`; tests/test_report.py checks them in
+`<figure class="chart" data-chart="KIND">`; tests/outputs/test_report.py checks them in
 headless Chromium.
 """
 from __future__ import annotations

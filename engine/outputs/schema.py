@@ -5,7 +5,7 @@ was the first layout (missing numbers written as NaN, no version recorded);
 version 2 writes null for every missing number, records the version in the
 `runs` table and in each Parquet file's key-value metadata, and adds unit
 columns. A version only grows: columns may be added, never renamed, removed
-or retyped (tests/test_schema.py pins them).
+or retyped (tests/outputs/test_schema.py pins them).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import engine.outputs.directory
 import pivotal
 from engine.outputs.storage import StorageError, complete_runs, locate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 BUCKET = "forecasts"

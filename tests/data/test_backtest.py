@@ -11,7 +11,7 @@ from engine.data import backtest, builder
 from engine.data.builder import BuilderParams
 from engine.cli.main import main
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]
 FIX = HERE / "fixtures" / "cow"
 REAL = HERE.resolve().parents[0] / ".." / "shared" / "data"
 needs_real = pytest.mark.skipif(not (REAL / "cow_states.csv").exists(), reason="../shared/data not present")

@@ -13,7 +13,7 @@ import pivotal
 from engine.outputs.directory import RunExistsError
 from conftest import wait_for_checkpoints
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
 NUMBERS = ("summary", "size_distribution", "capacity_distribution", "time_to_success",

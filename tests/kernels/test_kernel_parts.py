@@ -1,5 +1,5 @@
 """Parts of the episode kernel checked on their own, where the exact comparison with the SimPy
-model (tests/test_exact_model.py) would reach them only rarely."""
+model (tests/model/test_exact_model.py) would reach them only rarely."""
 import numpy as np
 import pytest
 

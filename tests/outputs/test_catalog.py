@@ -15,7 +15,7 @@ from engine.outputs.catalog import CATALOG, STATISTICS, build_catalog
 from engine.outputs.tables import METRICS
 from study_fixtures import backtest_tables, publish_with, study_tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 LATEST_SUCCESS = """

@@ -13,7 +13,7 @@ from conftest import build, candidate, scenario_doc
 from engine.outputs.html_report import roc_curve
 from study_fixtures import STATES, backtest_tables, publish_with, study_tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SCENARIO_CHARTS = ("size", "capacity", "time_to_success", "candidates")

@@ -4,7 +4,7 @@ written from MODEL.md alone: their outcome distributions must agree.
 Here the SimPy model draws from NumPy's PCG64, independently of the engine, so this
 also checks the engine's generator and variates (Beta by Marsaglia-Tsang, AS 241
 normals, inverse-CDF triangulars and exponentials) against NumPy's; the
-episode-by-episode comparison on shared draws is tests/test_exact_model.py."""
+episode-by-episode comparison on shared draws is tests/model/test_exact_model.py."""
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from conftest import build
 from exact_scenarios import exact_scenario_doc
 from random_scenarios import random_scenario_toml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENGINE_EPISODES, PEER_EPISODES = 200_000, 20_000
 Z_LIMIT = 4.5  # ~150 comparisons in all; a real rule difference shows up far beyond this
 

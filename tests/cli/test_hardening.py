@@ -17,7 +17,7 @@ from engine.outputs.directory import RunExistsError
 from engine.model.scenario import ScenarioError
 from conftest import wait_for_checkpoints
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
 CLI = [sys.executable, "-m", "engine.cli"]

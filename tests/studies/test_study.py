@@ -18,7 +18,7 @@ from engine.forecast import forecast, plan_run
 from engine.studies.run import run_ablation
 from conftest import wait_for_checkpoints
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 NUMBERS = ("summary", "size_distribution", "capacity_distribution", "time_to_success", "candidates")
 STUDY_TABLES = ("design", "sensitivity", "comparisons")

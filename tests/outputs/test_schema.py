@@ -16,7 +16,7 @@ import pivotal
 from engine.outputs.schema import METADATA_KEY, SCHEMA_VERSION
 from conftest import build, candidate, scenario_doc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIN = json.loads((ROOT / "tests" / "schema_pin.json").read_text())
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"

@@ -207,6 +207,6 @@ def test_peer_share_of_members_with_zero_ties_is_exactly_zero():
     """Tied members joined and left; the remaining tied members drew strength 0, so the share is
     exactly 0 (a running difference left ~1e-17 and, with margin 0 and an exact estimate, turned
     a refusal into an acceptance in episode 148)."""
-    doc = json.loads((Path(__file__).parent / "data" / "peer_residue_scenario.json").read_text())
+    doc = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "peer_residue_scenario.json").read_text())
     found, _ = disagreements(doc, 150, seed=11)
     assert not found, found

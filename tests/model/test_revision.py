@@ -9,7 +9,7 @@ from conftest import candidate, metric, p_member, run, scenario_doc
 from engine.model.scenario import parse_scenario
 import pivotal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 PER_CANDIDATE = ["candidate_id", "p_member", "p_ever_joined", "p_venue_join", "mean_payment"]
 

@@ -14,7 +14,7 @@ import engine.execution.executors
 import pivotal
 from engine.forecast import RunFailedError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 REQUIRED = {

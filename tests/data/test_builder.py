@@ -13,8 +13,8 @@ from engine.cli.main import main
 from engine.data.cow import DataError
 from engine.model.scenario import load_scenario, parse_scenario
 
-FIX = Path(__file__).parent / "fixtures" / "cow"
-REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "cow"
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 needs_real = pytest.mark.skipif(not (REAL / "cow_states.csv").exists(), reason="../shared/data not present")
 
 
@@ -235,7 +235,7 @@ def test_random_pivots_and_years_build_valid_scenarios(tmp_path):
 
 
 @needs_real
-@pytest.mark.parametrize("case", sorted((Path(__file__).resolve().parents[1] / "configs" / "backtests")
+@pytest.mark.parametrize("case", sorted((Path(__file__).resolve().parents[2] / "configs" / "backtests")
                                         .glob("*.toml")))
 def test_shipped_wars_build(case):
     from engine.data import backtest
@@ -247,13 +247,13 @@ def test_shipped_wars_build(case):
 
 @needs_real
 def test_shipped_scenarios_are_valid():
-    root = Path(__file__).resolve().parents[1] / "configs" / "scenarios"
+    root = Path(__file__).resolve().parents[2] / "configs" / "scenarios"
     for f in root.glob("*.toml"):
         load_scenario(f)
 
 
 def test_every_named_parameter_is_documented_with_its_default():
     import dataclasses
-    text = (Path(__file__).resolve().parents[1] / "docs" / "SCENARIOS.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "SCENARIOS.md").read_text()
     for f in dataclasses.fields(BuilderParams):
         assert f"| `{f.name}` | {getattr(BuilderParams(), f.name)}" in text, f.name

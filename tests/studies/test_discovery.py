@@ -15,7 +15,7 @@ from engine.cli.main import main
 from engine.studies.discovery import OUTPUTS, SCHEMA, DiscoveryError, discover, publish_discovery
 from engine.outputs.directory import RunDirectory
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUDGET, TIE = "budget", "candidates.POL.tie.mean"
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from engine.model.scenario import ScenarioError, load_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = '''
 name = "ok"
@@ -132,7 +132,7 @@ def test_cli_rejects_bad_run_arguments_with_exit_2(tmp_path):
 def test_every_shipped_scenario_and_study_validates():
     """A shipped file that no longer fits the code (say, a study whose ranges a rebuilt base
     scenario makes invalid) is caught here, not by a user."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     files = sorted((root / "configs" / "scenarios").glob("*.toml")) + sorted((root / "configs" / "studies").glob("*.toml"))
     assert len(files) >= 8
     result = pivotal_cli("validate", *map(str, files), cwd=root)

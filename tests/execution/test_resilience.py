@@ -15,7 +15,7 @@ import pivotal
 from engine.outputs.directory import RunDirectory, RunExistsError
 from conftest import wait_for_checkpoints
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 BENCH_120 = ROOT / "bench" / "scenarios" / "synthetic_120.toml"
 COMMAND = [sys.executable, "-m", "engine.cli.start"]  # the `pivotal` command as installed

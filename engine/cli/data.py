@@ -8,7 +8,8 @@ from engine.cli.common import EXIT_USAGE, announce, count, guarded
 
 def add_parsers(sub) -> None:
     """`scenario build` and `backtest` (engine/data/builder.py, engine/data/backtest.py; docs/BACKTESTS.md)."""
-    from engine.data.backtest import DEFAULT_EPISODES, FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
+    from engine.data.backtest import DEFAULT_EPISODES
+    from engine.data.fit import FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
 
     sc = sub.add_parser("scenario", help="build scenarios from the Correlates of War data")
     b = sc.add_subparsers(dest="scenario_command", required=True).add_parser(
@@ -119,20 +120,20 @@ def backtest(args) -> int:
 def _fit(args, prepared, prm) -> int:
     import polars as pl
 
-    from engine.data import backtest
+    from engine.data import backtest, fit
     from engine.data.cow import DataError
 
-    episodes = backtest.FIT_EPISODES if args.episodes is None else args.episodes
+    episodes = fit.FIT_EPISODES if args.episodes is None else args.episodes
     if args.max_evals < 1:
         raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
     if not args.prior_sd > 0 or args.prior_sd == float("inf"):
         raise DataError(f"--prior-sd must be a positive finite number (got {args.prior_sd})")
-    prm = prm.replace(**backtest.FIT_START)  # every fit starts from the documented prior
-    result = backtest.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
+    prm = prm.replace(**fit.FIT_START)  # every fit starts from the documented prior
+    result = fit.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
                            prior_sd=args.prior_sd)
     print(f"fit on {len(prepared)} case(s), {result.evaluations} evaluations of {episodes:,} episodes per "
           f"case: mean log-likelihood {result.start_ll:.4f} (start) -> {result.fitted_ll:.4f} (fitted)")
-    for name in backtest.FIT_NAMES:
+    for name in fit.FIT_NAMES:
         print(f"  {name:18} {getattr(prm, name):9.4f} -> {getattr(result.params, name):9.4f}")
     header = (f"Builder parameters fitted by `pivotal backtest --fit` on {len(prepared)} case(s):\n"
               + "\n".join(f"  {p.case.path}" for p in prepared)
@@ -140,7 +141,7 @@ def _fit(args, prepared, prm) -> int:
               f"evaluations, prior sd {args.prior_sd:g}; mean log-likelihood {result.start_ll:.4f} -> "
               f"{result.fitted_ll:.4f}")
     with open(args.params_out, "w") as fh:
-        fh.write(backtest.params_text(result.params, header))
+        fh.write(fit.params_text(result.params, header))
     print(f"fitted parameters written to {args.params_out}")
     full = backtest.run_backtests(prepared, result.params, episodes=backtest.DEFAULT_EPISODES,
                                   seed=args.seed, out=args.out, run_id=args.run_id,
@@ -152,10 +153,10 @@ def _fit(args, prepared, prm) -> int:
     rows = []
     for k, held in enumerate(prepared):
         others = prepared[:k] + prepared[k + 1:]
-        loo = backtest.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
+        loo = fit.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
                            prior_sd=args.prior_sd)
         print(f"without {held.case.name}: " + ", ".join(
-            f"{n} {getattr(loo.params, n):.3f}" for n in backtest.FIT_NAMES), flush=True)
+            f"{n} {getattr(loo.params, n):.3f}" for n in fit.FIT_NAMES), flush=True)
         res = backtest.run_backtests([held], loo.params, episodes=backtest.DEFAULT_EPISODES,
                                      seed=args.seed, progress=False, workers=args.workers)
         rows.append(res.tables["backtests"])

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 import pivotal
-from engine.data import backtest, builder
+from engine.data import backtest, builder, fit
 from engine.data.builder import BuilderParams
 from engine.cli.main import main
 
@@ -203,15 +203,15 @@ def test_no_ties_baseline_is_the_same_scenario_with_ties_off_and_same_seed(case_
 def test_fit_improves_the_in_sample_log_likelihood(case_file):
     p = backtest.prepare(backtest.load_case(case_file))
     start = BuilderParams(pref_intercept=-3.0, pref_ally_pivot=0.0, pref_ally_target=-1.0)  # the ally almost never joins
-    res = backtest.fit([p], start, episodes=400, max_evals=25)
+    res = fit.fit([p], start, episodes=400, max_evals=25)
     assert res.fitted_ll > res.start_ll + 0.1
-    assert res.start_ll == pytest.approx(backtest.mean_log_likelihood([p], start, episodes=400))
-    assert res.fitted_ll == pytest.approx(backtest.mean_log_likelihood([p], res.params, episodes=400))
+    assert res.start_ll == pytest.approx(fit.mean_log_likelihood([p], start, episodes=400))
+    assert res.fitted_ll == pytest.approx(fit.mean_log_likelihood([p], res.params, episodes=400))
     # the fitted values round-trip through a parameters file
     f = case_file.parent / "fitted.toml"
-    f.write_text(backtest.params_text(res.params, "test"))
+    f.write_text(fit.params_text(res.params, "test"))
     again = builder.load_params(f)
-    for name in backtest.FIT_NAMES:
+    for name in fit.FIT_NAMES:
         assert getattr(again, name) == pytest.approx(getattr(res.params, name), abs=1e-5)
 
 
@@ -219,23 +219,23 @@ def test_fit_keeps_each_coefficient_within_its_sign_and_shrinks_it_to_the_prior(
     """With a log-likelihood whose maximum is known, the fit lands on the maximum a posteriori
     point: signed coefficients clipped at 0 when the data want the wrong sign, the others
     pulled towards the start by the Normal prior (closed form), intercept and budget free."""
-    want = {n: 3.0 for n in backtest.FIT_NAMES}  # the data "want" +3 everywhere
+    want = {n: 3.0 for n in fit.FIT_NAMES}  # the data "want" +3 everywhere
     n_scored = 5
 
     class Case:
         scored = np.ones(n_scored, bool)
 
     def fake_ll(prepared, prm, **_):
-        x = backtest._start(prm)
-        return -sum((x[k] - want[n]) ** 2 for k, n in enumerate(backtest.FIT_NAMES))
+        x = fit._start(prm)
+        return -sum((x[k] - want[n]) ** 2 for k, n in enumerate(fit.FIT_NAMES))
 
-    monkeypatch.setattr(backtest, "mean_log_likelihood", fake_ll)
-    start = BuilderParams(**backtest.FIT_START)
-    res = backtest.fit([Case()], start, max_evals=8000)
-    x0, x = backtest._start(start), backtest._start(res.params)
-    shrink = 1.0 / (2 * backtest.FIT_PRIOR_SD ** 2 * n_scored)
-    for k, name in enumerate(backtest.FIT_NAMES):
-        sign = backtest.FIT_SIGNS.get(name)
+    monkeypatch.setattr(fit, "mean_log_likelihood", fake_ll)
+    start = BuilderParams(**fit.FIT_START)
+    res = fit.fit([Case()], start, max_evals=8000)
+    x0, x = fit._start(start), fit._start(res.params)
+    shrink = 1.0 / (2 * fit.FIT_PRIOR_SD ** 2 * n_scored)
+    for k, name in enumerate(fit.FIT_NAMES):
+        sign = fit.FIT_SIGNS.get(name)
         if sign == -1:
             assert x[k] == pytest.approx(0.0, abs=0.02), name  # pref_ally_target, pref_log_distance
         elif sign == 1:
@@ -243,7 +243,7 @@ def test_fit_keeps_each_coefficient_within_its_sign_and_shrinks_it_to_the_prior(
             assert x[k] < want[name] - 0.1  # the prior pulls it back
         else:
             assert x[k] == pytest.approx(want[name], abs=0.02), name
-    assert set(backtest.FIT_SIGNS) < set(backtest.FIT_NAMES)
+    assert set(fit.FIT_SIGNS) < set(fit.FIT_NAMES)
 
 
 def test_cli_fit_writes_a_parameters_file_and_scores_leave_one_out(case_file, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Small study and backtest tables with the documented columns (STUDY_FORMAT.md,
 BACKTEST_FORMAT.md), published with a run by the engine's own publish code."""
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -7,6 +9,7 @@ import pyarrow.parquet as pq
 import pivotal
 from engine.outputs.directory import run_directory
 
+TUTORIAL = Path(__file__).resolve().parents[1] / "configs" / "scenarios" / "tutorial.toml"
 INPUTS = ("budget", "requirement", "parameters.linkage")
 OUTPUTS = ("success", "size", "capacity", "spent")
 VARIANTS = ("Poland brought closer", "Bigger budget")
@@ -51,3 +54,44 @@ def publish_with(out, scenario, run_id: str, extra: dict[str, pa.Table], **kw):
     runs = pq.read_table(store.published("runs") / "part-0.parquet")
     store.publish({**extra, "runs": runs})
     return result
+
+
+def write_study(tmp_path, body, scenario=TUTORIAL, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(f'name = "test study"\nscenario = "{scenario}"\n' + body)
+    return path
+
+
+SMALL = '''
+episodes = 3000
+seed = 5
+[design]
+sampler = "lhs"
+samples = 6
+[[inputs]]
+path = "budget"
+low = 50
+high = 600
+[[inputs]]
+path = "candidates.*.preference.mean"
+distribution = "normal"
+mean = 0
+sd = 5
+apply = "shift"
+[[inputs]]
+path = "ties.B.C.mean"
+distribution = "triangular"
+low = 0.2
+mode = 0.5
+high = 0.9
+[[inputs]]
+path = "mechanisms.venues"
+distribution = "choice"
+values = [true, false]
+[[variants]]
+name = "no summit"
+set = { "mechanisms.venues" = false }
+[[variants]]
+name = "richer"
+set = { budget = 450, "candidates.E.tie.mean" = 0.6 }
+'''

@@ -10,26 +10,12 @@ import pivotal
 from engine.data import backtest, builder, fit
 from engine.data.builder import BuilderParams
 from engine.cli.main import main
+from case_fixtures import CASE, FIX
 
 HERE = Path(__file__).resolve().parents[1]
-FIX = HERE / "fixtures" / "cow"
 REAL = HERE.resolve().parents[0] / ".." / "shared" / "data"
 needs_real = pytest.mark.skipif(not (REAL / "cow_states.csv").exists(), reason="../shared/data not present")
 
-CASE = """name = "Fixture war"
-data = "cow"
-
-[build]
-pivot = "PIV"
-year = 2000
-target = "TGT"
-deadline_days = 120
-
-[observed]
-file = "cow_war_participants.csv"
-warnum = 999
-side = 1
-"""
 
 
 @pytest.fixture
@@ -171,7 +157,7 @@ def test_backtest_tables_published_with_the_run(case_file, tmp_path, capsys):
     bt = pl.read_parquet(out / "backtests" / "run_id=r1" / "part-0.parquet")
     st = pl.read_parquet(out / "backtest_states" / "run_id=r1" / "part-0.parquet")
     assert (out / "runs" / "run_id=r1").exists() and not (out / "_staging" / "run_id=r1").exists()
-    assert bt["model"].to_list() == ["pivotal", "no_ties", "capacity", "base_rate"]
+    assert bt["model"].to_list() == ["pivotal", "no_ties", "shuffled_ties", "capacity", "base_rate", "logit"]
     assert set(bt["scored"]) == {3} and set(bt["participants"]) == {1}
     cap = bt.filter(pl.col("model") == "capacity")
     assert cap["brier"].null_count() == 1 and cap["log_loss"].null_count() == 1  # null, never NaN
@@ -284,7 +270,7 @@ def shipped_and_korea():
 @needs_real
 def test_shipped_cases_run_and_beat_the_baselines_in_sample(shipped_and_korea):
     rows, prepared = shipped_and_korea
-    assert len(rows) == 4 * len(prepared)
+    assert len(rows) == len(backtest.MODELS) * len(prepared)
     for p in prepared[:-1]:
         r = {m: rows[(p.case.name, m)] for m in backtest.MODELS}
         assert r["pivotal"]["auc"] >= 0.8 and r["pivotal"]["auc"] > r["capacity"]["auc"], p.case.name

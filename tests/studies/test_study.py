@@ -17,52 +17,11 @@ from engine.cli.main import main
 from engine.forecast import forecast, plan_run
 from engine.studies.run import run_ablation
 from conftest import wait_for_checkpoints
+from study_fixtures import SMALL, TUTORIAL, write_study
 
 ROOT = Path(__file__).resolve().parents[2]
-TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 NUMBERS = ("summary", "size_distribution", "capacity_distribution", "time_to_success", "candidates")
 STUDY_TABLES = ("design", "sensitivity", "comparisons")
-
-
-def write_study(tmp_path, body, scenario=TUTORIAL, name="s.toml"):
-    path = tmp_path / name
-    path.write_text(f'name = "test study"\nscenario = "{scenario}"\n' + body)
-    return path
-
-
-SMALL = '''
-episodes = 3000
-seed = 5
-[design]
-sampler = "lhs"
-samples = 6
-[[inputs]]
-path = "budget"
-low = 50
-high = 600
-[[inputs]]
-path = "candidates.*.preference.mean"
-distribution = "normal"
-mean = 0
-sd = 5
-apply = "shift"
-[[inputs]]
-path = "ties.B.C.mean"
-distribution = "triangular"
-low = 0.2
-mode = 0.5
-high = 0.9
-[[inputs]]
-path = "mechanisms.venues"
-distribution = "choice"
-values = [true, false]
-[[variants]]
-name = "no summit"
-set = { "mechanisms.venues" = false }
-[[variants]]
-name = "richer"
-set = { budget = 450, "candidates.E.tie.mean" = 0.6 }
-'''
 
 
 def rows_of(tables, scenario_id):

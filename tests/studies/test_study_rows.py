@@ -7,7 +7,7 @@ import pytest
 from engine.forecast import forecast
 from engine.model.scenario import ScenarioError, load_scenario, parse_scenario, validate_scenario
 from engine.studies.study import load_study, row_id
-from test_study import SMALL, TUTORIAL, write_study
+from study_fixtures import SMALL, TUTORIAL, write_study
 
 
 def test_a_row_is_the_scenario_its_document_makes_and_shares_only_what_it_leaves_unchanged(tmp_path):

@@ -8,7 +8,7 @@ from engine.cli.common import EXIT_USAGE, announce, count, guarded
 
 def add_parsers(sub) -> None:
     """`scenario build` and `backtest` (engine/data/builder.py, engine/data/backtest.py; docs/BACKTESTS.md)."""
-    from engine.data.backtest import DEFAULT_EPISODES
+    from engine.data.backtest import DEFAULT_EPISODES, SEEDS
     from engine.data.fit import FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
 
     sc = sub.add_parser("scenario", help="build scenarios from the Correlates of War data")
@@ -34,6 +34,8 @@ def add_parsers(sub) -> None:
     bt.add_argument("--episodes", type=count, help=f"episodes per case and model (default "
                     f"{DEFAULT_EPISODES:,}; with --fit, per case in each evaluation: {FIT_EPISODES:,})")
     bt.add_argument("--seed", type=count, default=1)
+    bt.add_argument("--seeds", type=count, default=SEEDS, help="seeds averaged in the paired differences "
+                    "between models (the first one's run is published; default %(default)s)")
     bt.add_argument("--out", default="forecasts", help="forecast directory (default ./forecasts)")
     bt.add_argument("--run-id")
     bt.add_argument("--workers", type=count)
@@ -96,6 +98,8 @@ def backtest(args) -> int:
 
     if args.episodes is not None and args.episodes < 1:
         raise DataError(f"--episodes must be >= 1 (got {args.episodes:,})")
+    if args.seeds < 1:
+        raise DataError(f"--seeds must be >= 1 (got {args.seeds:,})")
     prm = builder.load_params(args.params)
     cases = [backtest.load_case(f, args.data) for f in args.cases]
     backtest.check_distinct(cases)
@@ -108,12 +112,13 @@ def backtest(args) -> int:
     def start(run_id):
         from engine.execution.plan import plan_run
 
-        plan = plan_run(backtest.backtest_scenarios(prepared, prm), episodes=backtest.DEFAULT_EPISODES
+        plan = plan_run(backtest.backtest_scenarios(prepared, prm, args.seed), episodes=backtest.DEFAULT_EPISODES
                         if args.episodes is None else args.episodes, seed=args.seed, run_id=run_id,
                         workers=args.workers)
         announce(plan.run_id)
-        result = backtest.run_backtest_plan(plan, prepared, out=args.out, resume=args.resume, progress=False)
-        print(backtest.report(result.tables["backtests"]))
+        result = backtest.run_backtest_plan(plan, prepared, prm, out=args.out, resume=args.resume,
+                                            progress=False, seeds=args.seeds)
+        print(backtest.report(result.tables["backtests"], result.tables["backtest_comparisons"]))
     return guarded(args, start)
 
 

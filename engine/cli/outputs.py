@@ -75,5 +75,5 @@ def show_text(out, run_id: str | None = None, recent: int = 10, max_scenarios: i
     lines.append(tables_text(tables, max_scenarios=max_scenarios))
     if "backtests" in tables:  # a backtest run: its scores as `pivotal backtest` printed them
         from engine.data.backtest import report as backtest_report
-        lines += ["", backtest_report(tables["backtests"])]
+        lines += ["", backtest_report(tables["backtests"], tables.get("backtest_comparisons"))]
     return "\n".join(lines)

@@ -2,9 +2,11 @@
 
 A case names a historical coalition: how to build its scenario from the
 COW/ATOP data and who actually joined. `run_backtests` forecasts every case's
-built scenario and the same scenario with its tie mechanisms off, in one run
-(common random numbers), scores both and two data-only baselines, and returns
-the `backtests` and `backtest_states` tables. Case files are read by
+built scenario, the same scenario with every way a tie acts switched off
+(`no_ties`) and with its ties to the pivot shuffled among the candidates
+(`shuffled_ties`), in one run (common random numbers); scores them and three
+data-only baselines (engine/data/baselines.py), and returns the `backtests`,
+`backtest_states` and `backtest_comparisons` tables. Case files are read by
 engine/data/cases.py; `pivotal backtest --fit` calibrates the builder with
 engine/data/fit.py (docs/BACKTESTS.md).
 """
@@ -16,32 +18,47 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from engine.data import builder
+from engine.data import baselines, builder
 from engine.data.cases import (THRESHOLD, Case, CaseError, Prepared, check_distinct, load_case,  # noqa: F401
                                notes, observed_set, participants, prepare)
 from engine.model.scenario import parse_scenario
 
 DEFAULT_EPISODES = 20_000      # per case and model in `pivotal backtest`
-TIES_OFF = {"information": False, "linkage": False, "credibility": False, "brokers": False}
-MODELS = ("pivotal", "no_ties", "capacity", "base_rate")
+SEEDS = 2                      # seeds of the paired differences between models
+# every way a tie acts: the four tie mechanisms and the peer effect (MODEL.md, revision 2026-12-04)
+TIES_OFF = {"information": False, "linkage": False, "credibility": False, "brokers": False,
+            "peers": False}
+MODELS = ("pivotal", "no_ties", "shuffled_ties", "capacity", "base_rate", "logit")
+SIMULATED = ("pivotal", "no_ties", "shuffled_ties")
 BACKTESTS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("case", pa.string()), ("model", pa.string()), ("scored", pa.int64()),
     ("participants", pa.int64()), ("auc", pa.float64()), ("brier", pa.float64()),
-    ("log_loss", pa.float64()), ("episodes", pa.int64()), ("observed_set", pa.string())])
+    ("log_loss", pa.float64()), ("episodes", pa.int64()), ("observed_set", pa.string()),
+    ("size_observed", pa.int64()), ("size_percentile", pa.float64()), ("size_log_score", pa.float64()),
+    ("size_mean", pa.float64()), ("size_p05", pa.int64()), ("size_p95", pa.int64())])
 STATES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("case", pa.string()), ("state", pa.string()), ("ccode", pa.int64()),
     ("participated", pa.bool_()), ("p_member", pa.float64()), ("p_member_no_ties", pa.float64()),
-    ("milper", pa.float64()), ("capacity_rank", pa.int64())])
+    ("milper", pa.float64()), ("capacity_rank", pa.int64()), ("p_member_shuffled_ties", pa.float64()),
+    ("p_member_logit", pa.float64())])
 
 
-def scenario(p: Prepared, prm: builder.BuilderParams, ties: bool = True):
-    """The case's scenario (validated by the project's loader); ties off for the `no_ties` model."""
+def scenario(p: Prepared, prm: builder.BuilderParams, ties: bool = True, shuffle: int | None = None,
+             seed: int = 1):
+    """The case's scenario (validated by the project's loader); every tie off for `no_ties`, or
+    its ties to the pivot in the `shuffle`-th permutation of the seed for `shuffled_ties`."""
     c = p.case
     doc = builder.compose(p.inputs, prm, requirement=c.requirement, deadline_days=c.deadline_days,
                           budget=c.budget, name=c.name)
+    scenario_id = c.slug
     if not ties:
         doc["mechanisms"] = dict(TIES_OFF)
-    return parse_scenario(doc, str(c.path), scenario_id=c.slug if ties else f"{c.slug}__no_ties")
+        scenario_id = f"{c.slug}__no_ties"
+    if shuffle is not None:
+        permutation = baselines.tie_permutation(c.slug, seed, shuffle, len(doc["candidates"]))
+        doc = baselines.shuffle_ties(doc, permutation)
+        scenario_id = f"{c.slug}__shuffled_{shuffle}"
+    return parse_scenario(doc, str(c.path), scenario_id=scenario_id)
 
 
 # ------------------------------------------------------------------ scoring
@@ -72,38 +89,46 @@ def log_loss(p, y, episodes: int) -> float:
     return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
 
 
-def score_rows(run_id, p: Prepared, p_member, p_no_ties, episodes: int) -> list[dict]:
-    """The `backtests` rows of one case: pivotal, no_ties, capacity, base_rate."""
+def score_rows(run_id, p: Prepared, probs: dict, sizes: dict, episodes: int) -> list[dict]:
+    """The `backtests` rows of one case, one per model: `probs[model]` is every candidate's
+    probability of joining (None where a model has none), `sizes[model]` the distribution of
+    the coalition size (scored only for a complete case)."""
     y = p.joined[p.scored]
     mil = np.nan_to_num(p.inputs.milper, nan=0.0)[p.scored]
     base = float(y.mean()) if len(y) else math.nan
-    probs = {"pivotal": np.asarray(p_member)[p.scored], "no_ties": np.asarray(p_no_ties)[p.scored],
-             "base_rate": np.full(len(y), base)}
     rows = []
     for model in MODELS:
         row = {"run_id": run_id, "case": p.case.name, "model": model, "scored": int(len(y)),
-               "participants": int(y.sum()), "episodes": episodes, "observed_set": observed_set(p.case)}
+               "participants": int(y.sum()), "episodes": episodes, "observed_set": observed_set(p.case),
+               "auc": None, "brier": None, "log_loss": None}
         if model == "capacity":
-            row.update(auc=auc(mil, y), brier=None, log_loss=None)
-        else:
-            q = probs[model]
-            row.update(auc=0.5 if model == "base_rate" and 0 < y.sum() < len(y) else auc(q, y),
-                       brier=brier(q, y), log_loss=log_loss(q, y, episodes))
+            row["auc"] = auc(mil, y)
+        elif model == "base_rate":
+            q = np.full(len(y), base)
+            row.update(auc=0.5 if 0 < y.sum() < len(y) else None, brier=brier(q, y),
+                       log_loss=log_loss(q, y, episodes))
+        elif probs.get(model) is not None:
+            q = np.asarray(probs[model])[p.scored]
+            row.update(auc=auc(q, y), brier=brier(q, y), log_loss=log_loss(q, y, episodes))
+        if p.case.complete and sizes.get(model) is not None:
+            row.update(baselines.size_scores(sizes[model], int(p.joined.sum()), episodes))
         rows.append(row)
     return rows
 
 
-def state_rows(run_id, p: Prepared, p_member, p_no_ties) -> list[dict]:
+def state_rows(run_id, p: Prepared, probs: dict) -> list[dict]:
     from scipy import stats
 
     mil = np.nan_to_num(p.inputs.milper, nan=0.0)
     ranks = stats.rankdata(-mil[p.scored], method="min").astype(int)
     rank_of = dict(zip(np.flatnonzero(p.scored), ranks))
+    value = lambda model, k: None if probs.get(model) is None else float(probs[model][k])  # noqa: E731
     return [{"run_id": run_id, "case": p.case.name, "state": s.abb, "ccode": s.ccode,
-             "participated": bool(p.joined[k]), "p_member": float(p_member[k]),
-             "p_member_no_ties": float(p_no_ties[k]),
+             "participated": bool(p.joined[k]), "p_member": value("pivotal", k),
+             "p_member_no_ties": value("no_ties", k),
              "milper": None if np.isnan(p.inputs.milper[k]) else float(p.inputs.milper[k]),
-             "capacity_rank": int(rank_of[k])}
+             "capacity_rank": int(rank_of[k]), "p_member_shuffled_ties": value("shuffled_ties", k),
+             "p_member_logit": value("logit", k)}
             for k, s in enumerate(p.inputs.candidates) if p.scored[k]]
 
 
@@ -112,58 +137,132 @@ def _p_member(tables, scenario_id):
     return c["p_member"].to_numpy()
 
 
-def backtest_scenarios(prepared: list[Prepared], prm: builder.BuilderParams) -> list:
-    """Every case's scenario with ties on and off: one run of them shares random numbers."""
-    return [s for p in prepared for s in (scenario(p, prm), scenario(p, prm, ties=False))]
+def _size_pmf(tables, scenario_id) -> np.ndarray:
+    d = tables["size_distribution"].filter(pl.col("scenario_id") == scenario_id).sort("size")
+    return d["probability"].to_numpy()
+
+
+def backtest_scenarios(prepared: list[Prepared], prm: builder.BuilderParams, seed: int = 1) -> list:
+    """Every case's scenario, with every tie off, and with its ties shuffled (SHUFFLES
+    permutations fixed by `seed`): one run of them shares random numbers."""
+    return [s for p in prepared for s in (
+        scenario(p, prm), scenario(p, prm, ties=False),
+        *(scenario(p, prm, shuffle=k, seed=seed) for k in range(baselines.SHUFFLES)))]
+
+
+def case_predictions(prepared: list[Prepared], tables: dict) -> list[tuple[dict, dict]]:
+    """Per case, every model's probabilities of joining and size distributions, from a run of
+    `backtest_scenarios` (Polars tables `candidates` and `size_distribution`)."""
+    out = []
+    for k, p in enumerate(prepared):
+        slug = p.case.slug
+        shuffled = [f"{slug}__shuffled_{j}" for j in range(baselines.SHUFFLES)]
+        logit = baselines.logit_probabilities(prepared[:k] + prepared[k + 1:], p)
+        probs = {"pivotal": _p_member(tables, slug), "no_ties": _p_member(tables, f"{slug}__no_ties"),
+                 "shuffled_ties": np.mean([_p_member(tables, i) for i in shuffled], axis=0),
+                 "logit": logit}
+        sizes = {"pivotal": _size_pmf(tables, slug), "no_ties": _size_pmf(tables, f"{slug}__no_ties"),
+                 "shuffled_ties": _mixture([_size_pmf(tables, i) for i in shuffled]),
+                 "logit": None if logit is None else baselines.poisson_binomial(logit)}
+        out.append((probs, sizes))
+    return out
+
+
+def _mixture(pmfs) -> np.ndarray:
+    width = max(len(q) for q in pmfs)
+    return np.mean([np.pad(q, (0, width - len(q))) for q in pmfs], axis=0)
 
 
 def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episodes=DEFAULT_EPISODES,
-                  seed=1, out=None, run_id=None, progress=None, resume=False, **settings):
-    """Forecast every case (ties on and off, one run: common random numbers), score, and publish
-    the `backtests` and `backtest_states` tables with the run's tables when `out` is given.
-    Other keywords are `plan_run`'s."""
+                  seed=1, out=None, run_id=None, progress=None, resume=False, seeds=SEEDS, **settings):
+    """Forecast every case (`backtest_scenarios`, one run: common random numbers), score, and
+    publish the `backtests`, `backtest_states` and `backtest_comparisons` tables with the run's
+    tables when `out` is given. Other keywords are `plan_run`'s."""
     from engine.execution.plan import plan_run
 
-    plan = plan_run(backtest_scenarios(prepared, prm), episodes=episodes, seed=seed, run_id=run_id,
+    plan = plan_run(backtest_scenarios(prepared, prm, seed), episodes=episodes, seed=seed, run_id=run_id,
                     **settings)
-    return run_backtest_plan(plan, prepared, out=out, resume=resume, progress=progress)
+    return run_backtest_plan(plan, prepared, prm, out=out, resume=resume, progress=progress, seeds=seeds)
 
 
-def run_backtest_plan(plan, prepared: list[Prepared], *, out=None, resume=False, progress=None):
+def run_backtest_plan(plan, prepared: list[Prepared], prm: builder.BuilderParams, *, out=None,
+                      resume=False, progress=None, seeds=SEEDS):
     """Steps two and three of a backtest (engine/forecast.py): execute the plan of
-    `backtest_scenarios`, then publish the run's tables with the cases' scores."""
-    from engine.forecast import execute_plan
+    `backtest_scenarios`, score it, and publish the run's tables with the cases' scores. The
+    paired differences between models (`backtest_comparisons`) average `seeds` seeds: the
+    plan's and the next ones, each a run of the same scenarios that is not published."""
+    from engine.forecast import execute_plan, forecast
 
     execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
-    tables = {"candidates": pl.from_arrow(publisher.staged()["candidates"])}
-    rows, states = [], []
-    for p in prepared:
-        on = _p_member(tables, p.case.slug)
-        off = _p_member(tables, f"{p.case.slug}__no_ties")
-        rows += score_rows(plan.run_id, p, on, off, plan.episodes)
-        states += state_rows(plan.run_id, p, on, off)
+    staged = publisher.staged()
+    tables = {name: pl.from_arrow(staged[name]) for name in ("candidates", "size_distribution")}
+    rows, states = _scores(plan.run_id, prepared, tables, plan.episodes)
+    by_seed = [_by_case(rows)]
+    for extra in range(1, seeds):
+        again = forecast(backtest_scenarios(prepared, prm, plan.seed + extra), episodes=plan.episodes,
+                         seed=plan.seed + extra, workers=plan.workers, executor=plan.executor,
+                         ray_address=plan.ray_address, progress=False)
+        by_seed.append(_by_case(_scores(plan.run_id, prepared, again.tables, plan.episodes)[0]))
+    comparisons = baselines.paired_differences(plan.run_id, by_seed, MODELS[1:], seed=plan.seed)
     return publisher.publish(execution, {
         "backtests": pa.Table.from_pylist(rows, schema=BACKTESTS_SCHEMA),
-        "backtest_states": pa.Table.from_pylist(states, schema=STATES_SCHEMA)})
+        "backtest_states": pa.Table.from_pylist(states, schema=STATES_SCHEMA),
+        "backtest_comparisons": comparisons})
 
 
-def report(backtests: pl.DataFrame) -> str:
-    """The printed table: one block per case, one line per model."""
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+def _scores(run_id, prepared, tables, episodes) -> tuple[list, list]:
+    rows, states = [], []
+    for p, (probs, sizes) in zip(prepared, case_predictions(prepared, tables)):
+        rows += score_rows(run_id, p, probs, sizes, episodes)
+        states += state_rows(run_id, p, probs)
+    return rows, states
+
+
+def _by_case(rows) -> dict:
+    return {(r["case"], r["model"]): r for r in rows}
+
+
+def report(backtests: pl.DataFrame, comparisons: pl.DataFrame | None = None) -> str:
+    """The printed table: one block per case, one line per model (with the size scores of a
+    complete case), the means over cases, and pivotal minus each baseline with its interval."""
+    fmt = lambda v, spec=".3f": "-" if v is None else f"{v:{spec}}"  # noqa: E731
     width = max([len("mean over cases"), *(len(c) for c in backtests["case"])])
+    has_size = "size_observed" in backtests.columns and backtests["size_observed"].null_count() < backtests.height
     lines = [f"Note: {THRESHOLD}; a case scored from its own participants file counts whom "
              "that file lists (the observed_set column says which).", ""]
-    lines.append(f"{'case':{width}} {'model':10} {'scored':>6} {'joined':>6} {'AUC':>6} {'Brier':>6} "
-                 f"{'logloss':>7}")
+    size_head = f" {'size':>5} {'p05-p95':>8} {'pct':>5}" if has_size else ""
+    lines.append(f"{'case':{width}} {'model':13} {'scored':>6} {'joined':>6} {'AUC':>6} {'Brier':>6} "
+                 f"{'logloss':>7}{size_head}")
     for r in backtests.iter_rows(named=True):
-        lines.append(f"{r['case']:{width}} {r['model']:10} {r['scored']:>6} {r['participants']:>6} "
-                     f"{fmt(r['auc']):>6} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
+        size = ""
+        if has_size and r.get("size_observed") is not None:
+            size = (f" {r['size_observed']:>5} {str(r['size_p05']) + '-' + str(r['size_p95']):>8} "
+                    f"{fmt(r['size_percentile'], '.2f'):>5}")
+        lines.append(f"{r['case']:{width}} {r['model']:13} {r['scored']:>6} {r['participants']:>6} "
+                     f"{fmt(r['auc']):>6} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}{size}")
     means = (backtests.group_by("model", maintain_order=True)
              .agg(pl.col("auc").mean(), pl.col("brier").mean(), pl.col("log_loss").mean()))
     lines.append("")
     for r in means.iter_rows(named=True):
-        lines.append(f"{'mean over cases':{width}} {r['model']:10} {'':>6} {'':>6} {fmt(r['auc']):>6} "
+        lines.append(f"{'mean over cases':{width}} {r['model']:13} {'':>6} {'':>6} {fmt(r['auc']):>6} "
                      f"{fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
+    if has_size:
+        scored = backtests.filter(pl.col("size_observed").is_not_null())
+        for model in scored["model"].unique(maintain_order=True):
+            m = scored.filter(pl.col("model") == model)
+            inside = ((m["size_observed"] >= m["size_p05"]) & (m["size_observed"] <= m["size_p95"])).sum()
+            lines.append(f"size, {model}: observed inside the forecast's 5-95% range in {inside} of "
+                         f"{m.height} complete case(s); mean log score {m['size_log_score'].mean():.3f}")
+    if comparisons is not None and comparisons.height:
+        c = comparisons.row(0, named=True)
+        lines += ["", f"pivotal minus each baseline, mean over {c['cases']} case(s) and {c['seeds']} seed(s), "
+                  "[95% bootstrap interval over cases] (AUC: higher is better; Brier, log loss: lower):"]
+        for r in comparisons.iter_rows(named=True):
+            if r["difference"] is None:
+                continue
+            lines.append(f"  {r['baseline']:13} {r['metric']:8} {r['difference']:+.3f} "
+                         f"[{r['difference_low']:+.3f}, {r['difference_high']:+.3f}]  "
+                         f"(seeds {r['seed_min']:+.3f} .. {r['seed_max']:+.3f}; {r['cases']} cases)")
     return "\n".join(lines)
 
 

@@ -42,6 +42,7 @@ class Case:
     warnum: int
     side: int
     exclude: tuple[str, ...]
+    complete: bool = False   # the observed file lists every state that sent forces (size is scored)
 
     @property
     def slug(self) -> str:
@@ -50,7 +51,7 @@ class Case:
 
 CASE_KEYS = {"name", "data", "build", "observed"}
 BUILD_KEYS = {"pivot", "year", "target", "theater", "candidates", "requirement", "deadline_days", "budget"}
-OBSERVED_KEYS = {"file", "warnum", "side", "exclude"}
+OBSERVED_KEYS = {"file", "warnum", "side", "exclude", "complete"}
 
 
 def load_case(path, data_override=None) -> Case:
@@ -113,13 +114,16 @@ def load_case(path, data_override=None) -> Case:
     pivot = get(b, "pivot", "build.", (str, int), required=True)
     target = get(b, "target", "build.", (str, int), required=True)
     theater = get(b, "theater", "build.", (str, int))
+    complete = o.get("complete", False)
+    if not isinstance(complete, bool):
+        raise CaseError(path, "observed.complete", "must be true or false")
     return Case(name=name, path=path, data=data, pivot=str(pivot),
                 year=get(b, "year", "build.", (int,), required=True), target=str(target),
                 theater=None if theater is None else str(theater),
                 candidates=get(b, "candidates", "build.", (str,), default="all"),
                 observed_file=observed, warnum=get(o, "warnum", "observed.", (int,), required=True),
                 side=get(o, "side", "observed.", (int,), required=True),
-                exclude=tuple(str(x) for x in exclude), **numbers)
+                exclude=tuple(str(x) for x in exclude), complete=complete, **numbers)
 
 
 def participants(case: Case) -> set[int]:

@@ -36,7 +36,7 @@ from engine.outputs.storage import Location, StorageError, checkpoint_root, loca
 RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
               "time_to_success", "candidates", "episodes", "runs")  # what every run writes
 TABLES = RUN_TABLES + ("design", "sensitivity", "sensitivity_s2", "comparisons",  # studies
-                       "backtests", "backtest_states")                         # backtests
+                       "backtests", "backtest_states", "backtest_comparisons")  # backtests
 
 
 class RunExistsError(RuntimeError):

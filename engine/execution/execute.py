@@ -24,6 +24,9 @@ from engine.execution.signals import raise_if_received, received
 from engine.model.arrays import build_model_arrays, outcome_ranges
 
 
+Z95 = 1.959963984540054
+
+
 class RunFailedError(RuntimeError):
     """A chunk failed: nothing was published, finished chunks are kept for --resume."""
 
@@ -130,9 +133,18 @@ def _failure(plan: RunPlan, exc: ChunkError, store) -> str:
 
 
 def _success_se(agg: Aggregate) -> float:
-    """Standard error of the success probability, as in the summary table (sd / sqrt(n))."""
-    n, p = agg.episodes, agg.successes / agg.episodes
-    return math.sqrt(p * (1 - p) / (n - 1)) if n > 1 else math.inf
+    """Standard error of the success probability for --target-se: the larger of the summary
+    table's (sd / sqrt(n)) and the 95% Wilson interval's half-width / 1.96, so an estimate of 0
+    or 1 (whose plain standard error is 0) is never trusted: at 0 successes in n episodes it is
+    about 1.96 / (n + 3.84), the honest order of a rare outcome's uncertainty."""
+    from scipy.stats import binomtest
+
+    n, k = agg.episodes, agg.successes
+    if n < 2:
+        return math.inf
+    p = k / n
+    low, high = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return max(math.sqrt(p * (1 - p) / (n - 1)), (high - low) / (2 * Z95))
 
 
 def _simulate(job: Job, chunks, runner, store: Checkpoints | None, merged: list,

@@ -9,6 +9,11 @@ sees the distributions and the same rule serves every sampler:
     triangular(low, mode, high)   scipy.stats.triang.ppf(u, (mode-low)/(high-low), low, high-low)
     choice(values)                values[floor(u k)]  (k values, equally likely)
 
+An input that sets an integer (bandwidth, max_rounds, min_partners) takes
+whole values: uniform(low, high) gives lo + floor(u (hi - lo + 1)) with lo =
+ceil(low), hi = floor(high), so every integer in range is equally likely;
+normal and triangular values are rounded half up (floor(x + 1/2)).
+
 Samplers: sobol = SALib.sample.sobol.sample (Saltelli's scheme, scrambled,
 seeded by the study seed); lhs = SALib.sample.latin.sample; random = numpy's
 Generator(seed).random; grid = the midpoints (i + 1/2)/levels of each
@@ -75,8 +80,14 @@ def unit_sample(sampler: str, names: list[str], samples: int, second_order: bool
     return np.clip(np.asarray(u, dtype=float), _TINY, 1 - _TINY)
 
 
-def to_values(distribution: str, params: dict, u: np.ndarray) -> list:
-    """Map unit coordinates to an input's values (booleans stay booleans)."""
+def to_values(distribution: str, params: dict, u: np.ndarray, integer: bool = False) -> list:
+    """Map unit coordinates to an input's values (booleans stay booleans; `integer`: whole
+    numbers, every integer of a uniform's range equally likely)."""
+    if integer and distribution == "uniform":
+        lo, hi = math.ceil(params["low"]), math.floor(params["high"])
+        return [int(lo + min(math.floor(x * (hi - lo + 1)), hi - lo)) for x in u]
+    if integer and distribution in ("normal", "triangular"):
+        return [int(math.floor(x + 0.5)) for x in to_values(distribution, params, u)]
     if distribution == "uniform":
         return [float(x) for x in params["low"] + u * (params["high"] - params["low"])]
     if distribution == "normal":

@@ -127,7 +127,7 @@ def _applied(apply, loc: Location, value):
     elif apply == "scale":
         value = loc.base * value
     if loc.kind == "integer":
-        return int(round(value))
+        return int(math.floor(value + 0.5))  # half up (Python's round() goes half to even)
     if loc.kind == "number" and not isinstance(value, bool):
         return float(value)
     return value
@@ -321,10 +321,16 @@ def load_study(path) -> Study:
             c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,}, each held in memory as a "
                    "validated scenario): use fewer samples or levels, or split the study")
         study.unit = unit_sample(sampler, [i.path for i in inputs], samples, second_order, levels, seed)
-        columns = [to_values(i.distribution, i.params, study.unit[:, j]) for j, i in enumerate(inputs)]
+        columns = [to_values(i.distribution, i.params, study.unit[:, j], integer=_sets_integers(i))
+                   for j, i in enumerate(inputs)]
         study.values = [list(row) for row in zip(*columns)]
     study.scenarios = _scenarios(c, study, base)
     return study
+
+
+def _sets_integers(inp: Input) -> bool:
+    """Whether an input's values are set, as they are, into integer settings only."""
+    return inp.apply == "set" and all(loc.kind == "integer" for loc in inp.locations)
 
 
 def _input(c: _Study, raw, key, base_doc, base, taken) -> Input:
@@ -381,7 +387,10 @@ def _input(c: _Study, raw, key, base_doc, base, taken) -> Input:
         c.fail(f"{key}.apply", "a mechanism can only be set")
     if apply != "set" and any(loc.base is None for loc in locations):
         c.fail(f"{key}.apply", f"{path!r} has no value in the base scenario to {apply}")
-    return Input(path, dist, params, apply, locations)
+    inp = Input(path, dist, params, apply, locations)
+    if dist == "uniform" and _sets_integers(inp) and math.ceil(params["low"]) > math.floor(params["high"]):
+        c.fail(key, f"{path!r} takes whole numbers and [{params['low']}, {params['high']}] holds none")
+    return inp
 
 
 def _variant(c: _Study, raw, key, base_doc, base, earlier) -> Variant:

@@ -68,7 +68,7 @@ def un_agreement(data, year: int, ccode: int, others: list[int]) -> tuple[np.nda
 def _agreement_window(data, calls, last: int, ccode: int, others: list[int]) -> np.ndarray:
     f = cow.frames(data)
     rcids = calls.filter((pl.col("y") > last - UN_WINDOW) & (pl.col("y") <= last))["rcid"]
-    votes = (f["un_votes"].filter(pl.col("rcid").is_in(rcids) & pl.col("ccode").is_in([ccode, *others]))
+    votes = (f["un_votes"].filter(pl.col("rcid").is_in(rcids.to_list()) & pl.col("ccode").is_in([ccode, *others]))
              .with_columns(v=pl.col("vote").replace_strict(VOTE_CODE, default=None, return_dtype=pl.Float64))
              .drop_nulls("v").unique(["rcid", "ccode"], keep="first"))
     mine = votes.filter(pl.col("ccode") == ccode).select("rcid", pl.col("v").alias("vp"))

@@ -82,28 +82,28 @@ class BuilderParams:
     broker_scale: float = 0.5             # broker = broker_scale * (1 - members / states in the system)
     venue_bonus: float = 0.5              # at a dated summit (--institutions ID:DAY), preference sd
     # preference mean (units of the preference sd) = linear index of the interest covariates
-    pref_intercept: float = -3.0
-    pref_un_pivot: float = 2.0
-    pref_un_target: float = -1.0
-    pref_log_distance: float = -0.5
-    pref_regime: float = 0.5
-    pref_rival_target: float = 0.5
-    pref_rival_pivot: float = -0.5
-    pref_major: float = 0.0
-    pref_major_aligned: float = 1.0
-    pref_log_milper: float = 0.2
+    pref_intercept: float = -1.505805
+    pref_un_pivot: float = -0.422092
+    pref_un_target: float = -0.661609
+    pref_log_distance: float = -0.61523
+    pref_regime: float = 0.987187
+    pref_rival_target: float = 1.213315
+    pref_rival_pivot: float = 0.246276
+    pref_major: float = -0.116131
+    pref_major_aligned: float = 1.86712
+    pref_log_milper: float = 0.049043
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
     requirement_share: float = 1.0        # requirement = share x expected capacity of the willing
-    budget: float = 2.0
+    budget: float = 1.5
     min_partners: int = 0
     # behavioural parameters written to [parameters] (docs/SCENARIOS.md: the pace of diplomacy)
     info_noise: float = 1.0
     credibility_floor: float = 0.5
     linkage: float = 1.0
     peer_weight: float = 0.5
-    bandwidth: int = 40
+    bandwidth: int = 15
     delay_min_days: float = 3.0
     delay_max_days: float = 30.0
     max_rounds: int = 3

@@ -59,7 +59,7 @@ def scenario_build(args) -> int:
 
     import tomllib
 
-    from engine.data import builder
+    from engine.data import builder, render
     from engine.model.scenario import parse_scenario
 
     prm = builder.load_params(args.params)
@@ -69,7 +69,7 @@ def scenario_build(args) -> int:
          ("candidates", args.candidates), ("institutions", args.institutions), ("params", args.params), ("requirement", args.requirement),
          ("deadline_days", args.deadline_days), ("budget", args.budget), ("name", args.name))
         if v is not None)
-    text, _, _ = builder.build_file(args.data or builder.DEFAULT_DATA, args.pivot, args.year, args.target,
+    text, _, _ = render.build_file(args.data or builder.DEFAULT_DATA, args.pivot, args.year, args.target,
                                     theater=args.theater, candidates=args.candidates,
                                     institutions=args.institutions, prm=prm,
                                     requirement=args.requirement, deadline_days=args.deadline_days,

@@ -437,16 +437,3 @@ def sources(inp: Inputs) -> list[str]:
         "(shared/data/README.md); built by `pivotal scenario build`.",
     ]
     return out + [f"Note: {n}." for n in inp.notes]
-
-
-def build_file(data, pivot, year, target, *, theater=None, candidates="all", institutions=None, prm=None,
-               requirement=None, deadline_days=None, budget=None, name=None, command="") -> tuple[str, dict, Inputs]:
-    """gather + compose + render: (TOML text, document, inputs)."""
-    from engine.data.render import render
-
-    prm = prm or load_params()
-    inp = gather(data, pivot, year, target, theater, candidates, institutions)
-    doc = compose(inp, prm, requirement=requirement, deadline_days=deadline_days, budget=budget, name=name)
-    given = {k for k, v in (("requirement", requirement), ("deadline_days", deadline_days),
-                            ("budget", budget)) if v is not None}
-    return render(doc, inp, prm, command, given), doc, inp

@@ -125,3 +125,14 @@ def render(doc: dict, inp: builder.Inputs, prm: builder.BuilderParams, command: 
                       f"{why.get(row['id'], '')}"]
             lines += [f"{k} = {_toml(v)}" for k, v in row.items() if k != "id"]
     return "\n".join(lines) + "\n"
+
+
+def build_file(data, pivot, year, target, *, theater=None, candidates="all", institutions=None, prm=None,
+               requirement=None, deadline_days=None, budget=None, name=None, command="") -> tuple[str, dict, builder.Inputs]:
+    """gather + compose + render: (TOML text, document, inputs)."""
+    prm = prm or builder.load_params()
+    inp = builder.gather(data, pivot, year, target, theater, candidates, institutions)
+    doc = builder.compose(inp, prm, requirement=requirement, deadline_days=deadline_days, budget=budget, name=name)
+    given = {k for k, v in (("requirement", requirement), ("deadline_days", deadline_days),
+                            ("budget", budget)) if v is not None}
+    return render(doc, inp, prm, command, given), doc, inp

@@ -13,7 +13,7 @@ from engine.data import builder, cow
 from engine.data.builder import BuilderParams
 from engine.cli.main import main
 from engine.data.cow import DataError
-from engine.data.render import render
+from engine.data.render import build_file, render
 from engine.model.scenario import load_scenario, parse_scenario
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "cow"
@@ -305,7 +305,7 @@ def test_random_pivots_and_years_build_valid_scenarios(tmp_path):
     for year in years:
         states = cow.system(REAL, year)
         pivot, target = rng.sample(states, 2)
-        text, doc, inp = builder.build_file(REAL, pivot.abb, year, str(target.ccode), prm=BuilderParams())
+        text, doc, inp = build_file(REAL, pivot.abb, year, str(target.ccode), prm=BuilderParams())
         out = tmp_path / f"s{year}.toml"
         out.write_text(text)
         s = load_scenario(out)

@@ -9,7 +9,7 @@ from engine.cli.common import EXIT_USAGE, announce, count, guarded
 def add_parsers(sub) -> None:
     """`scenario build` and `backtest` (engine/data/builder.py, engine/data/backtest.py; docs/BACKTESTS.md)."""
     from engine.data.backtest import DEFAULT_EPISODES, SEEDS
-    from engine.data.fit import FIT_EPISODES, FIT_MAX_EVALS, FIT_PRIOR_SD
+    from engine.data.fit import FIT_EPISODES, FIT_PRIOR_SD
 
     sc = sub.add_parser("scenario", help="build scenarios from the Correlates of War data")
     b = sc.add_subparsers(dest="scenario_command", required=True).add_parser(
@@ -20,6 +20,8 @@ def add_parsers(sub) -> None:
     b.add_argument("--theater", help="state whose capital distances are measured to (default: target)")
     b.add_argument("--candidates", default="all", help="all | region:R | igo:NAME | list:A,B,... "
                    "(default all)")
+    b.add_argument("--institutions", help="ID[:DAY],...: COW IGOs to include besides the pivot's security "
+                   "organisations, each with the day of a summit (a venue) when given, e.g. NATO:30,WEU")
     b.add_argument("--data", help="COW data directory (default ../shared/data from the repository)")
     b.add_argument("--params", help="builder parameters file (default configs/builder_params.toml)")
     b.add_argument("--requirement", type=float, help="capacity needed (default: the builder's rule)")
@@ -41,13 +43,12 @@ def add_parsers(sub) -> None:
     bt.add_argument("--workers", type=count)
     bt.add_argument("--resume", action="store_true", help="finish an interrupted backtest (same "
                     "arguments; its --run-id, or the latest interrupted run in --out)")
-    bt.add_argument("--fit", action="store_true", help="fit the builder's preference coefficients "
-                    "and budget to the cases, with leave-one-case-out scores")
-    bt.add_argument("--max-evals", type=int, default=FIT_MAX_EVALS,
-                    help=f"objective evaluations per fit (default {FIT_MAX_EVALS})")
+    bt.add_argument("--fit", action="store_true", help="fit the builder's preference coefficients (a "
+                    "probit) and process parameters (a small grid on the size) to the cases, with "
+                    "leave-one-case-out scores")
     bt.add_argument("--prior-sd", type=float, default=FIT_PRIOR_SD,
-                    help="with --fit: sd of the Normal prior around the start on each signed "
-                    "coefficient (default %(default)s; docs/BACKTESTS.md)")
+                    help="with --fit: sd of the Normal(0, sd) prior on each probit slope "
+                    "(default %(default)s; docs/BACKTESTS.md)")
     bt.add_argument("--no-loo", action="store_true", help="with --fit: skip leave-one-case-out")
     bt.add_argument("--params-out", default="builder_params.fitted.toml",
                     help="with --fit: where the fitted parameters go (default %(default)s)")
@@ -58,18 +59,19 @@ def scenario_build(args) -> int:
 
     import tomllib
 
-    from engine.data import builder
+    from engine.data import builder, render
     from engine.model.scenario import parse_scenario
 
     prm = builder.load_params(args.params)
     command = "pivotal scenario build " + " ".join(
         f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in
         (("pivot", args.pivot), ("year", args.year), ("target", args.target), ("theater", args.theater),
-         ("candidates", args.candidates), ("params", args.params), ("requirement", args.requirement),
+         ("candidates", args.candidates), ("institutions", args.institutions), ("params", args.params), ("requirement", args.requirement),
          ("deadline_days", args.deadline_days), ("budget", args.budget), ("name", args.name))
         if v is not None)
-    text, _, _ = builder.build_file(args.data or builder.DEFAULT_DATA, args.pivot, args.year, args.target,
-                                    theater=args.theater, candidates=args.candidates, prm=prm,
+    text, _, _ = render.build_file(args.data or builder.DEFAULT_DATA, args.pivot, args.year, args.target,
+                                    theater=args.theater, candidates=args.candidates,
+                                    institutions=args.institutions, prm=prm,
                                     requirement=args.requirement, deadline_days=args.deadline_days,
                                     budget=args.budget, name=args.name, command=command)
     try:
@@ -123,49 +125,45 @@ def backtest(args) -> int:
 
 
 def _fit(args, prepared, prm) -> int:
-    import polars as pl
-
     from engine.data import backtest, fit
     from engine.data.cow import DataError
 
     episodes = fit.FIT_EPISODES if args.episodes is None else args.episodes
-    if args.max_evals < 1:
-        raise DataError(f"--max-evals must be >= 1 (got {args.max_evals})")
     if not args.prior_sd > 0 or args.prior_sd == float("inf"):
         raise DataError(f"--prior-sd must be a positive finite number (got {args.prior_sd})")
-    prm = prm.replace(**fit.FIT_START)  # every fit starts from the documented prior
-    result = fit.fit(prepared, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
-                           prior_sd=args.prior_sd)
-    print(f"fit on {len(prepared)} case(s), {result.evaluations} evaluations of {episodes:,} episodes per "
-          f"case: mean log-likelihood {result.start_ll:.4f} (start) -> {result.fitted_ll:.4f} (fitted)")
+    result = fit.fit(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd)
+    print(f"fit on {len(prepared)} case(s): probit mean log-likelihood {result.probit_ll:.4f} per scored "
+          f"state; process grid of {len(result.grid)} points, {episodes:,} episodes per case and point")
     for name in fit.FIT_NAMES:
-        print(f"  {name:18} {getattr(prm, name):9.4f} -> {getattr(result.params, name):9.4f}")
+        print(f"  {name:20} {getattr(result.params, name):9.4f}")
+    for row in result.grid:
+        mark = "  <- chosen" if row is result.chosen else ""
+        size = "-" if row["size_log_score"] is None else f"{row['size_log_score']:.3f}"
+        inside = "-" if row["size_inside"] is None else f"{row['size_inside']:.2f}"
+        print("  grid " + ", ".join(f"{k} {row[k]:g}" for k in fit.PROCESS_GRID)
+              + f": size log score {size}, inside 5-95% {inside}, log loss {row['log_loss']:.4f}{mark}")
     header = (f"Builder parameters fitted by `pivotal backtest --fit` on {len(prepared)} case(s):\n"
               + "\n".join(f"  {p.case.path}" for p in prepared)
-              + f"\nseed {args.seed}, {episodes} episodes per case and evaluation, {result.evaluations} "
-              f"evaluations, prior sd {args.prior_sd:g}; mean log-likelihood {result.start_ll:.4f} -> "
-              f"{result.fitted_ll:.4f}")
+              + f"\nseed {args.seed}, {episodes} episodes per case and grid point, prior sd {args.prior_sd:g}; "
+              f"probit mean log-likelihood {result.probit_ll:.4f}; chosen grid point: "
+              + ", ".join(f"{k} {result.chosen[k]:g}" for k in fit.PROCESS_GRID))
     with open(args.params_out, "w") as fh:
         fh.write(fit.params_text(result.params, header))
     print(f"fitted parameters written to {args.params_out}")
-    full = backtest.run_backtests(prepared, result.params, episodes=backtest.DEFAULT_EPISODES,
-                                  seed=args.seed, out=args.out, run_id=args.run_id,
-                                  workers=args.workers, progress=False)
-    print(f"\nin-sample (run {full.run_id}):")
-    print(backtest.report(full.tables["backtests"]))
     if args.no_loo or len(prepared) < 2:
         return 0
-    rows = []
-    for k, held in enumerate(prepared):
-        others = prepared[:k] + prepared[k + 1:]
-        loo = fit.fit(others, prm, episodes=episodes, seed=args.seed, max_evals=args.max_evals,
-                           prior_sd=args.prior_sd)
+
+    def announce(held, loo):
         print(f"without {held.case.name}: " + ", ".join(
             f"{n} {getattr(loo.params, n):.3f}" for n in fit.FIT_NAMES), flush=True)
-        res = backtest.run_backtests([held], loo.params, episodes=backtest.DEFAULT_EPISODES,
-                                     seed=args.seed, progress=False, workers=args.workers)
-        rows.append(res.tables["backtests"])
-    print("\nleave-one-case-out (each case scored with parameters fitted on the others):")
-    print(backtest.report(pl.concat(rows)))
-    return 0
 
+    params = fit.leave_one_out(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd,
+                               announce=announce)
+    # every case scored with the parameters fitted without it, in one run (its logit baseline is
+    # leave-one-case-out already)
+    res = backtest.run_backtests(prepared, params, episodes=backtest.DEFAULT_EPISODES if args.episodes is None
+                                 else args.episodes, seed=args.seed, out=args.out, run_id=args.run_id,
+                                 progress=False, workers=args.workers, seeds=args.seeds)
+    print(f"\nleave-one-case-out, run {res.run_id} (each case scored with parameters fitted on the others):")
+    print(backtest.report(res.tables["backtests"], res.tables["backtest_comparisons"]))
+    return 0

@@ -142,12 +142,14 @@ def _size_pmf(tables, scenario_id) -> np.ndarray:
     return d["probability"].to_numpy()
 
 
-def backtest_scenarios(prepared: list[Prepared], prm: builder.BuilderParams, seed: int = 1) -> list:
+def backtest_scenarios(prepared: list[Prepared], prm, seed: int = 1) -> list:
     """Every case's scenario, with every tie off, and with its ties shuffled (SHUFFLES
-    permutations fixed by `seed`): one run of them shares random numbers."""
-    return [s for p in prepared for s in (
-        scenario(p, prm), scenario(p, prm, ties=False),
-        *(scenario(p, prm, shuffle=k, seed=seed) for k in range(baselines.SHUFFLES)))]
+    permutations fixed by `seed`): one run of them shares random numbers. `prm` is one
+    BuilderParams for every case, or a list of one per case (leave-one-case-out parameters)."""
+    per_case = prm if isinstance(prm, (list, tuple)) else [prm] * len(prepared)
+    return [s for p, q in zip(prepared, per_case) for s in (
+        scenario(p, q), scenario(p, q, ties=False),
+        *(scenario(p, q, shuffle=k, seed=seed) for k in range(baselines.SHUFFLES)))]
 
 
 def case_predictions(prepared: list[Prepared], tables: dict) -> list[tuple[dict, dict]]:
@@ -173,11 +175,12 @@ def _mixture(pmfs) -> np.ndarray:
     return np.mean([np.pad(q, (0, width - len(q))) for q in pmfs], axis=0)
 
 
-def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episodes=DEFAULT_EPISODES,
+def run_backtests(prepared: list[Prepared], prm, *, episodes=DEFAULT_EPISODES,
                   seed=1, out=None, run_id=None, progress=None, resume=False, seeds=SEEDS, **settings):
     """Forecast every case (`backtest_scenarios`, one run: common random numbers), score, and
     publish the `backtests`, `backtest_states` and `backtest_comparisons` tables with the run's
-    tables when `out` is given. Other keywords are `plan_run`'s."""
+    tables when `out` is given. `prm`: one BuilderParams, or one per case. Other keywords are
+    `plan_run`'s."""
     from engine.execution.plan import plan_run
 
     plan = plan_run(backtest_scenarios(prepared, prm, seed), episodes=episodes, seed=seed, run_id=run_id,
@@ -185,7 +188,7 @@ def run_backtests(prepared: list[Prepared], prm: builder.BuilderParams, *, episo
     return run_backtest_plan(plan, prepared, prm, out=out, resume=resume, progress=progress, seeds=seeds)
 
 
-def run_backtest_plan(plan, prepared: list[Prepared], prm: builder.BuilderParams, *, out=None,
+def run_backtest_plan(plan, prepared: list[Prepared], prm, *, out=None,
                       resume=False, progress=None, seeds=SEEDS):
     """Steps two and three of a backtest (engine/forecast.py): execute the plan of
     `backtest_scenarios`, score it, and publish the run's tables with the cases' scores. The

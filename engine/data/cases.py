@@ -43,6 +43,7 @@ class Case:
     side: int
     exclude: tuple[str, ...]
     complete: bool = False   # the observed file lists every state that sent forces (size is scored)
+    institutions: str | None = None  # `--institutions ID[:DAY],...` of the build
 
     @property
     def slug(self) -> str:
@@ -50,7 +51,8 @@ class Case:
 
 
 CASE_KEYS = {"name", "data", "build", "observed"}
-BUILD_KEYS = {"pivot", "year", "target", "theater", "candidates", "requirement", "deadline_days", "budget"}
+BUILD_KEYS = {"pivot", "year", "target", "theater", "candidates", "requirement", "deadline_days", "budget",
+              "institutions"}
 OBSERVED_KEYS = {"file", "warnum", "side", "exclude", "complete"}
 
 
@@ -123,7 +125,8 @@ def load_case(path, data_override=None) -> Case:
                 candidates=get(b, "candidates", "build.", (str,), default="all"),
                 observed_file=observed, warnum=get(o, "warnum", "observed.", (int,), required=True),
                 side=get(o, "side", "observed.", (int,), required=True),
-                exclude=tuple(str(x) for x in exclude), complete=complete, **numbers)
+                exclude=tuple(str(x) for x in exclude), complete=complete,
+                institutions=get(b, "institutions", "build.", (str,)), **numbers)
 
 
 def participants(case: Case) -> set[int]:
@@ -189,7 +192,8 @@ class Prepared:
 def prepare(case: Case) -> Prepared:
     """Read the case's data and observed participants once (refusing what the data lack)."""
     try:
-        inp = builder.gather(case.data, case.pivot, case.year, case.target, case.theater, case.candidates)
+        inp = builder.gather(case.data, case.pivot, case.year, case.target, case.theater, case.candidates,
+                             case.institutions)
     except DataError as exc:  # "--target X: ..." names a flag of `scenario build`: give the case's key
         flag = re.match(r"--(\w+) ?", str(exc))
         name = flag and flag.group(1)

@@ -31,6 +31,11 @@ FILES = {
     "igo": "cow_igo_state_year.parquet", "igo_catalog": "cow_igo_catalog.csv",
     "atop": "atop_alliance_dyad_year.parquet", "contiguity": "cow_contiguity.csv",
     "capitals": "cow_capitals.csv", "wars": "cow_war_participants.csv",
+    # interest data (engine/data/interests.py) and embeddedness data (engine/data/ties.py)
+    "un_votes": "un_votes.parquet", "un_roll_calls": "un_roll_calls.parquet",
+    "mindist": "cow_mindist.parquet", "democracy": "democracy_state_year.csv",
+    "rivalries": "td_rivalries.csv", "trade": "cow_trade_dyad_year.parquet",
+    "igo_dyad": "cow_igo_dyad_year.parquet", "gdp": "gdp_state_year.csv",
 }
 ATOP_PLEDGES = ("defense", "offense", "neutral", "nonagg", "consul")
 IGO_WAVES_BEFORE = 1965  # COW IGO v3 observes every 5 years before this year
@@ -63,7 +68,30 @@ def _frames(data_dir: str) -> dict[str, pl.DataFrame]:
         out[key] = (pl.read_parquet(path) if name.endswith(".parquet")
                     else pl.read_csv(path, infer_schema_length=None))
     out["atop"] = out["atop"].with_columns(pl.col("ccode1", "ccode2", "year").cast(pl.Int64))
+    for key in ("trade", "igo_dyad", "mindist"):
+        out[key] = out[key].with_columns(pl.col("ccode1", "ccode2", "year").cast(pl.Int64))
     return out
+
+
+def latest_year(years, year: int) -> int | None:
+    """The latest year of `years` (a Polars series) at or before `year`; None when there is none."""
+    before = years.filter(years <= year)
+    return None if before.is_empty() else int(before.max())
+
+
+def dyad_matrix(frame: pl.DataFrame, value: str, ccodes: list[int], fill: float = 0.0) -> np.ndarray:
+    """A symmetric matrix over `ccodes` of a dyadic column (rows in either order; the larger value
+    wins where both orders are given); `fill` where a pair has no row or a null."""
+    index = {c: k for k, c in enumerate(ccodes)}
+    rows = frame.filter(pl.col("ccode1").is_in(ccodes) & pl.col("ccode2").is_in(ccodes))
+    m = np.full((len(ccodes), len(ccodes)), np.nan)
+    i = np.array([index[c] for c in rows["ccode1"].to_list()], dtype=np.int64)
+    j = np.array([index[c] for c in rows["ccode2"].to_list()], dtype=np.int64)
+    v = rows[value].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    keep = ~np.isnan(v)
+    np.fmax.at(m, (i[keep], j[keep]), v[keep])
+    m = np.fmax(m, m.T)
+    return np.where(np.isnan(m), fill, m)
 
 
 def frames(data_dir) -> dict[str, pl.DataFrame]:

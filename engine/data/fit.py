@@ -1,97 +1,139 @@
-"""Calibrating the builder to backtest cases (`pivotal backtest --fit`; docs/BACKTESTS.md)."""
+"""Calibrating the builder to backtest cases (`pivotal backtest --fit`; docs/BACKTESTS.md).
+
+Cheap by design, in two steps:
+
+1. Preference coefficients by maximum likelihood of the analytic approximation the
+   simulation reduces to when the process does not bind (budget 0, every candidate
+   approached, no noise: a candidate joins iff theta_i >= 0, theta_i ~ Normal(mean_i, sd),
+   so P(join) = Phi(mean_i / sd)): a probit of joining on the preference covariates
+   (builder.PREF_COVARIATES), pooled over the scored states of the cases, with a
+   Normal(0, prior_sd) prior on every coefficient but the intercept (a MAP estimate; its
+   optimum is found by L-BFGS with the exact gradient in well under a second).
+2. Process parameters (PROCESS_GRID: bandwidth, budget, requirement share) by a small grid:
+   each point simulates every case once (FIT_EPISODES episodes, one seed: common random
+   numbers) and is scored by the mean size log score over the complete cases (those whose
+   every contributor is known), ties broken by the mean membership log loss; without a
+   complete case, by the membership log loss alone.
+
+`leave_one_out` repeats both steps without each case and scores that case with the result:
+the out-of-case numbers `--fit` reports.
+"""
 from __future__ import annotations
 
 import dataclasses
-import math
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data import builder
-from engine.data.backtest import _p_member, log_loss, scenario
+from engine.data import baselines, builder
+from engine.data.backtest import _p_member, _size_pmf, log_loss, scenario
 from engine.data.cases import Prepared
 
-FIT_EPISODES = 2_000           # per case in each evaluation of the fit's objective
-FIT_MAX_EVALS = 400            # objective evaluations per fit (Nelder-Mead)
-# the fitted parameters (docs/BACKTESTS.md); budget is searched on a log scale
-FIT_NAMES = ("pref_intercept", "pref_ally_pivot", "pref_ally_target", "pref_igo", "pref_log_distance",
-             "pref_major", "pref_major_ally", "pref_log_milper", "budget")
-# every fit starts here (a documented prior, not the shipped fitted values, so that a
-# leave-one-case-out fit never starts from values that saw the held-out case)
-FIT_START = {"pref_intercept": -1.5, "pref_ally_pivot": 1.0, "pref_ally_target": -1.0, "pref_igo": 1.0,
-             "pref_log_distance": -0.3, "pref_major": 0.5, "pref_major_ally": 0.5, "pref_log_milper": 0.3,
-             "budget": 5.0}
-FIT_STEPS = (0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.5, 0.2, 0.7)  # the first simplex's step in each coordinate
-# The signs theory gives the coefficients (docs/BACKTESTS.md, "Calibration"): an alliance with the
-# pivot, shared IGOs, major-power status (allied or not) and capacity make joining likelier; an
-# alliance with the target and distance from the theater make it less likely. The fit keeps each
-# within its sign.
-FIT_SIGNS = {"pref_ally_pivot": 1, "pref_ally_target": -1, "pref_igo": 1, "pref_log_distance": -1,
-             "pref_major": 1, "pref_major_ally": 1, "pref_log_milper": 1}
-# A Normal(FIT_START, FIT_PRIOR_SD) prior on each signed coefficient: the fit maximises the mean
-# log-likelihood minus sum((b - start)^2) / (2 sd^2 N), N = the scored states of all cases
-# (a maximum a posteriori estimate; five cases cannot pin nine free values down alone).
-FIT_PRIOR_SD = 1.0
+FIT_EPISODES = 2_000           # per case at each grid point
+FIT_PRIOR_SD = 2.0             # sd of the Normal(0, sd) prior on each probit slope
+PREF_NAMES = ("pref_intercept",) + tuple(f"pref_{k}" for k in builder.PREF_COVARIATES)
+# The process grid (docs/BACKTESTS.md, "Calibration"): how many negotiations the pivot holds open
+# at once, what it can pay (preference sd), and how much force it wants before it stops recruiting.
+PROCESS_GRID = {"bandwidth": (15, 60), "budget": (0.0, 1.5, 4.0), "requirement_share": (1.0, 3.0)}
+FIT_NAMES = PREF_NAMES + tuple(PROCESS_GRID)
 
 
-def _params_at(base: builder.BuilderParams, x) -> builder.BuilderParams:
-    values = dict(zip(FIT_NAMES, map(float, x)))
-    values["budget"] = math.exp(values["budget"])
-    return base.replace(**values)
+def design(prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray]:
+    """The probit's design matrix (intercept first, PREF_COVARIATES) and outcomes, scored states."""
+    rows, ys = [], []
+    for p in prepared:
+        x = builder.covariates(p.inputs)
+        rows.append(np.column_stack([np.ones(len(p.scored))] + [x[k] for k in builder.PREF_COVARIATES])[p.scored])
+        ys.append(p.joined[p.scored])
+    return np.vstack(rows), np.concatenate(ys).astype(float)
 
 
-def _start(base: builder.BuilderParams) -> np.ndarray:
-    return np.array([math.log(max(base.budget, 1e-3)) if n == "budget" else getattr(base, n)
-                     for n in FIT_NAMES])
+def probit(prepared: list[Prepared], prior_sd: float = FIT_PRIOR_SD) -> tuple[dict, float]:
+    """MAP probit coefficients {pref_name: value} and the mean log-likelihood per scored state."""
+    from scipy import optimize, special
+
+    x, y = design(prepared)
+    s = 2 * y - 1
+    penalty = np.r_[0.0, np.full(x.shape[1] - 1, 1.0 / prior_sd ** 2)]
+
+    def objective(b):
+        z = s * (x @ b)
+        logcdf = special.log_ndtr(z)
+        ratio = np.exp(-0.5 * z ** 2 - logcdf) / np.sqrt(2 * np.pi)   # phi(z) / Phi(z), stable
+        value = -logcdf.sum() + 0.5 * np.sum(penalty * b ** 2)
+        grad = -(x * (s * ratio)[:, None]).sum(axis=0) + penalty * b
+        return value, grad
+
+    b0 = np.zeros(x.shape[1])
+    b0[0] = special.ndtri(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    res = optimize.minimize(objective, b0, jac=True, method="L-BFGS-B")
+    ll = float(special.log_ndtr(s * (x @ res.x)).mean())
+    return dict(zip(PREF_NAMES, map(float, res.x))), ll
 
 
-def mean_log_likelihood(prepared: list[Prepared], prm, *, episodes=FIT_EPISODES, seed=1) -> float:
-    """Mean over cases of the mean log-likelihood of participation of the scored states
-    (pivotal model, probabilities clipped), all cases in one run: common random numbers."""
+def grid_scores(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES,
+                seed=1) -> list[dict]:
+    """Every grid point of PROCESS_GRID with its scores over the cases (one run per point)."""
     from engine.forecast import forecast
 
-    res = forecast([scenario(p, prm) for p in prepared], episodes=episodes, seed=seed, progress=False)
-    return float(np.mean([-log_loss(_p_member(res.tables, p.case.slug)[p.scored], p.joined[p.scored],
-                                    episodes) for p in prepared]))
+    out = []
+    names = list(PROCESS_GRID)
+    for values in itertools.product(*PROCESS_GRID.values()):
+        prm = base.replace(**dict(zip(names, values)))
+        res = forecast([scenario(p, prm) for p in prepared], episodes=episodes, seed=seed, progress=False)
+        losses, sizes, inside = [], [], []
+        for p in prepared:
+            q = _p_member(res.tables, p.case.slug)
+            losses.append(log_loss(q[p.scored], p.joined[p.scored], episodes))
+            if p.case.complete:
+                s = baselines.size_scores(_size_pmf(res.tables, p.case.slug), int(p.joined.sum()), episodes)
+                sizes.append(s["size_log_score"])
+                inside.append(s["size_p05"] <= s["size_observed"] <= s["size_p95"])
+        out.append({**dict(zip(names, values)), "log_loss": float(np.mean(losses)),
+                    "size_log_score": float(np.mean(sizes)) if sizes else None,
+                    "size_inside": float(np.mean(inside)) if inside else None})
+    return out
+
+
+def best(rows: list[dict]) -> dict:
+    """The grid point with the lowest mean size log score (then log loss); log loss alone
+    when no case is complete."""
+    key = (lambda r: (r["size_log_score"], r["log_loss"])) if rows[0]["size_log_score"] is not None \
+        else (lambda r: r["log_loss"])
+    return min(rows, key=key)
 
 
 @dataclass
 class Fit:
     params: builder.BuilderParams
-    start_ll: float
-    fitted_ll: float
-    evaluations: int
+    probit_ll: float               # mean log-likelihood per scored state of the probit
+    grid: list[dict]               # every grid point with its scores
+    chosen: dict                   # the chosen grid point
 
 
 def fit(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES, seed=1,
-        max_evals=FIT_MAX_EVALS, prior_sd=FIT_PRIOR_SD) -> Fit:
-    """Maximise the mean log-likelihood over FIT_NAMES, with each coefficient kept within
-    FIT_SIGNS and a Normal(start, prior_sd) prior, by scipy's bounded Nelder-Mead, same
-    seed (common random numbers) at every evaluation, starting from `base`."""
-    from scipy import optimize
+        prior_sd=FIT_PRIOR_SD) -> Fit:
+    """The probit, then the process grid at the probit's coefficients."""
+    coefficients, ll = probit(prepared, prior_sd)
+    with_pref = base.replace(**coefficients)
+    rows = grid_scores(prepared, with_pref, episodes=episodes, seed=seed)
+    chosen = best(rows)
+    params = with_pref.replace(**{k: (int(chosen[k]) if k in builder.INTEGER_PARAMS else float(chosen[k]))
+                                  for k in PROCESS_GRID})
+    return Fit(params, ll, rows, chosen)
 
-    lower = np.array([0.0 if FIT_SIGNS.get(n) == 1 else -np.inf for n in FIT_NAMES])
-    upper = np.array([0.0 if FIT_SIGNS.get(n) == -1 else np.inf for n in FIT_NAMES])
-    x0 = np.clip(_start(base), lower, upper)  # a start of the wrong sign: 0
-    signed = np.array([n in FIT_SIGNS for n in FIT_NAMES])
-    n_scored = sum(int(p.scored.sum()) for p in prepared)
-    cache: dict = {}
 
-    def log_likelihood(x):
-        key = tuple(np.round(x, 12))
-        if key not in cache:
-            cache[key] = mean_log_likelihood(prepared, _params_at(base, x), episodes=episodes, seed=seed)
-        return cache[key]
-
-    def objective(x):
-        prior = np.sum((x[signed] - x0[signed]) ** 2) / (2 * prior_sd ** 2 * n_scored)
-        return -log_likelihood(x) + prior
-
-    simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[k] * FIT_STEPS[k] for k in range(len(x0))])
-    res = optimize.minimize(objective, x0, method="Nelder-Mead", bounds=optimize.Bounds(lower, upper),
-                            options={"maxfev": max_evals, "initial_simplex": simplex,
-                                     "xatol": 1e-3, "fatol": 1e-4})
-    return Fit(_params_at(base, res.x), log_likelihood(x0), log_likelihood(res.x), len(cache))
+def leave_one_out(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES, seed=1,
+                  prior_sd=FIT_PRIOR_SD, announce=None) -> list[builder.BuilderParams]:
+    """For each case, the parameters fitted on all the others (probit and grid)."""
+    out = []
+    for k, held in enumerate(prepared):
+        loo = fit(prepared[:k] + prepared[k + 1:], base, episodes=episodes, seed=seed, prior_sd=prior_sd)
+        if announce:
+            announce(held, loo)
+        out.append(loo.params)
+    return out
 
 
 def params_text(prm: builder.BuilderParams, header: str) -> str:

@@ -13,6 +13,7 @@ engine/data/fit.py (docs/BACKTESTS.md).
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import polars as pl
@@ -35,7 +36,9 @@ BACKTESTS_SCHEMA = pa.schema([
     ("participants", pa.int64()), ("auc", pa.float64()), ("brier", pa.float64()),
     ("log_loss", pa.float64()), ("episodes", pa.int64()), ("observed_set", pa.string()),
     ("size_observed", pa.int64()), ("size_percentile", pa.float64()), ("size_log_score", pa.float64()),
-    ("size_mean", pa.float64()), ("size_p05", pa.int64()), ("size_p95", pa.int64())])
+    ("size_mean", pa.float64()), ("size_p05", pa.int64()), ("size_p95", pa.int64()),
+    ("auc_low", pa.float64()), ("auc_high", pa.float64()), ("brier_low", pa.float64()),
+    ("brier_high", pa.float64()), ("log_loss_low", pa.float64()), ("log_loss_high", pa.float64())])
 STATES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("case", pa.string()), ("state", pa.string()), ("ccode", pa.int64()),
     ("participated", pa.bool_()), ("p_member", pa.float64()), ("p_member_no_ties", pa.float64()),
@@ -101,15 +104,19 @@ def score_rows(run_id, p: Prepared, probs: dict, sizes: dict, episodes: int) -> 
         row = {"run_id": run_id, "case": p.case.name, "model": model, "scored": int(len(y)),
                "participants": int(y.sum()), "episodes": episodes, "observed_set": observed_set(p.case),
                "auc": None, "brier": None, "log_loss": None}
+        seed = zlib.crc32(f"{p.case.name}/{model}".encode())
         if model == "capacity":
             row["auc"] = auc(mil, y)
+            row.update(baselines.score_intervals(mil, y, episodes, seed, probabilities=False))
         elif model == "base_rate":
             q = np.full(len(y), base)
             row.update(auc=0.5 if 0 < y.sum() < len(y) else None, brier=brier(q, y),
                        log_loss=log_loss(q, y, episodes))
+            row.update(baselines.score_intervals(q, y, episodes, seed))
         elif probs.get(model) is not None:
             q = np.asarray(probs[model])[p.scored]
             row.update(auc=auc(q, y), brier=brier(q, y), log_loss=log_loss(q, y, episodes))
+            row.update(baselines.score_intervals(q, y, episodes, seed))
         if p.case.complete and sizes.get(model) is not None:
             row.update(baselines.size_scores(sizes[model], int(p.joined.sum()), episodes))
         rows.append(row)
@@ -234,21 +241,22 @@ def report(backtests: pl.DataFrame, comparisons: pl.DataFrame | None = None) -> 
     lines = [f"Note: {THRESHOLD}; a case scored from its own participants file counts whom "
              "that file lists (the observed_set column says which).", ""]
     size_head = f" {'size':>5} {'p05-p95':>8} {'pct':>5}" if has_size else ""
-    lines.append(f"{'case':{width}} {'model':13} {'scored':>6} {'joined':>6} {'AUC':>6} {'Brier':>6} "
-                 f"{'logloss':>7}{size_head}")
+    lines.append(f"{'case':{width}} {'model':13} {'scored':>6} {'joined':>6} {'AUC':>6} {'AUC 95%':>13} "
+                 f"{'Brier':>6} {'logloss':>7}{size_head}")
     for r in backtests.iter_rows(named=True):
         size = ""
         if has_size and r.get("size_observed") is not None:
             size = (f" {r['size_observed']:>5} {str(r['size_p05']) + '-' + str(r['size_p95']):>8} "
                     f"{fmt(r['size_percentile'], '.2f'):>5}")
+        interval = ("-" if r.get("auc_low") is None else f"[{r['auc_low']:.2f}, {r['auc_high']:.2f}]")
         lines.append(f"{r['case']:{width}} {r['model']:13} {r['scored']:>6} {r['participants']:>6} "
-                     f"{fmt(r['auc']):>6} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}{size}")
+                     f"{fmt(r['auc']):>6} {interval:>13} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}{size}")
     means = (backtests.group_by("model", maintain_order=True)
              .agg(pl.col("auc").mean(), pl.col("brier").mean(), pl.col("log_loss").mean()))
     lines.append("")
     for r in means.iter_rows(named=True):
         lines.append(f"{'mean over cases':{width}} {r['model']:13} {'':>6} {'':>6} {fmt(r['auc']):>6} "
-                     f"{fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
+                     f"{'':>13} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
     if has_size:
         scored = backtests.filter(pl.col("size_observed").is_not_null())
         for model in scored["model"].unique(maintain_order=True):

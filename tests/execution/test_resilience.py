@@ -81,7 +81,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path):
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     python_start = time.perf_counter() - started  # this machine's Python start-up (site included)
     for delay in (2 * python_start, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8):
-        proc = subprocess.Popen([*COMMAND, "run", str(TUTORIAL), "--episodes", "200000", "--out",
+        proc = subprocess.Popen([*COMMAND, "run", str(TUTORIAL), "--episodes", "5000000", "--out",
                                  str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         time.sleep(max(delay, 2 * python_start))

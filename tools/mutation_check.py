@@ -1,5 +1,6 @@
-"""Mutation check: plant one-line misreadings of the model in the kernel and show the
-tests fail for each.
+"""Mutation check: plant one-line misreadings of the model in the kernel, and of the numbers
+after it in engine/ (aggregation, intervals, comparisons, designs, stopping, backtest
+scoring), and show the tests fail for each.
 
 For every mutation in MUTATIONS, the repository is copied to a temporary directory
 (the working tree is never touched), the mutation's text is replaced in its file,
@@ -12,9 +13,11 @@ A mutation is caught when the subset fails (or hangs past the timeout).
     .venv/bin/python tools/mutation_check.py --only venue-pays-after-success
     .venv/bin/python tools/mutation_check.py --markdown results.md
 
-Run by hand (it compiles the kernels once per mutation: 15-50 min in all on two
-cores), not in CI; tests/tools/test_mutation_targets.py checks in every CI run that each
-mutation's target text still occurs exactly once, so the list cannot rot silently.
+Run by hand in full (it compiles the kernels once per mutation: 30-70 min in all on two
+cores); CI runs a sample (`--sample 3`, a different three each day of the year) after the
+suite (.ci/run), and tests/tools/test_mutation_targets.py checks in every CI run that
+each mutation's target text still occurs exactly once, so the list cannot rot silently.
+Kernel mutations run TESTS, engine/ ones ENGINE_TESTS.
 Results are in docs/MODEL.md, "How the rules are tested".
 """
 from __future__ import annotations
@@ -33,7 +36,12 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/model/test_exact_model.py", "tests/model/test_edge_cases.py", "tests/model/test_mechanisms.py"]
 TIMEOUT = 900  # seconds per mutation (a hang counts as caught)
+ENGINE_TESTS = ["tests/outputs/test_reference.py", "tests/outputs/test_statistics.py",
+                "tests/execution/test_target_se.py", "tests/studies/test_integer_inputs.py",
+                "tests/data/test_baselines.py", "tests/data/test_backtest.py", "tests/model/test_boundaries.py"]
 EPISODE = "kernels/episode.py"
+TABLES, COMPARE, DESIGNS = "engine/outputs/tables.py", "engine/studies/comparisons.py", "engine/studies/designs.py"
+BACKTEST, BASELINES = "engine/data/backtest.py", "engine/data/baselines.py"
 
 
 class Mutation(NamedTuple):
@@ -42,6 +50,7 @@ class Mutation(NamedTuple):
     path: str   # file, relative to the repository root
     old: str    # text that must occur exactly once in the file
     new: str
+    tests: tuple = ()   # the test files that must catch it (default: TESTS)
 
 
 MUTATIONS = [
@@ -123,6 +132,60 @@ MUTATIONS = [
              "engine/model/arrays.py", 'if on["brokers"] and institution.pivot_member:', 'if on["brokers"]:'),
 ]
 
+
+def _engine(name, misreading, path, old, new):
+    return Mutation(name, misreading, path, old, new, tuple(ENGINE_TESTS))
+
+
+# after the kernel: what turns aggregates into the numbers a user reads (issue 22)
+MUTATIONS += [
+    _engine("quantile-strictly-above", "a discrete quantile is the smallest v with CDF(v) > q (not >=)",
+            TABLES, "np.searchsorted(cdf, np.array(QUANTILES) - 1e-12)",
+            "np.searchsorted(cdf, np.array(QUANTILES), side='right')"),
+    _engine("quantile-one-bin-off", "a continuous quantile is read one bin too high",
+            TABLES, "np.interp(QUANTILES, cdf, edges)", "np.interp(QUANTILES, cdf, edges + (edges[1] - edges[0]))"),
+    _engine("sd-population", "the sd of a discrete metric divides by n, not n - 1",
+            TABLES, "var = float(((values - mean) ** 2 * hist).sum() / (n - 1)) if n > 1 else 0.0",
+            "var = float(((values - mean) ** 2 * hist).sum() / n) if n > 1 else 0.0"),
+    _engine("se-over-n-minus-1", "the standard error divides the sd by sqrt(n - 1)",
+            TABLES, '"se": sd / math.sqrt(count) if count else math.nan',
+            '"se": sd / math.sqrt(count - 1) if count > 1 else math.nan'),
+    _engine("wilson-centre-z", "the Wilson interval's centre adds z / 2n instead of z^2 / 2n",
+            TABLES, "centre = (p + z * z / (2 * n)) / (1 + z * z / n)", "centre = (p + z / (2 * n)) / (1 + z * z / n)"),
+    _engine("success-by-day-over-reached", "p_success_by_day divides by the episodes that reached success",
+            TABLES, '"episodes_succeeded_by_day": by_day, "p_success_by_day": by_day / n}',
+            '"episodes_succeeded_by_day": by_day, "p_success_by_day": by_day / max(agg.reached, 1)}'),
+    _engine("study-capacity-on-spent-grid", "a study's capacity output is read on the spent range",
+            TABLES, '"capacity": int(agg.q_sum[0]) / GRID * top[0] / n,', '"capacity": int(agg.q_sum[0]) / GRID * top[1] / n,'),
+    _engine("paired-se-independent", "a paired difference's se from the independent variances",
+            COMPARE, "d_se = math.sqrt(max(vd, 0.0) / scale)", "d_se = math.sqrt(max(var_b, 0.0) + max(var_v, 0.0))"),
+    _engine("comparison-interval-90", "the comparisons' 95% interval uses 1.645",
+            COMPARE, '"difference_low": diff - Z95 * d_se,', '"difference_low": diff - 1.645 * d_se,'),
+    _engine("sobol-first-order-analysis", "a second-order Sobol design analysed as first-order",
+            DESIGNS, "res = _analyse(lambda: sobol.analyze(problem, y, calc_second_order=second_order,",
+            "res = _analyse(lambda: sobol.analyze(problem, y, calc_second_order=False,"),
+    _engine("integer-uniform-drops-top", "an integer uniform never draws its upper end",
+            DESIGNS, "return [int(lo + min(math.floor(x * (hi - lo + 1)), hi - lo)) for x in u]",
+            "return [int(lo + math.floor(x * (hi - lo))) for x in u]"),
+    _engine("target-se-first-scenario", "--target-se watches the first scenario, not the worst",
+            "engine/execution/execute.py", "worst = max(_success_se(a) for a in merged)", "worst = _success_se(merged[0])"),
+    _engine("target-se-trusts-zero", "--target-se trusts the plain standard error of an estimate of 0",
+            "engine/execution/execute.py", "return max(math.sqrt(p * (1 - p) / (n - 1)), (high - low) / (2 * Z95))",
+            "return math.sqrt(p * (1 - p) / (n - 1))"),
+    _engine("auc-ordinal-ranks", "the AUC ranks ties in order instead of by mid-ranks",
+            BACKTEST, "stats.rankdata(score)[y]", "stats.rankdata(score, method='ordinal')[y]"),
+    _engine("log-loss-clip-wider", "the log loss clips probabilities at 1/n instead of 1/(2n)",
+            BACKTEST, "eps = 1.0 / (2 * episodes)", "eps = 1.0 / episodes"),
+    _engine("no-ties-keeps-peers", "`no_ties` leaves the peer effect on",
+            BACKTEST, '"peers": False}', '"peers": True}'),
+    _engine("size-percentile-full-mass", "the size percentile counts P(size = observed) in full",
+            BASELINES, '"size_percentile": float(pmf[:observed].sum() + at / 2)',
+            '"size_percentile": float(pmf[:observed].sum() + at)'),
+    _engine("logit-sees-its-case", "the logit baseline is fitted with the held-out case among the others",
+            BACKTEST, "logit = baselines.logit_probabilities(prepared[:k] + prepared[k + 1:], p)",
+            "logit = baselines.logit_probabilities(prepared, p)"),
+]
+
 _IGNORE = shutil.ignore_patterns(".git", ".venv", "forecasts", "__pycache__", ".pytest_cache",
                                  "*.egg-info", "results", "build")
 
@@ -167,26 +230,35 @@ def run_suite(mutation: Mutation | None, tests: list[str], snapshot: Path) -> tu
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="run only these mutations (names)")
-    ap.add_argument("--tests", nargs="*", default=TESTS, help="test files to run on each mutant")
+    ap.add_argument("--engine", action="store_true", help="only the engine/ mutations (after the kernel)")
+    ap.add_argument("--sample", type=int, help="run this many mutations, chosen by --sample-seed")
+    ap.add_argument("--sample-seed", type=int, default=0, help="which sample (CI: the day of the year)")
+    ap.add_argument("--tests", nargs="*", help="test files to run on each mutant (default: each mutation's)")
     ap.add_argument("--markdown", help="also write the results table to this file")
     args = ap.parse_args(argv)
-    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    chosen = [m for m in MUTATIONS if (not args.only or m.name in args.only) and (not args.engine or m.tests)]
     unknown = set(args.only or ()) - {m.name for m in MUTATIONS}
     if unknown:
         raise SystemExit(f"unknown mutations: {sorted(unknown)}")
+    if args.sample:
+        import random
+        chosen = random.Random(args.sample_seed).sample(chosen, min(args.sample, len(chosen)))
     for m in chosen:
         mutated(m)  # every target still occurs once, before anything slow runs
 
     snapshot_dir = tempfile.TemporaryDirectory(prefix="pivotal-snapshot-")
     snapshot = Path(snapshot_dir.name) / "repo"  # one copy: edits during the check do not leak in
     shutil.copytree(ROOT, snapshot, ignore=_IGNORE)
-    failed, failing, seconds = run_suite(None, args.tests, snapshot)
-    print(f"unmutated: {'FAILED ' + str(failing) if failed else 'passed'} ({seconds:.0f} s)", flush=True)
-    if failed:
-        return 1
+    tests_of = {m.name: list(args.tests or m.tests or TESTS) for m in chosen}
+    for tests in {tuple(t) for t in tests_of.values()}:
+        failed, failing, seconds = run_suite(None, list(tests), snapshot)
+        print(f"unmutated ({len(tests)} test files): {'FAILED ' + str(failing) if failed else 'passed'} "
+              f"({seconds:.0f} s)", flush=True)
+        if failed:
+            return 1
     rows, survivors = [], []
     for m in chosen:
-        failed, failing, seconds = run_suite(m, args.tests, snapshot)
+        failed, failing, seconds = run_suite(m, tests_of[m.name], snapshot)
         tests = ", ".join(t.split("::")[-1] for t in failing[:4]) + (" ..." if len(failing) > 4 else "")
         rows.append(f"| `{m.name}` | {m.misreading} | {'yes' if failed else '**NO**'} | "
                     f"{len(failing)}: {tests} |")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import inspect
 import logging
 import math
 import os
@@ -296,8 +297,10 @@ def _find_boxes(prim, inputs: pl.DataFrame, cases: np.ndarray, max_boxes: int, *
     x = inputs.rename({n: f"x{j}" for j, n in enumerate(names)}).to_pandas()
     boxes = []
     with _quiet():
-        algorithm = prim.Prim(x, cases, threshold=min_density, peel_alpha=peel_alpha,
-                              paste_alpha=paste_alpha, mass_min=mass_min)
+        # EMA Workbench 3 dropped Prim's `threshold` (the dense box is chosen below either way)
+        options = {"threshold": min_density} if "threshold" in inspect.signature(prim.Prim).parameters else {}
+        algorithm = prim.Prim(x, cases, peel_alpha=peel_alpha, paste_alpha=paste_alpha, mass_min=mass_min,
+                              **options)
         box_init = algorithm.box_init
         while len(boxes) < max_boxes:
             found = algorithm.find_box()

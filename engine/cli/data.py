@@ -131,6 +131,7 @@ def _fit(args, prepared, prm) -> int:
     episodes = fit.FIT_EPISODES if args.episodes is None else args.episodes
     if not args.prior_sd > 0 or args.prior_sd == float("inf"):
         raise DataError(f"--prior-sd must be a positive finite number (got {args.prior_sd})")
+    _check_writable(args.params_out)  # before the fit, not after it
     result = fit.fit(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd)
     print(f"fit on {len(prepared)} case(s): probit mean log-likelihood {result.probit_ll:.4f} per scored "
           f"state; process grid of {len(result.grid)} points, {episodes:,} episodes per case and point")
@@ -147,8 +148,11 @@ def _fit(args, prepared, prm) -> int:
               + f"\nseed {args.seed}, {episodes} episodes per case and grid point, prior sd {args.prior_sd:g}; "
               f"probit mean log-likelihood {result.probit_ll:.4f}; chosen grid point: "
               + ", ".join(f"{k} {result.chosen[k]:g}" for k in fit.PROCESS_GRID))
-    with open(args.params_out, "w") as fh:
-        fh.write(fit.params_text(result.params, header))
+    try:
+        with open(args.params_out, "w") as fh:
+            fh.write(fit.params_text(result.params, header))
+    except OSError as exc:  # (checked before the fit; the file system may still fail now)
+        raise DataError(f"--params-out {args.params_out}: {exc.strerror or exc}") from None
     print(f"fitted parameters written to {args.params_out}")
     if args.no_loo or len(prepared) < 2:
         return 0
@@ -167,3 +171,19 @@ def _fit(args, prepared, prm) -> int:
     print(f"\nleave-one-case-out, run {res.run_id} (each case scored with parameters fitted on the others):")
     print(backtest.report(res.tables["backtests"], res.tables["backtest_comparisons"]))
     return 0
+
+
+def _check_writable(path) -> None:
+    """Refuse a --params-out that cannot be written, in one line, before any work is done."""
+    import os
+    from pathlib import Path
+
+    from engine.data.cow import DataError
+
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir() or not parent.is_dir():
+        raise DataError(f"--params-out {path}: " + ("is a directory" if target.is_dir() else
+                        f"{parent} is not a directory") + "; give a file path to write the parameters to")
+    if not os.access(target if target.exists() else parent, os.W_OK):
+        raise DataError(f"--params-out {path}: not writable; give a file path you can write to")

@@ -23,6 +23,7 @@ dashboard never opens a half-built catalog.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import duckdb
@@ -54,6 +55,7 @@ def build_catalog(out, file=None) -> str:
     if "runs" not in tables:
         raise StorageError(f"no published run in {location.uri}: nothing to catalog")
     target = Path(file) if file else (Path(location.root) / CATALOG if location.local else Path(CATALOG))
+    _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     building.unlink(missing_ok=True)
@@ -71,6 +73,21 @@ def build_catalog(out, file=None) -> str:
     finally:
         building.unlink(missing_ok=True)
     return str(target)
+
+
+def _check_replaceable(target: Path) -> None:
+    """The catalog replaces only a regular file (or is written to a new path): never a
+    directory, a FIFO, a device node or a symbolic link that happens to be at the path."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a symbolic link" if stat.S_ISLNK(mode)
+                else "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a file")
+        raise StorageError(f"--file {target}: {kind}, not a regular file; the catalog replaces only "
+                           "a regular file: give a new path or a catalog file")
 
 
 def _load_httpfs(con, location: Location) -> None:

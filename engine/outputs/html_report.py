@@ -56,7 +56,13 @@ def write_report(out, html_file, run_id: str | None = None) -> str:
 
 
 def render(tables: dict[str, pl.DataFrame]) -> str:
-    """The HTML page of one run's tables."""
+    """The HTML page of one run's tables (names shown literally: a '$' in a scenario or candidate
+    name is text, not Matplotlib mathtext)."""
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _render(tables)
+
+
+def _render(tables: dict[str, pl.DataFrame]) -> str:
     run = tables["runs"].row(0, named=True)
     scenarios = tables["scenarios"]
     shown = _scenarios_shown(scenarios["scenario_id"].to_list())

@@ -150,7 +150,9 @@ def _create_views(con, location: Location, tables: list[str]) -> None:
         CREATE VIEW summary_wide AS
         SELECT s.run_id, s.scenario_id, any_value(c.scenario_name) AS scenario_name,
                any_value(c.capacity_unit) AS capacity_unit, any_value(c.payment_unit) AS payment_unit,
-               {wide}
+               {wide},
+               any_value(s.success_low) FILTER (WHERE s.metric = 'success') AS success_low,
+               any_value(s.success_high) FILTER (WHERE s.metric = 'success') AS success_high
         FROM summary s JOIN scenarios c ON c.run_id = s.run_id AND c.scenario_id = s.scenario_id
         GROUP BY s.run_id, s.scenario_id""")
     con.execute("""

@@ -90,6 +90,9 @@ def _columns(s: Scenario, agg: Aggregate) -> dict[str, dict]:
     rows = summary_rows(s, agg)
     units = {**METRIC_UNITS, "capacity": s.capacity_unit, "spent": s.payment_unit}
     summary = {**{k: [r[k] for r in rows] for k in rows[0]}, "unit": [units[r["metric"]] for r in rows]}
+    success_low, success_high = wilson(agg.successes, n)  # the interval the CLI prints, on its row
+    summary["success_low"] = [float(success_low) if r["metric"] == "success" else None for r in rows]
+    summary["success_high"] = [float(success_high) if r["metric"] == "success" else None for r in rows]
 
     size_counts = np.asarray(agg.size_hist, np.int64)
     size = {"size": np.arange(len(size_counts), dtype=np.int64), "episodes": size_counts,

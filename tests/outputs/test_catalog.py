@@ -116,7 +116,7 @@ def test_summary_wide_has_one_row_per_run_and_scenario_and_every_statistic(out):
     wide = con.execute("SELECT * FROM summary_wide WHERE run_id = 'a' ORDER BY scenario_id").fetchall()
     columns = [d[0] for d in con.execute("SELECT * FROM summary_wide").description]
     assert columns == ["run_id", "scenario_id", "scenario_name", "capacity_unit", "payment_unit"] + [
-        f"{m}_{s}" for m in METRICS for s in STATISTICS]
+        f"{m}_{s}" for m in METRICS for s in STATISTICS] + ["success_low", "success_high"]
     assert [r[1] for r in wide] == ["syria_safe_zone_2019", "tutorial"]
     long = {(r["scenario_id"], r["metric"]): r for r in published(out, "summary", "a")}
     for row in wide:
@@ -124,6 +124,9 @@ def test_summary_wide_has_one_row_per_run_and_scenario_and_every_statistic(out):
         for m in METRICS:
             for s in STATISTICS:
                 assert named[f"{m}_{s}"] == long[(named["scenario_id"], m)][s], (m, s)
+        success = long[(named["scenario_id"], "success")]
+        assert (named["success_low"], named["success_high"]) == (success["success_low"], success["success_high"])
+        assert 0 <= named["success_low"] <= named["success_mean"] <= named["success_high"] <= 1
     assert dict(zip(columns, wide[0]))["capacity_unit"] == "troops"
     assert con.execute("SELECT count(*) FROM latest_summary_wide").fetchone()[0] == 4
 

@@ -248,3 +248,14 @@ def test_a_discrete_quantile_at_an_exact_cdf_level_is_the_smaller_value():
     assert quantiles == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert quantiles == [np.quantile(values, q, method="inverted_cdf") for q in QUANTILES.values()]
     assert (n, lo, hi) == (20, 0.0, 5.0) and mean == values.mean() and var == pytest.approx(values.var(ddof=1))
+
+
+def test_the_summary_carries_the_success_interval_the_cli_prints(run):
+    _, t = run
+    k = int(t["episodes"]["success"].sum())
+    rows = t["summary"]
+    success = rows.filter(pl.col("metric") == "success").row(0, named=True)
+    ref = binomtest(k, N).proportion_ci(method="wilson")
+    assert (success["success_low"], success["success_high"]) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    others = rows.filter(pl.col("metric") != "success")
+    assert others["success_low"].null_count() == others.height == 7

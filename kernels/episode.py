@@ -19,8 +19,9 @@ from numba import njit
 
 from kernels import rng
 from kernels.layout import (
-    APPROACH_COST, BANDWIDTH, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, DEADLINE,
-    DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, KEY, LINKAGE, LOW,
+    APPROACH_COST, BANDWIDTH, BROKER_TIE, BUDGET, CAPACITY, CREDIBILITY_FLOOR, CRED_ROW, DEADLINE,
+    DELAY_MAX, DELAY_MIN, DEMAND, ESCALATION, EXPECTED, HIGH, INFO_NOISE, INFO_ROW, KEY, LINKAGE,
+    LINK_ROW, LOW,
     MARGIN, MAX_ROUNDS, MEMBER, MIN_PARTNERS, MODE, N_MEMBERS, N_OUTCOMES, NEGOTIATING,
     OFFERS, PASSED, PEER_WEIGHT, PIVOT_MEMBER, PREF_MEAN, PREF_SD, REFUSED, REQUIREMENT,
     SIZE, SPENT, SUCCESS, TIE_KEY, TIME_TO_SUCCESS, UNTOUCHED, USE_CREDIBILITY,
@@ -34,8 +35,8 @@ RESPONSE, WITHDRAW, VENUE = 0, 1, 2
 # per-candidate float workspace rows
 (TIE, THETA, VALUE, PLANNED, PRIORITY, CONTRIBUTION, PAYMENT, CREDIBILITY_TIE,
  PEER_TOTAL, PEER_INSIDE, PEER_MEMBERS, VENUE_OFFER, SORT_KEY, SORT_SPARE, OFFER, ROUND, FIRST_DELAY,
- U_PREFERENCE, U_ESTIMATE, Z_PREFERENCE, Z_ESTIMATE, U_CAPACITY, U_STAY) = range(23)
-N_WORK_ROWS = 23
+ U_PREFERENCE, U_ESTIMATE, Z_PREFERENCE, Z_ESTIMATE, U_CAPACITY, U_STAY, INFORMATION_TIE) = range(24)
+N_WORK_ROWS = 24
 # event record columns (one float row per pending event)
 EVENT_TIME, EVENT_SEQ, EVENT_ITEM = 0, 1, 2
 
@@ -205,14 +206,15 @@ def _utility(theta, value, offer, bonus, demand, beta, members, inside, total):
 
 @njit(cache=True, inline="always")
 def _delay(i, rnd, scal, cand, work, seed, episode):
-    """Response delay of round rnd: D = m_i * Exp(1), m_i = d_min + (d_max - d_min) * (1 - w_i). Round 1
-    takes its Exp(1) from the candidate's block (drawn with its tie), round r >= 2 from DELAY block r."""
+    """Response delay of round rnd: D = m_i * Exp(1), m_i = d_min + (d_max - d_min) * (1 - wInf_i), the
+    information tie read as 0 when `information` is off. Round 1 takes its Exp(1) from the
+    candidate's block (drawn with its tie), round r >= 2 from DELAY block r."""
     if rnd == 1:
         e = -math.log(work[FIRST_DELAY, i])
     else:
         e = rng.exponential(seed, episode, np.int64(cand[i, KEY]), rng.DELAY, rnd)
     d_min = scal[DELAY_MIN]
-    return (d_min + (scal[DELAY_MAX] - d_min) * (1.0 - work[TIE, i])) * e
+    return (d_min + (scal[DELAY_MAX] - d_min) * (1.0 - work[INFORMATION_TIE, i])) * e
 
 
 @njit(cache=True, inline="always")
@@ -260,11 +262,21 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
             work[Z_ESTIMATE, i] = rng.normal_tail(work[U_ESTIMATE, i])
     for i in range(n):
         w = rng.beta_quantile(tie_tables, i, work[TIE, i])
+        w_inf, w_lnk, w_crd = w, w, w  # a channel not given is the tie itself
+        if cand[i, INFO_ROW] >= 0.0 or cand[i, LINK_ROW] >= 0.0 or cand[i, CRED_ROW] >= 0.0:
+            u_inf, u_lnk, u_crd, _ = rng.uniforms(seed, episode, np.int64(cand[i, KEY]), rng.CHANNEL, 0)
+            if cand[i, INFO_ROW] >= 0.0:
+                w_inf = rng.beta_quantile(tie_tables, int(cand[i, INFO_ROW]), u_inf)
+            if cand[i, LINK_ROW] >= 0.0:
+                w_lnk = rng.beta_quantile(tie_tables, int(cand[i, LINK_ROW]), u_lnk)
+            if cand[i, CRED_ROW] >= 0.0:
+                w_crd = rng.beta_quantile(tie_tables, int(cand[i, CRED_ROW]), u_crd)
+        w_inf = w_inf * scal[USE_INFORMATION]
         theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * work[Z_PREFERENCE, i]
-        w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])
+        w_info = max(w_inf, cand[i, BROKER_TIE])
         estimate = theta + scal[INFO_NOISE] * (1.0 - w_info) * work[Z_ESTIMATE, i]
-        w_cred = w * scal[USE_CREDIBILITY]
-        value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w * scal[USE_LINKAGE])
+        w_cred = w_crd * scal[USE_CREDIBILITY]
+        value = (rho + (1.0 - rho) * w_cred) * (1.0 + scal[LINKAGE] * w_lnk * scal[USE_LINKAGE])
         demand = cand[i, DEMAND]
         if estimate >= demand:
             planned = 0.0
@@ -278,6 +290,7 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
         work[PLANNED, i] = planned
         work[PRIORITY, i] = 0.0 if planned == math.inf else cand[i, EXPECTED] / (scal[APPROACH_COST] + planned)
         work[CREDIBILITY_TIE, i] = w_cred
+        work[INFORMATION_TIE, i] = w_inf
         work[PAYMENT, i] = 0.0
         work[PEER_TOTAL, i] = 0.0
         work[PEER_INSIDE, i] = 0.0

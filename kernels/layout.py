@@ -10,9 +10,11 @@ on the drawn tie are passed as flags.
 
 # candidate columns (float64, one row per candidate)
 # (KEY: the candidate's random-number key, engine/model/keys.py; its tie's Beta table is row i of the
-# tie tables, engine/model/tie_tables.py)
-LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, KEY = range(9)
-N_CANDIDATE_COLUMNS = 9
+# tie tables, engine/model/tie_tables.py; INFO_ROW, LINK_ROW, CRED_ROW: the row of the Beta table of
+# its information, linkage and credibility tie when the scenario gives one, else -1: the channel is
+# then the tie itself, MODEL.md revision 2026-12-04)
+LOW, MODE, HIGH, PREF_MEAN, PREF_SD, EXPECTED, DEMAND, BROKER_TIE, KEY, INFO_ROW, LINK_ROW, CRED_ROW = range(12)
+N_CANDIDATE_COLUMNS = 12
 
 # candidate tie columns (int64, one row per tie; its Beta table is row N + e of the tie tables)
 TIE_A, TIE_B, TIE_KEY = range(3)

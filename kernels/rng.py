@@ -21,6 +21,7 @@ JOIN = 1        # a joiner's block: its contribution (u0) and its time to withdr
 CANDIDATE = 2   # a candidate's block: preference (u0), P's estimation error (u1), tie (u2), round-1 delay (u3)
 PEER_TIE = 5    # a candidate tie's block: its strength (u0)
 DELAY = 6       # block r: the delay of round r >= 2 (u0)
+CHANNEL = 7     # a candidate's per-mechanism ties: information (u0), linkage (u1), credibility (u2)
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)

@@ -14,8 +14,14 @@ import numpy as np
 MECHANISMS = ("information", "linkage", "credibility", "brokers", "venues", "peers", "withdrawals")
 
 
-def exact_scenario_doc(seed: int, large: bool = False, all_mechanisms: bool = False) -> dict:
-    """A scenario document (the parsed TOML) that exercises every rule of REM-1."""
+CHANNELS = ("tie_information", "tie_linkage", "tie_credibility")
+
+
+def exact_scenario_doc(seed: int, large: bool = False, all_mechanisms: bool = False,
+                       channels: bool = False) -> dict:
+    """A scenario document (the parsed TOML) that exercises every rule of REM-1; with `channels`,
+    most candidates also get some per-mechanism ties (revision 2026-12-04), drawn from a stream
+    of their own so the rest of the document is the same with or without them."""
     r = np.random.default_rng(seed)
     n = int(r.integers(49, 61)) if large else int(r.integers(3, 13))
     ids = [f"C{i:02d}" for i in range(n)]
@@ -86,6 +92,13 @@ def exact_scenario_doc(seed: int, large: bool = False, all_mechanisms: bool = Fa
     # a low target is often met before a venue day (venues after success)
     requirement = float(total * (r.uniform(0.02, 0.2) if r.random() < 0.4 else r.uniform(0.2, 0.9)))
     budget = float(sum(gaps) * r.uniform(0.2, 1.5) + r.uniform(0.5, 5))
+    if channels:
+        rc = np.random.default_rng([seed, 2026, 12, 4])
+        for c in candidates:
+            for key in CHANNELS:
+                if rc.random() < 0.6:
+                    c[key] = {"mean": float(rc.choice([0.0, 1.0, rc.uniform(0.05, 0.95), rc.uniform(0.05, 0.95)])),
+                              "concentration": float(rc.uniform(0.3, 30))}
     return {"name": f"exact {seed}", "pivot": "P", "deadline_days": deadline,
             "requirement": requirement, "min_partners": int(r.integers(0, max(2, n // 3))),
             "budget": budget, "parameters": params, "mechanisms": mechanisms,

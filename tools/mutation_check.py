@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/model/test_exact_model.py", "tests/model/test_edge_cases.py", "tests/model/test_mechanisms.py"]
+TESTS = ["tests/model/test_exact_model.py", "tests/model/test_edge_cases.py", "tests/model/test_mechanisms.py",
+         "tests/model/test_channels.py"]
 TIMEOUT = 900  # seconds per mutation (a hang counts as caught)
 ENGINE_TESTS = ["tests/outputs/test_reference.py", "tests/outputs/test_statistics.py",
                 "tests/execution/test_target_se.py", "tests/studies/test_integer_inputs.py",
@@ -69,8 +70,8 @@ MUTATIONS = [
              EPISODE, "rate = scal[WITHDRAWAL_RATE] * (1.0 - work[CREDIBILITY_TIE, i])",
              "rate = scal[WITHDRAWAL_RATE] * (1.0 - work[TIE, i])"),
     Mutation("information-off-drops-broker", "`information` off also drops the broker tie",
-             EPISODE, "w_info = max(w * scal[USE_INFORMATION], cand[i, BROKER_TIE])",
-             "w_info = max(w, cand[i, BROKER_TIE]) * scal[USE_INFORMATION]"),
+             EPISODE, "w_info = max(w_inf, cand[i, BROKER_TIE])",
+             "w_info = max(w_inf, cand[i, BROKER_TIE]) * scal[USE_INFORMATION]"),
     # the revision of 2026-11-27 and the keys
     Mutation("venue-pays-after-success", "a venue held after success still reserves planned offers",
              EPISODE, "paying = not (capacity >= scal[REQUIREMENT] and size >= scal[MIN_PARTNERS])", "paying = True"),
@@ -113,7 +114,16 @@ MUTATIONS = [
     Mutation("passed-uses-a-slot", "a passed candidate takes a negotiation slot",
              EPISODE, "status[i] = PASSED\n", "status[i] = PASSED\n            open_talks += 1\n"),
     Mutation("delay-credibility-tie", "the response delay uses the credibility tie (0 with `credibility` off)",
-             EPISODE, "(1.0 - work[TIE, i])) * e", "(1.0 - work[CREDIBILITY_TIE, i])) * e"),
+             EPISODE, "(1.0 - work[INFORMATION_TIE, i])) * e", "(1.0 - work[CREDIBILITY_TIE, i])) * e"),
+    # the revision of 2026-12-04: per-mechanism ties
+    Mutation("delay-raw-tie", "the response delay reads the raw tie, also when `information` is off",
+             EPISODE, "(1.0 - work[INFORMATION_TIE, i])) * e", "(1.0 - work[TIE, i])) * e"),
+    Mutation("linkage-reads-credibility-channel", "linkage reads the credibility channel",
+             EPISODE, "(1.0 + scal[LINKAGE] * w_lnk * scal[USE_LINKAGE])",
+             "(1.0 + scal[LINKAGE] * w_crd * scal[USE_LINKAGE])"),
+    Mutation("channel-shares-the-tie-draw", "a channel is read at the tie's uniform, not its own draw",
+             EPISODE, "w_crd = rng.beta_quantile(tie_tables, int(cand[i, CRED_ROW]), u_crd)",
+             "w_crd = rng.beta_quantile(tie_tables, int(cand[i, CRED_ROW]), work[TIE, i])"),
     Mutation("time-to-success-last", "time_to_success is the last time the target was met, not the first",
              EPISODE, "if not recruiting and math.isnan(time_to_success):", "if not recruiting:"),
     # venues

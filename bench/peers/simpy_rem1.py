@@ -45,10 +45,11 @@ event as URGENT at T, so timeouts at exactly t == T never run.
 
 Readings (choices where the spec leaves room)
 ---------------------------------------------
-1. Response delays use the raw drawn tie w_i, whatever the mechanism
-   switches (no switch mentions delays).  Mean 0 gives D = 0 exactly: the
+1. Response delays use the information tie wInf_i (the tie itself when the
+   scenario gives no ``tie_information``), read as 0 when ``information`` is
+   off (MODEL.md, revision 2026-12-04).  Mean 0 gives D = 0 exactly: the
    response is then a same-time event queued after those already scheduled.
-2. ``information`` off: w_i is read as 0 in wI_i = max(w_i, g_i), so
+2. ``information`` off: wInf_i is read as 0 in wI_i = max(wInf_i, g_i), so
    wI_i = g_i; brokers keep informing P unless ``brokers`` is off too.
 3. ``credibility`` off sets wC_i = 0 both in v_i and in the withdrawal hazard
    h * (1 - wC_i).  ``linkage`` off sets wL_i = 0.  ``peers`` off: beta = 0.
@@ -160,6 +161,8 @@ def apply_defaults(raw: dict) -> dict:
             "capacity": {k: float(c["capacity"][k]) for k in ("low", "mode", "high")},
             "preference": {k: float(c["preference"][k]) for k in ("mean", "sd")},
             "tie": {k: float(c["tie"][k]) for k in ("mean", "concentration")},
+            # per-mechanism ties (MODEL.md, revision 2026-12-04); absent: the channel is the tie itself
+            **{ch: {k: float(c[ch][k]) for k in ("mean", "concentration")} for ch in CHANNELS if ch in c},
         }
         for c in raw["candidates"]
     ]
@@ -432,8 +435,12 @@ def _compile(sc):
     }
 
 
+CHANNELS = ("tie_information", "tie_linkage", "tie_credibility")
+
+
 def _draw_all(sc, m, rng, episodes):
-    """Draw a, theta, w, z, w_ab for all episodes and derive v, shat, order, ..."""
+    """Draw a, theta, w, z, w_ab (then any per-mechanism ties) for all episodes and derive v,
+    shat, order, ..."""
     p, mech, cands = sc["parameters"], sc["mechanisms"], sc["candidates"]
     E_, N = episodes, m["N"]
     a = np.empty((E_, N)); theta = np.empty((E_, N)); w = np.empty((E_, N))
@@ -446,16 +453,24 @@ def _draw_all(sc, m, rng, episodes):
     wab = np.empty((E_, len(m["ties"])))
     for t, (_, _, mean, conc) in enumerate(m["ties"]):
         wab[:, t] = _tie(rng, mean, conc, E_)
-    return _derive(sc, m, a, theta, w, z, wab)
+    channels = [w.copy() for _ in CHANNELS]  # a channel not given is the tie itself
+    for i, c in enumerate(cands):
+        for k, ch in enumerate(CHANNELS):
+            if ch in c:
+                channels[k][:, i] = _tie(rng, c[ch]["mean"], c[ch]["concentration"], E_)
+    return _derive(sc, m, a, theta, w, z, wab, channels)
 
 
-def _derive(sc, m, a, theta, w, z, wab):
-    """v, shat, P's list, delay means and withdrawal rates from the episodes' draws."""
+def _derive(sc, m, a, theta, w, z, wab, channels):
+    """v, shat, P's list, delay means and withdrawal rates from the episodes' draws
+    (`channels`: the information, linkage and credibility ties)."""
     p, mech = sc["parameters"], sc["mechanisms"]
     zero = np.zeros_like(w)
-    wI = np.maximum(w if mech["information"] else zero, m["g"][None, :])
-    wC = w if mech["credibility"] else zero
-    wL = w if mech["linkage"] else zero
+    w_inf, w_lnk, w_crd = channels
+    wInf = w_inf if mech["information"] else zero
+    wI = np.maximum(wInf, m["g"][None, :])
+    wC = w_crd if mech["credibility"] else zero
+    wL = w_lnk if mech["linkage"] else zero
     rho, lam = float(p["credibility_floor"]), float(p["linkage"])
     v = (rho + (1.0 - rho) * wC) * (1.0 + lam * wL)
     thetahat = theta + float(p["info_noise"]) * (1.0 - wI) * z
@@ -467,7 +482,7 @@ def _derive(sc, m, a, theta, w, z, wab):
         pi = np.where(np.isinf(shat), 0.0, m["E"][None, :] / (float(p["approach_cost"]) + shat))
     order = np.argsort(-pi, axis=1, kind="stable")      # pi descending, ties by index
     dmin, dmax = float(p["delay_min_days"]), float(p["delay_max_days"])
-    delay_mean = dmin + (dmax - dmin) * (1.0 - w)
+    delay_mean = dmin + (dmax - dmin) * (1.0 - wInf)
     wrate = m["h"] * (1.0 - wC)
     return {"a": a, "theta": theta, "wab": wab, "v": v, "shat": shat,
             "order": order, "delay_mean": delay_mean, "wrate": wrate}
@@ -497,8 +512,17 @@ class KeyedDraws:
         self.rng, self.seed = rng, seed
         self.keys = [candidate_key(c["id"]) for c in sc["candidates"]]
         self.tie_keys = [tie_key(t["a"], t["b"]) for t in sc["ties"]]
-        self.tables = beta_tables([(c["tie"]["mean"], c["tie"]["concentration"]) for c in sc["candidates"]]
-                                  + [(mean, conc) for _, _, mean, conc in m["ties"]])
+        shapes = ([(c["tie"]["mean"], c["tie"]["concentration"]) for c in sc["candidates"]]
+                  + [(mean, conc) for _, _, mean, conc in m["ties"]])
+        self.channel_rows = []  # per candidate: the Beta table row of each channel given, else None
+        for c in sc["candidates"]:
+            rows = []
+            for ch in CHANNELS:
+                rows.append(len(shapes) if ch in c else None)
+                if ch in c:
+                    shapes.append((c[ch]["mean"], c[ch]["concentration"]))
+            self.channel_rows.append(rows)
+        self.tables = beta_tables(shapes)
         self.first_delay = None
 
     def draw_all(self, sc, m, episodes):
@@ -508,6 +532,7 @@ class KeyedDraws:
         a = np.empty((E_, N)); theta = np.empty((E_, N)); w = np.empty((E_, N))
         z = np.empty((E_, N)); wab = np.zeros((E_, len(m["ties"])))
         self.first_delay = np.empty((E_, N))
+        channels = [np.empty((E_, N)) for _ in CHANNELS]
         for e in range(E_):
             for i, (c, key) in enumerate(zip(cands, self.keys)):
                 cap, pref = c["capacity"], c["preference"]
@@ -515,6 +540,8 @@ class KeyedDraws:
                 theta[e, i] = pref["mean"] + pref["sd"] * rng.inverse_normal(u_theta)
                 z[e, i] = rng.inverse_normal(u_z)
                 w[e, i] = rng.beta_quantile(self.tables, i, u_tie)
+                for k in range(len(CHANNELS)):  # a channel not given is the tie itself
+                    channels[k][e, i] = w[e, i]
                 self.first_delay[e, i] = -math.log(u_delay)
                 u = rng.uniforms(seed, e, key, rng.JOIN, 0)[0]
                 a[e, i] = rng.triangular(cap["low"], cap["mode"], cap["high"], u)
@@ -522,7 +549,13 @@ class KeyedDraws:
                 for t, key in enumerate(self.tie_keys):
                     u = rng.uniforms(seed, e, key, rng.PEER_TIE, 0)[0]
                     wab[e, t] = rng.beta_quantile(self.tables, N + t, u)
-        return _derive(sc, m, a, theta, w, z, wab)
+            for i, (rows, key) in enumerate(zip(self.channel_rows, self.keys)):
+                if any(r is not None for r in rows):
+                    us = rng.uniforms(seed, e, key, rng.CHANNEL, 0)
+                    for k, r in enumerate(rows):
+                        if r is not None:
+                            channels[k][e, i] = rng.beta_quantile(self.tables, r, us[k])
+        return _derive(sc, m, a, theta, w, z, wab, channels)
 
 
 class _KeyedEpisode(Episode):

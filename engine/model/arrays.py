@@ -106,8 +106,16 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     ends = [(index[t.a], index[t.b]) for t in s.ties]
     tie_ends = np.array([(a, b, tie_key(t.a, t.b)) for (a, b), t in zip(ends, s.ties)],
                         np.int64).reshape(-1, 3)
-    tie_shapes = np.array([c.tie for c in s.candidates] + [(t.mean, t.concentration) for t in s.ties],
-                          np.float64).reshape(-1, 2)
+    # Beta tables: each candidate's tie with P, each candidate tie, then each channel given
+    # (MODEL.md revision 2026-12-04); a channel's row goes in INFO_ROW/LINK_ROW/CRED_ROW, else -1
+    shapes = [c.tie for c in s.candidates] + [(t.mean, t.concentration) for t in s.ties]
+    cand[:, [L.INFO_ROW, L.LINK_ROW, L.CRED_ROW]] = -1.0
+    for i, c in enumerate(s.candidates):
+        for column, shape in zip((L.INFO_ROW, L.LINK_ROW, L.CRED_ROW), c.channels):
+            if shape is not None:
+                cand[i, column] = len(shapes)
+                shapes.append(shape)
+    tie_shapes = np.array(shapes, np.float64).reshape(-1, 2)
     neighbours = [[] for _ in range(n)]
     for e, (a, b) in enumerate(ends):
         neighbours[a].append((b, e))

@@ -64,6 +64,12 @@ class Candidate:
     capacity: tuple[float, float, float]      # low, mode, high
     preference: tuple[float, float]           # mean, sd
     tie: tuple[float, float]                  # mean, concentration
+    # per-mechanism ties (MODEL.md, revision 2026-12-04), each (mean, concentration) or None: the
+    # channel is then the `tie` draw itself; order: information, linkage, credibility
+    channels: tuple = (None, None, None)
+
+
+CHANNELS = ("tie_information", "tie_linkage", "tie_credibility")
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def _bounds(check):
 def _candidate(c, raw, k):
     p = f"candidates[{k}]"
     c.table(raw, p)
-    c.no_unknown(raw, {"id", "name", "capacity", "preference", "tie"}, p)
+    c.no_unknown(raw, {"id", "name", "capacity", "preference", "tie", *CHANNELS}, p)
     cid = c.get(raw, "id", p, "string", required=True)
     name = c.get(raw, "name", p, "string", default=cid)
     cap = c.table(c.get(raw, "capacity", p, "table", required=True), f"{p}.capacity")
@@ -215,11 +221,17 @@ def _candidate(c, raw, k):
     c.no_unknown(pref, {"mean", "sd"}, f"{p}.preference")
     pmean = c.get(pref, "mean", f"{p}.preference", "number", required=True, check=VALUE)
     psd = c.get(pref, "sd", f"{p}.preference", "number", required=True, check=SPREAD)
-    tie = c.table(c.get(raw, "tie", p, "table", required=True), f"{p}.tie")
-    c.no_unknown(tie, {"mean", "concentration"}, f"{p}.tie")
-    tmean = c.get(tie, "mean", f"{p}.tie", "number", required=True, check="in [0, 1]")
-    tconc = c.get(tie, "concentration", f"{p}.tie", "number", required=True, check="in (0, 1e6]")
-    return Candidate(cid, name, (low, mode, high), (pmean, psd), (tmean, tconc))
+    tie = _tie_shape(c, c.get(raw, "tie", p, "table", required=True), f"{p}.tie")
+    channels = tuple(_tie_shape(c, raw[key], f"{p}.{key}") if key in raw else None for key in CHANNELS)
+    return Candidate(cid, name, (low, mode, high), (pmean, psd), tie, channels)
+
+
+def _tie_shape(c, raw, where) -> tuple[float, float]:
+    """A tie table {mean, concentration}: a Beta with that mean and concentration."""
+    c.table(raw, where)
+    c.no_unknown(raw, {"mean", "concentration"}, where)
+    return (c.get(raw, "mean", where, "number", required=True, check="in [0, 1]"),
+            c.get(raw, "concentration", where, "number", required=True, check="in (0, 1e6]"))
 
 
 def _tie(c, raw, k, known):
@@ -422,7 +434,10 @@ def scenario_document(s: Scenario) -> dict:
            "candidates": [{"id": c.id, "name": c.name,
                            "capacity": dict(zip(("low", "mode", "high"), c.capacity)),
                            "preference": dict(zip(("mean", "sd"), c.preference)),
-                           "tie": dict(zip(("mean", "concentration"), c.tie))} for c in s.candidates],
+                           "tie": dict(zip(("mean", "concentration"), c.tie)),
+                           **{key: dict(zip(("mean", "concentration"), shape))
+                              for key, shape in zip(CHANNELS, c.channels) if shape is not None}}
+                          for c in s.candidates],
            "ties": [{"a": t.a, "b": t.b, "mean": t.mean, "concentration": t.concentration}
                     for t in s.ties],
            "institutions": []}

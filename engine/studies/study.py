@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.execution.plan import MAX_EPISODES
 from engine.studies.designs import DISTRIBUTIONS, SAMPLERS, design_rows, to_values, unit_sample
-from engine.model.scenario import (MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
+from engine.model.scenario import (CHANNELS, MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
                              parse_scenario, read_toml)
 
 STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants"}
@@ -28,7 +28,8 @@ APPLY = ("set", "shift", "scale")
 TOP_NUMBERS = {"budget": "number", "requirement": "number", "deadline_days": "number",
                "min_partners": "integer"}
 CANDIDATE_FIELDS = {"capacity": ("low", "mode", "high"), "preference": ("mean", "sd"),
-                    "tie": ("mean", "concentration")}
+                    "tie": ("mean", "concentration"),
+                    **{channel: ("mean", "concentration") for channel in CHANNELS}}
 INSTITUTION_FIELDS = ("broker", "venue_day", "venue_bonus")
 MAX_ROWS = 100_000  # every row's validated scenario is held in memory (~20 KB for 4 candidates)
 DEFAULT_EPISODES, DEFAULT_SEED = 10_000, 1
@@ -189,10 +190,14 @@ def resolve(path: str, doc: dict, base: Scenario) -> tuple[Location, ...] | str:
         picked = [i for i, c in enumerate(base.candidates) if cid in ("*", c.id)]
         if not picked:
             return f"it has no candidate {cid!r}"
+        if fld in CHANNELS:  # a per-mechanism tie is varied where the base scenario gives one
+            picked = [i for i in picked if base.candidates[i].channels[CHANNELS.index(fld)] is not None]
+            if not picked:
+                return f"no candidate {cid!r} with a {fld} (give it in the base scenario)"
         sub_index = CANDIDATE_FIELDS[fld].index(sub)
         return tuple(Location(("candidates", i, fld, sub),
                               (f"candidates[{i}].{fld}.{sub}", f"candidates[{i}].{fld}"),
-                              getattr(base.candidates[i], fld)[sub_index], "number") for i in picked)
+                              _field(base.candidates[i], fld)[sub_index], "number") for i in picked)
     if head == "ties" and len(parts) == 4:
         a, b, sub = parts[1:]
         if sub not in ("mean", "concentration"):
@@ -326,6 +331,13 @@ def load_study(path) -> Study:
         study.values = [list(row) for row in zip(*columns)]
     study.scenarios = _scenarios(c, study, base)
     return study
+
+
+def _field(candidate, field: str) -> tuple:
+    """A candidate's table `field` as a tuple (capacity, preference, tie or a channel)."""
+    if field in CHANNELS:
+        return candidate.channels[CHANNELS.index(field)]
+    return getattr(candidate, field)
 
 
 def _sets_integers(inp: Input) -> bool:

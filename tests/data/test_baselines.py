@@ -168,3 +168,19 @@ def test_score_intervals_widen_with_few_participants_and_contain_the_estimate():
     assert few > 1.3 * many and few > 0.15  # two participants: 0.21 wide here; sixty: 0.14
     assert baselines.score_intervals(q, np.zeros(150, bool), 1000, 4)["auc_low"] is None
     assert baselines.score_intervals(q, few_y, 1000, 4) == baselines.score_intervals(q, few_y, 1000, 4)
+
+
+def test_a_case_s_own_participants_never_enter_its_logit_score(tmp_path):
+    """Leave-one-case-out through the backtest itself: changing who joined in case 4 leaves case
+    4's logit probabilities as they were (they come from the other cases), and changes those of
+    the cases that learn from it."""
+    joined = [[200], [200, 220], [200], [900], [200, 900]]
+    prm = BuilderParams(budget=2.0)
+
+    def logit_of(last):
+        cases = [make_case(tmp_path, f"c{k}", j) for k, j in enumerate(joined[:4] + [last])]
+        states = backtest.run_backtests(cases, prm, episodes=300, seed=2, seeds=1).tables["backtest_states"]
+        return {case: states.filter(pl.col("case") == case)["p_member_logit"].to_numpy() for case in states["case"].unique()}
+    before, after = logit_of([200, 900]), logit_of([220])
+    assert np.array_equal(before["c4"], after["c4"])
+    assert not np.allclose(before["c0"], after["c0"])

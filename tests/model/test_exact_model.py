@@ -131,7 +131,7 @@ class _Tally:
 @pytest.fixture(scope="module")
 def batch():
     """Compare every scenario of the batch; returns (docs, disagreements, tally)."""
-    docs = {seed: exact_scenario_doc(seed, all_mechanisms=seed < 8) for seed in SMALL}
+    docs = {seed: exact_scenario_doc(seed, all_mechanisms=seed < 8, channels=seed % 2 == 1) for seed in SMALL}
     docs.update({seed: exact_scenario_doc(seed, large=True) for seed in LARGE})
     with pytest.MonkeyPatch.context() as mp:
         tally = _Tally(mp)
@@ -166,6 +166,8 @@ def test_the_batch_exercises_every_rule(batch):
     assert any(p["margin"] == 0 and p["info_noise"] == 0 for p in params)  # u on the boundary
     cands = [c for d in docs.values() for c in d["candidates"]]
     assert {0.0, 1.0} <= {c["tie"]["mean"] for c in cands}
+    for channel in ("tie_information", "tie_linkage", "tie_credibility"):  # revision 2026-12-04
+        assert sum(channel in c for c in cands) > 20, channel
     assert any(c["preference"]["sd"] == 0 for c in cands)
     assert any(c["capacity"]["low"] == c["capacity"]["high"] for c in cands)
 

@@ -56,7 +56,7 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
         tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
         outputs = {o: np.array([m[o] for m in publisher.means[first_row:]]) for o in OUTPUTS}
         tables |= sensitivity_tables(plan.run_id, st.sampler, [i.path for i in st.inputs], st.unit,
-                                     outputs, st.second_order, st.seed)
+                                     outputs, st.second_order, st.seed, st.replicates)
     if st.variants:
         tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants])
     return publisher.publish(execution, tables, read_back)

@@ -27,7 +27,8 @@ NULLABLE = {
     "episodes": ("time_to_success",),              # likewise, per episode
     "backtests": ("auc", "brier", "log_loss",      # a ranking has no probabilities; no AUC without both classes;
                   "size_observed", "size_percentile", "size_log_score", "size_mean", "size_p05",
-                  "size_p95"),                     # logit needs 3 other cases; size only of a complete case
+                  "size_p95",                      # logit needs 3 other cases; size only of a complete case
+                  "auc_low", "auc_high", "brier_low", "brier_high", "log_loss_low", "log_loss_high"),
     "backtest_states": ("p_member_shuffled_ties", "p_member_logit"),  # logit: 3 other cases
     "backtest_comparisons": ("difference", "difference_low", "difference_high", "seed_min", "seed_max"),
     "sensitivity": ("S1", "S1_conf", "ST", "ST_conf"),  # constant output, design too small, ST of lhs/random/grid

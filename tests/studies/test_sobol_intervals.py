@@ -97,3 +97,17 @@ def test_one_replicate_gives_no_interval_and_the_key_is_checked(tmp_path):
     with pytest.raises(ScenarioError, match=r"design\.replicates.*sobol only"):
         load_study(write_study(tmp_path, body.format(2).replace("[design]", '[design]\nsampler = "lhs"'),
                                name="lhs.toml"))
+
+
+def test_the_printout_names_what_the_half_widths_are(tmp_path, capsys):
+    from engine.cli.main import main
+    from study_fixtures import write_study
+
+    body = ('episodes = 200\n[design]\nsamples = {}\n[[inputs]]\npath = "budget"\nlow = 0\nhigh = 600\n'
+            '[[inputs]]\npath = "parameters.peer_weight"\nlow = 0\nhigh = 10\n')
+    for samples, basis in ((8, "95% half-width over 4 replicate designs"), (2, "95% half-width none: 1 replicate")):
+        study = write_study(tmp_path, body.format(samples), name=f"s{samples}.toml")
+        assert main(["study", str(study), "--out", str(tmp_path / "out")]) == 0
+        printed = capsys.readouterr().out
+        assert basis in printed, printed
+        assert ("±" in printed) == (samples == 8)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from scipy import stats
 
@@ -90,7 +91,7 @@ def test_the_backtests_table_carries_the_intervals(monkeypatch):
     monkeypatch.setattr(backtest, "observed_set", lambda c: "test")
     rows = backtest.score_rows("r", p, {"pivotal": prob, "no_ties": None, "shuffled_ties": prob,
                                         "logit": None}, {}, 1000)
-    table = pl.from_arrow(__import__("pyarrow").Table.from_pylist(rows, schema=backtest.BACKTESTS_SCHEMA))
+    table = pl.from_arrow(pa.Table.from_pylist(rows, schema=backtest.BACKTESTS_SCHEMA))
     piv = table.filter(pl.col("model") == "pivotal").row(0, named=True)
     for k in ("auc", "brier", "log_loss"):
         assert piv[k + "_low"] <= piv[k] <= piv[k + "_high"] and piv[k + "_low"] < piv[k + "_high"]

@@ -70,8 +70,10 @@ def test_a_re_offer_equal_to_the_free_budget_is_made():
     ulp less and C is refused after one offer."""
     base = doc([fixed("C", 100.0, -1.0, tie=0.0)], budget=100.0,
                parameters={"info_noise": 1.0, "escalation": 1.0, "max_rounds": 2})
-    seed = next(s for s in range(1, 100) if (lambda e: e["offers"] == 2 and e["size"] == 1)(episode(base, s)))
-    s_next = episode(base, seed)["spent"]  # = 2s exactly: (s' - s) + s = s' in floating point
+    # an episode (found by seed) where C refuses s and accepts s' = 2s: it was paid s'
+    seed, s_next = next((s, e["spent"]) for s in range(1, 100) for e in [episode(base, s)]
+                        if e["offers"] == 2 and e["size"] == 1)
+    # with B = s', Bfree after the release is (s' - s) + s = s' exactly in floating point
     exact = episode({**base, "budget": s_next}, seed)
     assert (exact["offers"], exact["size"], exact["spent"]) == (2, 1, s_next)
     short = episode({**base, "budget": below(s_next)}, seed)

@@ -13,7 +13,6 @@ engine/data/fit.py (docs/BACKTESTS.md).
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import polars as pl
@@ -76,6 +75,51 @@ def auc(score, y) -> float | None:
     return float((stats.rankdata(score)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+def auc_interval(a: float | None, n1: int, n0: int, z: float = 1.959963984540054) -> tuple:
+    """95% interval of an AUC from n1 participants and n0 others: Newcombe's score interval
+    (Stat Med 2006, 25:559, method 5), the t solving (a - t)^2 = z^2 V(t) on each side of a,
+    V(t) = t (1 - t) / (n1 n0) [(2N - 1) - (3N - 3) / ((2 - t)(1 + t))], N = (n1 + n0) / 2: the
+    Hanley-McNeil variance at the hypothesised t (so an AUC of 1 still gets a width, as the
+    Wilson interval does at 0 successes). (None, None) without an AUC."""
+    if a is None:
+        return None, None
+    from scipy.optimize import brentq
+
+    big_n = (n1 + n0) / 2
+
+    def gap(t):
+        v = t * (1 - t) / (n1 * n0) * ((2 * big_n - 1) - (3 * big_n - 3) / ((2 - t) * (1 + t)))
+        return (a - t) ** 2 - z * z * v
+
+    inside = min(max(a, 1e-9), 1 - 1e-9)  # gap < 0 here, >= 0 at t = 0 and t = 1
+    low = 0.0 if a <= 0 else brentq(gap, 0.0, inside, xtol=1e-14)
+    high = 1.0 if a >= 1 else brentq(gap, inside, 1.0, xtol=1e-14)
+    return float(low), float(high)
+
+
+def mean_interval(losses) -> tuple:
+    """95% interval of a mean score over states: mean +- t(0.975, n - 1) sd / sqrt(n), not below 0
+    (Brier and log loss are never negative). (None, None) with fewer than 2 states."""
+    losses = np.asarray(losses, float)
+    if len(losses) < 2:
+        return None, None
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(losses) - 1) * losses.std(ddof=1) / math.sqrt(len(losses))
+    return max(0.0, float(losses.mean() - half)), float(losses.mean() + half)
+
+
+def _losses(q, y, episodes: int) -> dict:
+    """Brier and log loss of probabilities q with their intervals, as `backtests` columns."""
+    y = np.asarray(y, bool)
+    squared = (np.asarray(q, float) - y) ** 2
+    c = clip(q, episodes)
+    logs = -np.where(y, np.log(c), np.log1p(-c))
+    (bl, bh), (ll, lh) = mean_interval(squared), mean_interval(logs)
+    return {"brier": brier(q, y), "log_loss": log_loss(q, y, episodes), "brier_low": bl, "brier_high": bh,
+            "log_loss_low": ll, "log_loss_high": lh}
+
+
 def clip(p, episodes: int):
     """Monte Carlo probabilities clipped to [1/(2n), 1 - 1/(2n)] (n episodes) before taking logs."""
     eps = 1.0 / (2 * episodes)
@@ -104,19 +148,17 @@ def score_rows(run_id, p: Prepared, probs: dict, sizes: dict, episodes: int) -> 
         row = {"run_id": run_id, "case": p.case.name, "model": model, "scored": int(len(y)),
                "participants": int(y.sum()), "episodes": episodes, "observed_set": observed_set(p.case),
                "auc": None, "brier": None, "log_loss": None}
-        seed = zlib.crc32(f"{p.case.name}/{model}".encode())
+        n1, n0 = int(y.sum()), int(len(y) - y.sum())
         if model == "capacity":
             row["auc"] = auc(mil, y)
-            row.update(baselines.score_intervals(mil, y, episodes, seed, probabilities=False))
-        elif model == "base_rate":
+            row["auc_low"], row["auc_high"] = auc_interval(row["auc"], n1, n0)
+        elif model == "base_rate":  # AUC 0.5 by construction: no interval
             q = np.full(len(y), base)
-            row.update(auc=0.5 if 0 < y.sum() < len(y) else None, brier=brier(q, y),
-                       log_loss=log_loss(q, y, episodes))
-            row.update(baselines.score_intervals(q, y, episodes, seed))
+            row.update(auc=0.5 if 0 < y.sum() < len(y) else None, **_losses(q, y, episodes))
         elif probs.get(model) is not None:
             q = np.asarray(probs[model])[p.scored]
-            row.update(auc=auc(q, y), brier=brier(q, y), log_loss=log_loss(q, y, episodes))
-            row.update(baselines.score_intervals(q, y, episodes, seed))
+            row.update(auc=auc(q, y), **_losses(q, y, episodes))
+            row["auc_low"], row["auc_high"] = auc_interval(row["auc"], n1, n0)
         if p.case.complete and sizes.get(model) is not None:
             row.update(baselines.size_scores(sizes[model], int(p.joined.sum()), episodes))
         rows.append(row)
@@ -241,22 +283,24 @@ def report(backtests: pl.DataFrame, comparisons: pl.DataFrame | None = None) -> 
     lines = [f"Note: {THRESHOLD}; a case scored from its own participants file counts whom "
              "that file lists (the observed_set column says which).", ""]
     size_head = f" {'size':>5} {'p05-p95':>8} {'pct':>5}" if has_size else ""
-    lines.append(f"{'case':{width}} {'model':13} {'scored':>6} {'joined':>6} {'AUC':>6} {'AUC 95%':>13} "
-                 f"{'Brier':>6} {'logloss':>7}{size_head}")
+    span = lambda r, k, spec: ("-" if r.get(k + "_low") is None  # noqa: E731
+                               else f"{r[k + '_low']:{spec}}-{r[k + '_high']:{spec}}")
+    lines.append(f"{'case':{width}} {'model':13} {'scored':>6} {'joined':>6} {'AUC':>6} {'(95%)':>9} "
+                 f"{'Brier':>6} {'(95%)':>11} {'logloss':>7} {'(95%)':>11}{size_head}")
     for r in backtests.iter_rows(named=True):
         size = ""
         if has_size and r.get("size_observed") is not None:
             size = (f" {r['size_observed']:>5} {str(r['size_p05']) + '-' + str(r['size_p95']):>8} "
                     f"{fmt(r['size_percentile'], '.2f'):>5}")
-        interval = ("-" if r.get("auc_low") is None else f"[{r['auc_low']:.2f}, {r['auc_high']:.2f}]")
         lines.append(f"{r['case']:{width}} {r['model']:13} {r['scored']:>6} {r['participants']:>6} "
-                     f"{fmt(r['auc']):>6} {interval:>13} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}{size}")
+                     f"{fmt(r['auc']):>6} {span(r, 'auc', '.2f'):>9} {fmt(r['brier']):>6} "
+                     f"{span(r, 'brier', '.3f'):>11} {fmt(r['log_loss']):>7} {span(r, 'log_loss', '.3f'):>11}{size}")
     means = (backtests.group_by("model", maintain_order=True)
              .agg(pl.col("auc").mean(), pl.col("brier").mean(), pl.col("log_loss").mean()))
     lines.append("")
     for r in means.iter_rows(named=True):
-        lines.append(f"{'mean over cases':{width}} {r['model']:13} {'':>6} {'':>6} {fmt(r['auc']):>6} "
-                     f"{'':>13} {fmt(r['brier']):>6} {fmt(r['log_loss']):>7}")
+        lines.append(f"{'mean over cases':{width}} {r['model']:13} {'':>6} {'':>6} {fmt(r['auc']):>6} {'':>9} "
+                     f"{fmt(r['brier']):>6} {'':>11} {fmt(r['log_loss']):>7}")
     if has_size:
         scored = backtests.filter(pl.col("size_observed").is_not_null())
         for model in scored["model"].unique(maintain_order=True):

@@ -135,34 +135,3 @@ def paired_differences(run_id: str, scores: list, baselines, metrics=("auc", "br
 def _get(scores: dict, case: str, model: str, metric: str):
     row = scores.get((case, model))
     return None if row is None else row.get(metric)
-
-
-INTERVAL_RESAMPLES = 1000   # stratified bootstrap resamples of a case's scored states
-
-
-def score_intervals(score, y, episodes: int, seed: int, probabilities: bool = True) -> dict:
-    """95% percentile intervals of a case's AUC (and, for probabilities, Brier score and log
-    loss) from a stratified bootstrap of its scored states: participants and non-participants
-    are resampled separately, so every resample has both and the AUC is defined. An AUC from
-    two participants gets a wide interval, one from many a narrow one. Null without both
-    classes."""
-    score, y = np.asarray(score, float), np.asarray(y, bool)
-    pos, neg = score[y], score[~y]
-    keys = ("auc", "brier", "log_loss") if probabilities else ("auc",)
-    out = {f"{k}_{end}": None for k in keys for end in ("low", "high")}
-    if len(pos) == 0 or len(neg) == 0:
-        return out
-    rng = np.random.default_rng([seed, len(pos), len(neg)])
-    a = pos[rng.integers(0, len(pos), (INTERVAL_RESAMPLES, len(pos)))]
-    b = neg[rng.integers(0, len(neg), (INTERVAL_RESAMPLES, len(neg)))]
-    auc = ((a[:, :, None] > b[:, None, :]) + 0.5 * (a[:, :, None] == b[:, None, :])).mean(axis=(1, 2))
-    stats = {"auc": auc}
-    if probabilities:
-        eps = 1.0 / (2 * episodes)
-        ca, cb = np.clip(a, eps, 1 - eps), np.clip(b, eps, 1 - eps)
-        n = len(pos) + len(neg)
-        stats["brier"] = (((1 - a) ** 2).sum(axis=1) + (b ** 2).sum(axis=1)) / n
-        stats["log_loss"] = -(np.log(ca).sum(axis=1) + np.log1p(-cb).sum(axis=1)) / n
-    for k, values in stats.items():
-        out[f"{k}_low"], out[f"{k}_high"] = (float(v) for v in np.percentile(values, [2.5, 97.5]))
-    return out

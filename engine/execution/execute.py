@@ -112,10 +112,12 @@ def execute(plan: RunPlan, runner, sink: Sink, *, progress: bool | None = None,
         episodes = stop
         if plan.target_se is not None:
             worst = max(_success_se(a) for a in merged)
+            rule = "worst scenario; se at least the 95% Wilson half-width / 1.96"
             if worst <= plan.target_se:
-                target = f"reached: success se {worst:.4g} <= {plan.target_se:g} at {stop:,} episodes"
+                target = f"reached: success se {worst:.4g} <= {plan.target_se:g} at {stop:,} episodes ({rule})"
                 break
-            target = f"capped: success se {worst:.4g} > {plan.target_se:g} at --max-episodes {stop:,}"
+            target = (f"capped: success se {worst:.4g} > {plan.target_se:g} at --max-episodes {stop:,} "
+                      f"({rule})")
     simulating = time.perf_counter() - simulating
     if plan.target_se is not None:
         for first, count in plan.groups:

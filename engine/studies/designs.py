@@ -14,16 +14,23 @@ whole values: uniform(low, high) gives lo + floor(u (hi - lo + 1)) with lo =
 ceil(low), hi = floor(high), so every integer in range is equally likely;
 normal and triangular values are rounded half up (floor(x + 1/2)).
 
-Samplers: sobol = SALib.sample.sobol.sample (Saltelli's scheme, scrambled,
-seeded by the study seed); lhs = SALib.sample.latin.sample; random = numpy's
-Generator(seed).random; grid = the midpoints (i + 1/2)/levels of each
-coordinate, every combination, the first input varying slowest.
+Samplers: sobol = SALib.sample.sobol.sample (Saltelli's scheme, scrambled)
+run as R independent replicates (`replicates`, default 8, fewer when that
+would leave a replicate under 2 base samples): replicate k is N/R base samples
+scrambled with its own seed (from the study seed and k), its rows consecutive;
+lhs = SALib.sample.latin.sample; random = numpy's Generator(seed).random;
+grid = the midpoints (i + 1/2)/levels of each coordinate, every combination,
+the first input varying slowest.
 
-Sensitivity: sobol designs are analysed with SALib.analyze.sobol (S1, ST,
-S2, with bootstrap 95% intervals, the bootstrap seeded from the study seed);
-lhs, random and grid designs with SALib.analyze.delta (its S1 and S1_conf;
-ST is null). An output that is the same in every row has no variance to
-share out: its indices are null.
+Sensitivity: sobol designs are analysed with SALib.analyze.sobol on all rows
+(S1, ST, S2); their 95% half-widths come from the replicates, not from SALib's
+bootstrap, which treats scrambled Sobol' points as independent (its intervals
+were about 4x the spread of the indices across independent designs): a
+leave-one-replicate-out jackknife standard error times Student's t with R - 1
+degrees of freedom (null with one replicate). lhs, random and grid designs are
+analysed with SALib.analyze.delta (its S1 and bootstrap S1_conf; ST is null).
+An output that is the same in every row has no variance to share out: its
+indices are null.
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ SAMPLERS = ("sobol", "lhs", "random", "grid")
 DISTRIBUTIONS = {"uniform": ("low", "high"), "normal": ("mean", "sd"),
                  "triangular": ("low", "mode", "high"), "choice": ("values",)}
 _TINY = 2.0 ** -53  # unit coordinates are kept inside (0, 1): no infinite normal draws
+REPLICATES = 8       # independent scrambles of a sobol design, by default
 
 SENSITIVITY_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("output", pa.string()), ("input", pa.string()), ("method", pa.string()),
@@ -58,15 +66,29 @@ def design_rows(sampler: str, n_inputs: int, samples: int, second_order: bool, l
     return samples
 
 
+def default_replicates(samples: int) -> int:
+    """Independent scrambles of a sobol design of `samples` base samples: REPLICATES, or fewer
+    so that each holds at least 2 base samples (1, and no interval, below 4 samples)."""
+    return max(1, min(REPLICATES, samples // 2))
+
+
+def replicate_seed(seed: int, k: int) -> int:
+    """The scrambling seed of replicate k of a sobol design of study seed `seed`."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
 def unit_sample(sampler: str, names: list[str], samples: int, second_order: bool, levels: int,
-                seed: int) -> np.ndarray:
-    """(rows, inputs) points in (0, 1), in design order."""
+                seed: int, replicates: int | None = None) -> np.ndarray:
+    """(rows, inputs) points in (0, 1), in design order (sobol: `replicates` independent
+    scrambles of samples / replicates base samples each, one after the other)."""
     d = len(names)
     if sampler == "sobol":
         from SALib.sample import sobol
+        r = replicates or default_replicates(samples)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SALib warns about convergence properties
-            u = sobol.sample(_problem(names), samples, calc_second_order=second_order, seed=seed)
+            u = np.vstack([sobol.sample(_problem(names), samples // r, calc_second_order=second_order,
+                                        seed=replicate_seed(seed, k)) for k in range(r)])
     elif sampler == "lhs":
         from SALib.sample import latin
         u = latin.sample(_problem(names), samples, seed=seed)
@@ -140,10 +162,46 @@ def _clean(x):
     return x if math.isfinite(x) else None
 
 
+def _at(res: dict, key: str, where):
+    """res[key][where] as a clean float, None when the analysis left it out."""
+    return None if res.get(key) is None else _clean(res[key][where])
+
+
+def _replicate_conf(y: np.ndarray, d: int, second_order: bool, replicates: int) -> dict:
+    """95% half-widths of the sobol indices of a design of `replicates` independent blocks:
+    t(0.975, R - 1) times the leave-one-replicate-out jackknife standard error (SALib's
+    estimators on the other R - 1 blocks). {} with fewer than 2 replicates."""
+    from scipy import stats
+    from SALib.analyze.sobol import first_order, second_order as s2, separate_output_values, total_order
+
+    n = len(y) // (2 * d + 2 if second_order else d + 2)
+    if replicates < 2 or n % replicates:
+        return {}
+    y = (y - y.mean()) / y.std()  # as SALib does before its estimators
+    a, b, ab, ba = separate_output_values(y, d, n, second_order)
+    block = np.arange(n) // (n // replicates)
+    pairs = list(itertools.combinations(range(d), 2)) if second_order else []
+    held = []
+    for k in range(replicates):
+        m = block != k
+        held.append([first_order(a[m], ab[m, j], b[m]) for j in range(d)]
+                    + [total_order(a[m], ab[m, j], b[m]) for j in range(d)]
+                    + [s2(a[m], ab[m, i], ab[m, j], ba[m, i], b[m]) for i, j in pairs])
+    held = np.asarray(held, dtype=float)
+    se = np.sqrt((replicates - 1) / replicates * ((held - held.mean(axis=0)) ** 2).sum(axis=0))
+    half = stats.t.ppf(0.975, replicates - 1) * se
+    s2_conf = np.full((d, d), np.nan)
+    for (i, j), h in zip(pairs, half[2 * d:]):
+        s2_conf[i, j] = h
+    return {"S1_conf": half[:d], "ST_conf": half[d:2 * d], "S2_conf": s2_conf}
+
+
 def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.ndarray,
-                       outputs: dict[str, np.ndarray], second_order: bool, seed: int):
+                       outputs: dict[str, np.ndarray], second_order: bool, seed: int,
+                       replicates: int | None = None):
     """The `sensitivity` table (output x input) and, for second-order sobol designs,
-    `sensitivity_s2` (output x pair of inputs)."""
+    `sensitivity_s2` (output x pair of inputs). A sobol design's `replicates` (default:
+    `default_replicates` of its base samples) give its intervals."""
     rows, rows2 = [], []
     problem = _problem(names)
     for output, y in outputs.items():
@@ -154,18 +212,21 @@ def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.nda
                 res = {}
             else:
                 from SALib.analyze import sobol
+                samples = len(y) // (2 * len(names) + 2 if second_order else len(names) + 2)
+                r = replicates or default_replicates(samples)
                 res = _analyse(lambda: sobol.analyze(problem, y, calc_second_order=second_order,
-                                                     num_resamples=100, conf_level=0.95, seed=seed + 1))
+                                                     num_resamples=2, conf_level=0.95, seed=seed + 1))
+                if res:  # SALib's bootstrap half-widths are replaced, never shown
+                    res = {**res, "S1_conf": None, "ST_conf": None, "S2_conf": None,
+                           **_analyse(lambda: _replicate_conf(y, len(names), second_order, r))}
             for i, name in enumerate(names):
                 rows.append({"run_id": run_id, "output": output, "input": name, "method": "sobol",
-                             **{k: (_clean(res[k][i]) if res else None)
-                                for k in ("S1", "S1_conf", "ST", "ST_conf")}})
+                             **{k: _at(res, k, i) for k in ("S1", "S1_conf", "ST", "ST_conf")}})
             if second_order:
                 for i, j in itertools.combinations(range(len(names)), 2):
                     rows2.append({"run_id": run_id, "output": output, "input_a": names[i],
-                                  "input_b": names[j],
-                                  "S2": _clean(res["S2"][i, j]) if res else None,
-                                  "S2_conf": _clean(res["S2_conf"][i, j]) if res else None})
+                                  "input_b": names[j], "S2": _at(res, "S2", (i, j)),
+                                  "S2_conf": _at(res, "S2_conf", (i, j))})
         else:
             if constant:
                 res = {}

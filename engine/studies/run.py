@@ -56,7 +56,7 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
         tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
         outputs = {o: np.array([m[o] for m in publisher.means[first_row:]]) for o in OUTPUTS}
         tables |= sensitivity_tables(plan.run_id, st.sampler, [i.path for i in st.inputs], st.unit,
-                                     outputs, st.second_order, st.seed)
+                                     outputs, st.second_order, st.seed, st.replicates)
     if st.variants:
         tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants])
     return publisher.publish(execution, tables, read_back)
@@ -144,6 +144,8 @@ def study_text(result: Forecast, st: Study) -> str:
         lines += ["", f"design: {st.sampler}, {st.rows:,} rows x {len(st.inputs)} inputs; success over "
                   f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]
         sens = result.tables["sensitivity"]
+        basis = (f"over {st.replicates} replicate designs" if st.sampler == "sobol" and st.replicates > 1
+                 else "none: 1 replicate" if st.sampler == "sobol" else "bootstrap")
         for o in OUTPUTS:
             rows = sens.filter(pl.col("output") == o)
             key = "ST" if rows["ST"].null_count() < rows.height else "S1"
@@ -151,8 +153,10 @@ def study_text(result: Forecast, st: Study) -> str:
                 lines.append(f"  {o}: the same in every row (no indices)")
                 continue
             rows = rows.sort(key, descending=True, nulls_last=True)
-            lines.append(f"  {o} ({key}, 95% half-width):  " + "; ".join(
-                f"{r['input']} {r[key]:.2f} ± {r[key + '_conf']:.2f}" for r in rows.iter_rows(named=True)))
+            lines.append(f"  {o} ({key}, 95% half-width {basis}):  " + "; ".join(
+                f"{r['input']} " + ("-" if r[key] is None else f"{r[key]:.2f}")
+                + ("" if r[key + "_conf"] is None else f" ± {r[key + '_conf']:.2f}")
+                for r in rows.iter_rows(named=True)))
     return "\n".join(lines)
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from engine.execution.plan import MAX_EPISODES
-from engine.studies.designs import DISTRIBUTIONS, SAMPLERS, design_rows, to_values, unit_sample
+from engine.studies.designs import (DISTRIBUTIONS, SAMPLERS, default_replicates, design_rows, to_values,
+                                    unit_sample)
 from engine.model.scenario import (CHANNELS, MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
                              parse_scenario, read_toml)
 
 STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants"}
-DESIGN_KEYS = {"sampler", "samples", "second_order", "levels"}
+DESIGN_KEYS = {"sampler", "samples", "second_order", "levels", "replicates"}
 INPUT_KEYS = {"path", "distribution", "apply", "low", "high", "mean", "sd", "mode", "values"}
 APPLY = ("set", "shift", "scale")
 TOP_NUMBERS = {"budget": "number", "requirement": "number", "deadline_days": "number",
@@ -78,6 +79,7 @@ class Study:
     unit: np.ndarray                 # (rows, inputs) design points in (0, 1)
     values: list[list]               # (rows, inputs) drawn values
     scenarios: list[Scenario] = field(default_factory=list)
+    replicates: int = 1              # sobol: independent scrambles (their spread gives the intervals)
 
     @property
     def rows(self) -> int:
@@ -304,6 +306,11 @@ def load_study(path) -> Study:
         c.fail("design.second_order", "must be true or false")
     if second_order and sampler != "sobol":
         c.fail("design.second_order", "applies to sobol only")
+    replicates = default_replicates(samples) if sampler == "sobol" else 1
+    if "replicates" in design:
+        replicates = c.number(design, "replicates", "design.replicates", integer=True)
+        if sampler != "sobol" or replicates < 1 or replicates & (replicates - 1) or replicates > samples:
+            c.fail("design.replicates", f"sobol only: a power of 2 from 1 to samples ({samples}) (got {replicates})")
     levels = c.number(design, "levels", "design.levels", integer=True) if "levels" in design else 5
     if levels < 1:
         c.fail("design.levels", f"must be a positive integer (got {levels})")
@@ -319,13 +326,14 @@ def load_study(path) -> Study:
 
     study = Study(str(path), doc["name"], str(base_path), base_doc, episodes, seed,
                   sampler if inputs else None, samples, second_order, levels, inputs, variants,
-                  np.zeros((0, len(inputs))), [])
+                  np.zeros((0, len(inputs))), [], replicates=replicates)
     if inputs:
         n_rows = design_rows(sampler, len(inputs), samples, second_order, levels)
         if n_rows > MAX_ROWS:
             c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,}, each held in memory as a "
                    "validated scenario): use fewer samples or levels, or split the study")
-        study.unit = unit_sample(sampler, [i.path for i in inputs], samples, second_order, levels, seed)
+        study.unit = unit_sample(sampler, [i.path for i in inputs], samples, second_order, levels, seed,
+                                 replicates)
         columns = [to_values(i.distribution, i.params, study.unit[:, j], integer=_sets_integers(i))
                    for j, i in enumerate(inputs)]
         study.values = [list(row) for row in zip(*columns)]

@@ -149,27 +149,6 @@ def test_no_ties_switches_off_the_peer_effect_too(tmp_path):
     assert off.mechanisms["venues"] and off.mechanisms["withdrawals"]
 
 
-def test_score_intervals_widen_with_few_participants_and_contain_the_estimate():
-    rng = np.random.default_rng(1)
-    few_y = np.zeros(150, bool)
-    few_y[:2] = True
-    many_y = np.zeros(150, bool)
-    many_y[:60] = True
-    for y in (few_y, many_y):
-        q = np.clip(0.15 * y + rng.random(150) * 0.5, 0, 1)
-        r = baselines.score_intervals(q, y, 1000, seed=4)
-        assert r["auc_low"] <= backtest.auc(q, y) <= r["auc_high"]
-        assert r["brier_low"] <= backtest.brier(q, y) <= r["brier_high"]
-        assert r["log_loss_low"] <= backtest.log_loss(q, y, 1000) <= r["log_loss_high"]
-        if y is few_y:
-            few = r["auc_high"] - r["auc_low"]
-        else:
-            many = r["auc_high"] - r["auc_low"]
-    assert few > 1.3 * many and few > 0.15  # two participants: 0.21 wide here; sixty: 0.14
-    assert baselines.score_intervals(q, np.zeros(150, bool), 1000, 4)["auc_low"] is None
-    assert baselines.score_intervals(q, few_y, 1000, 4) == baselines.score_intervals(q, few_y, 1000, 4)
-
-
 def test_a_case_s_own_participants_never_enter_its_logit_score(tmp_path):
     """Leave-one-case-out through the backtest itself: changing who joined in case 4 leaves case
     4's logit probabilities as they were (they come from the other cases), and changes those of

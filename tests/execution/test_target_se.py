@@ -25,6 +25,7 @@ def test_the_run_goes_on_until_the_worst_scenario_is_precise_enough():
     se = dict(zip(s["scenario_id"], s["se"]))
     assert se["even"] <= 0.01 and n >= 2400  # p(1-p)/se^2 = 0.24 / 1e-4
     assert res.target.startswith("reached")
+    assert res.target.endswith("(worst scenario; se at least the 95% Wilson half-width / 1.96)")  # the rule, said
 
 
 def test_a_zero_estimate_is_never_trusted():

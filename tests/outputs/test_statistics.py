@@ -25,7 +25,7 @@ def ishigami(x, a=7.0, b=0.1):
     return np.sin(x[:, 0]) + a * np.sin(x[:, 1]) ** 2 + b * x[:, 2] ** 4 * np.sin(x[:, 0])
 
 
-def _indices(second_order, samples=4096, seed=3):
+def _indices(second_order, samples=16384, seed=3):
     names = ["x1", "x2", "x3"]
     u = unit_sample("sobol", names, samples, second_order, 1, seed)
     y = ishigami(-np.pi + 2 * np.pi * u)

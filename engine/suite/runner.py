@@ -103,8 +103,9 @@ def run_item(item: Item, run_id: str, out: Path, resume: bool):
         st = load_study(item.files[0])
         plan = study_plan(st, episodes=s["episodes"], seed=s["seed"], **common)
         return run_study(st, plan, out=out, resume=resume, progress=False, read_back=False)
-    from engine.data import backtest, builder
+    from engine.data import backtest, builder, cow
     from engine.execution.plan import plan_run
+    cow._frames.cache_clear()  # the data files may have changed since this process read them
     prm = builder.load_params(item.params)
     cases = [backtest.load_case(f, item.data) for f in item.files]
     backtest.check_distinct(cases)
@@ -215,6 +216,8 @@ def _run_one(item, position, suite_run_id, history, out, force, say) -> dict:
     except Exception as exc:  # noqa: BLE001 - isolation: a failing item never stops the others
         row |= {"status": "failed", "error": _one_line(exc), "seconds": time.perf_counter() - started,
                 "cause": row.get("cause")}
+        if row["run_id"] and not (out / "_staging" / f"run_id={row['run_id']}").exists():
+            row["run_id"] = None  # refused before its run was claimed: there is no run to look at
     row["finished_at"] = now().isoformat()
     detail = {"complete": f"run {row['run_id']} ({row['cause']})", "reused": f"run {row['run_id']}",
               "failed": row["error"]}[row["status"]]

@@ -89,14 +89,14 @@ def load_suite(path) -> Suite:
     if not isinstance(raw, list) or not raw or not all(isinstance(i, dict) for i in raw):
         fail("items", "required: at least one [[items]] table")
     items: list[Item] = []
+    seen: dict[str, int] = {}
     for k, entry in enumerate(raw):
-        items += _items(path, k, entry, base, base_place, fail)
-    seen = {}
-    for item in items:
-        if item.name in seen:
-            fail(f"items[{seen[item.name]}]", f"item name {item.name!r} is used twice; give each item "
-                 "its own `name`")
-        seen[item.name] = item.name
+        for item in _items(path, k, entry, base, base_place, fail):
+            if item.name in seen:
+                fail(f"items[{k}]", f"item name {item.name!r} is used twice (items[{seen[item.name]}] has "
+                     "it); give each item its own `name`")
+            seen[item.name] = k
+            items.append(item)
     return Suite(path, name, out, tuple(items), drift)
 
 

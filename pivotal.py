@@ -7,12 +7,14 @@ In a notebook:
     result.tables["summary"]          # Polars DataFrames, one per output table
     study = pivotal.study("configs/studies/syria_drivers.toml", episodes=2_000)
     study.tables["sensitivity"]       # + design, comparisons (docs/STUDIES.md)
+    night = pivotal.suite("configs/suites/nightly.toml", out="forecasts")   # docs/NIGHTLY.md
 """
 from engine import __version__
 from engine.forecast import Forecast, forecast
 from engine.model.scenario import Scenario, ScenarioError, load_scenario
 from engine.studies.study import load_study
 from engine.studies.run import ablate, study
+from engine.suite.runner import suite
 
 __all__ = ["Forecast", "Scenario", "ScenarioError", "__version__", "ablate", "forecast", "load_scenario",
-           "load_study", "study"]
+           "load_study", "study", "suite"]

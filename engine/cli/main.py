@@ -4,14 +4,15 @@ from __future__ import annotations
 import sys
 
 from engine import __version__
-from engine.cli import data, outputs, run, studies
+from engine.cli import data, outputs, run, studies, suite
 from engine.cli.common import EXIT_USAGE, Parser
 from engine.execution.signals import exit_code, handle_signals, received
 
 COMMANDS = {"validate": run.validate, "warmup": run.warmup, "run": run.run,
             "study": studies.study, "ablate": studies.study, "discover": studies.discover,
             "catalog": outputs.read_outputs, "report": outputs.read_outputs, "show": outputs.read_outputs,
-            "scenario": data.scenario_build, "backtest": data.backtest}
+            "scenario": data.scenario_build, "backtest": data.backtest,
+            "suite": suite.suite}
 
 
 def parser() -> Parser:
@@ -19,7 +20,7 @@ def parser() -> Parser:
                "(REM-1 Monte Carlo; docs/MODEL.md).")
     p.add_argument("--version", action="version", version=f"pivotal {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for family in (run, studies, outputs, data):
+    for family in (run, studies, outputs, data, suite):
         family.add_parsers(sub)
     return p
 

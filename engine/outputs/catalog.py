@@ -69,6 +69,7 @@ def build_catalog(out, file=None) -> str:
             if not location.local:
                 _load_httpfs(con, location)
             _create_views(con, location, tables)
+            _suite_views(con, location)
         os.replace(building, target)
     finally:
         building.unlink(missing_ok=True)
@@ -179,3 +180,23 @@ def _create_views(con, location: Location, tables: list[str]) -> None:
                                                              ORDER BY x.bin) AS cdf
         FROM cells x LEFT JOIN binned b USING (run_id, scenario_id, bin)
         GROUP BY x.run_id, x.scenario_id, x.bin, x.width""")
+
+
+def _suite_views(con, location: Location) -> None:
+    """`suite_runs`, `suite_drift`, `latest_suite` (each suite's latest suite run, one row per
+    item) and `drift` (every flagged figure), over DIR/_suite (engine/suite; docs/NIGHTLY.md),
+    when a suite has run in a local forecast directory."""
+    root = Path(location.root) / "_suite"
+    if not location.local or not any((root / "suite_runs").glob("suite_run_id=*/part-0.parquet")):
+        return
+    for table in ("suite_runs", "suite_drift"):
+        pattern = _quote(str(root / table / "suite_run_id=*" / "part-0.parquet"))
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({pattern}, "
+                    "hive_partitioning = false, union_by_name = true)")
+    con.execute("""
+        CREATE VIEW latest_suite AS
+        SELECT * FROM suite_runs
+        WHERE suite_run_id IN (SELECT suite_run_id FROM suite_runs
+                               QUALIFY row_number() OVER (PARTITION BY suite
+                                   ORDER BY suite_finished_at DESC, suite_run_id DESC) = 1)""")
+    con.execute("CREATE VIEW drift AS SELECT * FROM suite_drift WHERE flagged")

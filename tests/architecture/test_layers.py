@@ -1,7 +1,7 @@
 """The layout's one rule: imports flow one way (docs/ARCHITECTURE.md).
 
 kernels <- engine.model <- engine.execution <- engine.outputs <- engine.forecast
-<- engine.studies, engine.data <- engine.cli. Every import of a module of the
+<- engine.studies, engine.data <- engine.suite <- engine.cli. Every import of a module of the
 package, at its top or inside a function, is read from the source; a module may
 import its own part and the parts before it, never a part after it or a sibling
 part of the same rank, and no chain of imports returns to where it started.
@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RANK = {"kernels": 0, "engine": 0, "engine.model": 1, "engine.execution": 2, "engine.outputs": 3,
-        "engine.forecast": 4, "engine.studies": 5, "engine.data": 5, "engine.cli": 6}
+        "engine.forecast": 4, "engine.studies": 5, "engine.data": 5, "engine.suite": 6,
+        "engine.cli": 7}
 
 
 def modules() -> dict[str, Path]:

@@ -15,7 +15,7 @@ import _signal  # the C module behind `signal`: `import signal` alone takes mill
 
 from engine.execution import supervisor  # (imports only os and sys) reads its pipe now, before Ray starts
 
-RUN_COMMANDS = ("run", "study", "ablate")
+RUN_COMMANDS = ("run", "study", "ablate", "suite")
 
 
 def _exit(signum, frame):

@@ -132,7 +132,11 @@ def _fit(args, prepared, prm) -> int:
     if not args.prior_sd > 0 or args.prior_sd == float("inf"):
         raise DataError(f"--prior-sd must be a positive finite number (got {args.prior_sd})")
     _check_writable(args.params_out)  # before the fit, not after it
-    result = fit.fit(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd)
+    def point_done(n, points):
+        print(f"  grid point {n}/{points}", file=sys.stderr, flush=True)
+
+    result = fit.fit(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd,
+                     announce=point_done)
     print(f"fit on {len(prepared)} case(s): probit mean log-likelihood {result.probit_ll:.4f} per scored "
           f"state; process grid of {len(result.grid)} points, {episodes:,} episodes per case and point")
     for name in fit.FIT_NAMES:
@@ -142,7 +146,8 @@ def _fit(args, prepared, prm) -> int:
         size = "-" if row["size_log_score"] is None else f"{row['size_log_score']:.3f}"
         inside = "-" if row["size_inside"] is None else f"{row['size_inside']:.2f}"
         print("  grid " + ", ".join(f"{k} {row[k]:g}" for k in fit.PROCESS_GRID)
-              + f": size log score {size}, inside 5-95% {inside}, log loss {row['log_loss']:.4f}{mark}")
+              + f": joint log score {row['joint']:.2f}, log loss {row['log_loss']:.4f}, size log score {size}, "
+              f"inside 5-95% {inside}{mark}")
     header = (f"Builder parameters fitted by `pivotal backtest --fit` on {len(prepared)} case(s):\n"
               + "\n".join(f"  {p.case.path}" for p in prepared)
               + f"\nseed {args.seed}, {episodes} episodes per case and grid point, prior sd {args.prior_sd:g}; "
@@ -157,12 +162,14 @@ def _fit(args, prepared, prm) -> int:
     if args.no_loo or len(prepared) < 2:
         return 0
 
-    def announce(held, loo):
+    print(f"leave-one-case-out: {len(prepared)} fits, each grid point simulating every fold at once",
+          file=sys.stderr, flush=True)
+    fits = fit.leave_one_out(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd,
+                             announce=point_done)
+    for held, loo in zip(prepared, fits):
         print(f"without {held.case.name}: " + ", ".join(
             f"{n} {getattr(loo.params, n):.3f}" for n in fit.FIT_NAMES), flush=True)
-
-    params = fit.leave_one_out(prepared, prm, episodes=episodes, seed=args.seed, prior_sd=args.prior_sd,
-                               announce=announce)
+    params = [loo.params for loo in fits]
     # every case scored with the parameters fitted without it, in one run (its logit baseline is
     # leave-one-case-out already)
     res = backtest.run_backtests(prepared, params, episodes=backtest.DEFAULT_EPISODES if args.episodes is None

@@ -46,9 +46,10 @@ STATES_SCHEMA = pa.schema([
 
 
 def scenario(p: Prepared, prm: builder.BuilderParams, ties: bool = True, shuffle: int | None = None,
-             seed: int = 1):
+             seed: int = 1, tag: str | None = None):
     """The case's scenario (validated by the project's loader); every tie off for `no_ties`, or
-    its ties to the pivot in the `shuffle`-th permutation of the seed for `shuffled_ties`."""
+    its ties to the pivot in the `shuffle`-th permutation of the seed for `shuffled_ties`. A
+    `tag` is appended to the scenario id (`<case>__<tag>`: the folds of a fit)."""
     c = p.case
     doc = builder.compose(p.inputs, prm, requirement=c.requirement, deadline_days=c.deadline_days,
                           budget=c.budget, name=c.name)
@@ -60,6 +61,8 @@ def scenario(p: Prepared, prm: builder.BuilderParams, ties: bool = True, shuffle
         permutation = baselines.tie_permutation(c.slug, seed, shuffle, len(doc["candidates"]))
         doc = baselines.shuffle_ties(doc, permutation)
         scenario_id = f"{c.slug}__shuffled_{shuffle}"
+    if tag is not None:
+        scenario_id = f"{scenario_id}__{tag}"
     return parse_scenario(doc, str(c.path), scenario_id=scenario_id)
 
 

@@ -80,23 +80,25 @@ class BuilderParams:
     # institutions: security IGOs (engine/data/ties.py SECURITY_IGOS) and --institutions
     institution_min_members: int = 2
     broker_scale: float = 0.5             # broker = broker_scale * (1 - members / states in the system)
-    venue_bonus: float = 0.5              # at a dated summit (--institutions ID:DAY), preference sd
+    venue_bonus: float = 2.0              # a venue's pull at full attendance, preference sd
+    venue_share: float = 0.3              # the pivot's security institutions meet at this share of the
+                                          # deadline (unless --institutions ID:DAY gives the day)
     # preference mean (units of the preference sd) = linear index of the interest covariates
-    pref_intercept: float = -1.505805
-    pref_un_pivot: float = -0.422092
-    pref_un_target: float = -0.661609
-    pref_log_distance: float = -0.61523
-    pref_regime: float = 0.987187
-    pref_rival_target: float = 1.213315
-    pref_rival_pivot: float = 0.246276
-    pref_major: float = -0.116131
-    pref_major_aligned: float = 1.86712
-    pref_log_milper: float = 0.049043
+    pref_intercept: float = -2.263333
+    pref_un_pivot: float = 0.524029
+    pref_un_target: float = -0.63272
+    pref_log_distance: float = -0.626067
+    pref_regime: float = 1.582394
+    pref_rival_target: float = -1.484231
+    pref_rival_pivot: float = -1.241093
+    pref_major: float = 0.308478
+    pref_major_aligned: float = 0.266557
+    pref_log_milper: float = 0.031675
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0
     requirement_share: float = 1.0        # requirement = share x expected capacity of the willing
-    budget: float = 1.5
+    budget: float = 0.75
     min_partners: int = 0
     # behavioural parameters written to [parameters] (docs/SCENARIOS.md: the pace of diplomacy)
     info_noise: float = 1.0
@@ -388,10 +390,13 @@ def compose(inp: Inputs, prm: BuilderParams, *, requirement=None, deadline_days=
         cands.append(row)
     peer_ties = [{"a": ids[i], "b": ids[j], "mean": round(float(tie_mean(prm, v)), 4), "concentration": conc}
                  for i, j, v in peer_pairs(prm, inp)]
+    deadline = float(deadline_days if deadline_days is not None else prm.deadline_days)
     insts = []
     for iid, _long, members, broker, pivot_member, day in chosen_institutions(prm, inp):
         row = {"id": iid, "members": [ids[k] for k in members], "pivot_member": pivot_member,
                "broker": round(broker, 4)}
+        if day is None and pivot_member:
+            day = round(prm.venue_share * deadline, 3)
         if day is not None:
             row["venue_day"] = day
             row["venue_bonus"] = prm.venue_bonus
@@ -399,7 +404,7 @@ def compose(inp: Inputs, prm: BuilderParams, *, requirement=None, deadline_days=
     return {
         "name": name or f"{inp.pivot.name} against {inp.target.name}, {inp.year} (built from public data)",
         "pivot": inp.pivot.abb,
-        "deadline_days": float(deadline_days if deadline_days is not None else prm.deadline_days),
+        "deadline_days": deadline,
         "requirement": float(requirement),
         "min_partners": prm.min_partners,
         "budget": float(budget if budget is not None else prm.budget),

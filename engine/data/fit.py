@@ -9,14 +9,16 @@ Cheap by design, in two steps:
    (builder.PREF_COVARIATES), pooled over the scored states of the cases, with a
    Normal(0, prior_sd) prior on every coefficient but the intercept (a MAP estimate; its
    optimum is found by L-BFGS with the exact gradient in well under a second).
-2. Process parameters (PROCESS_GRID: bandwidth, budget, requirement share) by a small grid:
-   each point simulates every case once (FIT_EPISODES episodes, one seed: common random
-   numbers) and is scored by the mean size log score over the complete cases (those whose
-   every contributor is known), ties broken by the mean membership log loss; without a
-   complete case, by the membership log loss alone.
+2. The process (PROCESS_GRID: the pull of a council of the pivot's security institutions,
+   what the pivot can pay, and a shift of the probit's intercept, which the approximation
+   cannot place once payments, venues and peers act) by a small grid. Each point simulates
+   every case once (FIT_EPISODES episodes, one seed: common random numbers) and is scored by
+   the joint log score of the cases: the membership log-likelihood of every scored state
+   plus, for a complete case (every contributor known), the log score of its observed size.
 
 `leave_one_out` repeats both steps without each case and scores that case with the result:
-the out-of-case numbers `--fit` reports.
+the out-of-case numbers `--fit` reports. All folds are fitted together: each grid point
+simulates every fold's training cases in one run.
 """
 from __future__ import annotations
 
@@ -33,10 +35,12 @@ from engine.data.cases import Prepared
 FIT_EPISODES = 2_000           # per case at each grid point
 FIT_PRIOR_SD = 2.0             # sd of the Normal(0, sd) prior on each probit slope
 PREF_NAMES = ("pref_intercept",) + tuple(f"pref_{k}" for k in builder.PREF_COVARIATES)
-# The process grid (docs/BACKTESTS.md, "Calibration"): how many negotiations the pivot holds open
-# at once, what it can pay (preference sd), and how much force it wants before it stops recruiting.
-PROCESS_GRID = {"bandwidth": (15, 60), "budget": (0.0, 1.5, 4.0), "requirement_share": (1.0, 3.0)}
-FIT_NAMES = PREF_NAMES + tuple(PROCESS_GRID)
+# The process grid (docs/BACKTESTS.md, "Calibration"): the pull of a council of the pivot's security
+# institutions (venue_bonus, preference sd at full attendance), what the pivot can pay (budget,
+# preference sd), and a shift of the probit's intercept (preference sd).
+PROCESS_GRID = {"venue_bonus": (0.0, 1.0, 2.0, 3.0), "budget": (0.75, 1.5, 3.0),
+                "intercept_shift": (0.0, -0.2, -0.4, -0.6)}
+FIT_NAMES = PREF_NAMES + ("venue_bonus", "budget")
 
 
 def design(prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray]:
@@ -72,36 +76,68 @@ def probit(prepared: list[Prepared], prior_sd: float = FIT_PRIOR_SD) -> tuple[di
     return dict(zip(PREF_NAMES, map(float, res.x))), ll
 
 
-def grid_scores(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES,
-                seed=1) -> list[dict]:
-    """Every grid point of PROCESS_GRID with its scores over the cases (one run per point)."""
-    from engine.forecast import forecast
+def at_point(prm: builder.BuilderParams, point: dict) -> builder.BuilderParams:
+    """The parameters `prm` at a grid point (its intercept shifted by the point's shift)."""
+    changes = {k: v for k, v in point.items() if k != "intercept_shift"}
+    return prm.replace(pref_intercept=prm.pref_intercept + point.get("intercept_shift", 0.0), **changes)
 
-    out = []
+
+def grid_scores(prepared: list[Prepared], folds: list[tuple[builder.BuilderParams, list[int]]], *,
+                episodes=FIT_EPISODES, seed=1, announce=None) -> list[list[dict]]:
+    """Every grid point of PROCESS_GRID scored on each fold's cases: `folds` holds (the fold's
+    parameters, the indices of its cases). One run per point simulates every fold's cases;
+    the result is one list of rows (the point and its scores) per fold."""
+    from engine.forecast import forecast
+    from engine.model import tie_tables
+
     names = list(PROCESS_GRID)
-    for values in itertools.product(*PROCESS_GRID.values()):
-        prm = base.replace(**dict(zip(names, values)))
-        res = forecast([scenario(p, prm) for p in prepared], episodes=episodes, seed=seed, progress=False)
-        losses, sizes, inside = [], [], []
-        for p in prepared:
-            q = _p_member(res.tables, p.case.slug)
-            losses.append(log_loss(q[p.scored], p.joined[p.scored], episodes))
-            if p.case.complete:
-                s = baselines.size_scores(_size_pmf(res.tables, p.case.slug), int(p.joined.sum()), episodes)
-                sizes.append(s["size_log_score"])
-                inside.append(s["size_p05"] <= s["size_observed"] <= s["size_p95"])
-        out.append({**dict(zip(names, values)), "log_loss": float(np.mean(losses)),
-                    "size_log_score": float(np.mean(sizes)) if sizes else None,
-                    "size_inside": float(np.mean(inside)) if inside else None})
+    points = [dict(zip(names, values)) for values in itertools.product(*PROCESS_GRID.values())]
+    out = [[] for _ in folds]
+    shapes = len(_tie_shapes(prepared, folds[0][0]))
+    with tie_tables.cache_at_least(shapes + 64):  # every case's ties, kept across the points
+        for n, point in enumerate(points):
+            scenarios = [scenario(prepared[j], at_point(prm, point), tag=f"fold{f}")
+                         for f, (prm, cases) in enumerate(folds) for j in cases]
+            res = forecast(scenarios, episodes=episodes, seed=seed, progress=False)
+            for f, (_, cases) in enumerate(folds):
+                out[f].append(point | _scores([prepared[j] for j in cases], res.tables, f"fold{f}", episodes))
+            if announce:
+                announce(n + 1, len(points))
     return out
 
 
+def _scores(prepared: list[Prepared], tables, tag: str, episodes: int) -> dict:
+    """Mean membership log loss, size log score and share inside the 5-95% range over the
+    cases, and the joint log score (summed over cases; the grid's criterion)."""
+    losses, joint, sizes, inside = [], 0.0, [], []
+    for p in prepared:
+        q = _p_member(tables, f"{p.case.slug}__{tag}")
+        loss = log_loss(q[p.scored], p.joined[p.scored], episodes)
+        losses.append(loss)
+        joint += loss * int(p.scored.sum())
+        if p.case.complete:
+            s = baselines.size_scores(_size_pmf(tables, f"{p.case.slug}__{tag}"), int(p.joined.sum()), episodes)
+            sizes.append(s["size_log_score"])
+            inside.append(s["size_p05"] <= s["size_observed"] <= s["size_p95"])
+            joint += s["size_log_score"]
+    return {"log_loss": float(np.mean(losses)), "size_log_score": float(np.mean(sizes)) if sizes else None,
+            "size_inside": float(np.mean(inside)) if inside else None, "joint": joint}
+
+
+def _tie_shapes(prepared: list[Prepared], prm: builder.BuilderParams) -> set:
+    """The distinct (mean, concentration) of every tie of the cases (the grid does not move them)."""
+    shapes = set()
+    for p in prepared:
+        doc = builder.compose(p.inputs, prm, requirement=0.0)
+        for c in doc["candidates"]:
+            shapes.update((v["mean"], v["concentration"]) for k, v in c.items() if k.startswith("tie"))
+        shapes.update((t["mean"], t["concentration"]) for t in doc["ties"])
+    return shapes
+
+
 def best(rows: list[dict]) -> dict:
-    """The grid point with the lowest mean size log score (then log loss); log loss alone
-    when no case is complete."""
-    key = (lambda r: (r["size_log_score"], r["log_loss"])) if rows[0]["size_log_score"] is not None \
-        else (lambda r: r["log_loss"])
-    return min(rows, key=key)
+    """The grid point with the lowest joint log score."""
+    return min(rows, key=lambda r: r["joint"])
 
 
 @dataclass
@@ -112,28 +148,37 @@ class Fit:
     chosen: dict                   # the chosen grid point
 
 
+def fit_folds(prepared: list[Prepared], base: builder.BuilderParams, held_out: list[int | None], *,
+              episodes=FIT_EPISODES, seed=1, prior_sd=FIT_PRIOR_SD, announce=None) -> list[Fit]:
+    """One fit per entry of `held_out`: on every case but that one (None: on every case). Each
+    fit is the probit on its cases, then the grid point with the lowest joint log score there."""
+    folds = []
+    for h in held_out:
+        cases = [j for j in range(len(prepared)) if j != h]
+        coefficients, ll = probit([prepared[j] for j in cases], prior_sd)
+        folds.append((base.replace(**coefficients), cases, ll))
+    grids = grid_scores(prepared, [(prm, cases) for prm, cases, _ in folds], episodes=episodes, seed=seed,
+                        announce=announce)
+    fits = []
+    for (prm, _, ll), rows in zip(folds, grids):
+        chosen = best(rows)
+        point = {k: chosen[k] for k in PROCESS_GRID}
+        fits.append(Fit(at_point(prm, point), ll, rows, chosen))
+    return fits
+
+
 def fit(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES, seed=1,
-        prior_sd=FIT_PRIOR_SD) -> Fit:
-    """The probit, then the process grid at the probit's coefficients."""
-    coefficients, ll = probit(prepared, prior_sd)
-    with_pref = base.replace(**coefficients)
-    rows = grid_scores(prepared, with_pref, episodes=episodes, seed=seed)
-    chosen = best(rows)
-    params = with_pref.replace(**{k: (int(chosen[k]) if k in builder.INTEGER_PARAMS else float(chosen[k]))
-                                  for k in PROCESS_GRID})
-    return Fit(params, ll, rows, chosen)
+        prior_sd=FIT_PRIOR_SD, announce=None) -> Fit:
+    """The probit, then the process grid at the probit's coefficients, on every case."""
+    return fit_folds(prepared, base, [None], episodes=episodes, seed=seed, prior_sd=prior_sd,
+                     announce=announce)[0]
 
 
 def leave_one_out(prepared: list[Prepared], base: builder.BuilderParams, *, episodes=FIT_EPISODES, seed=1,
-                  prior_sd=FIT_PRIOR_SD, announce=None) -> list[builder.BuilderParams]:
-    """For each case, the parameters fitted on all the others (probit and grid)."""
-    out = []
-    for k, held in enumerate(prepared):
-        loo = fit(prepared[:k] + prepared[k + 1:], base, episodes=episodes, seed=seed, prior_sd=prior_sd)
-        if announce:
-            announce(held, loo)
-        out.append(loo.params)
-    return out
+                  prior_sd=FIT_PRIOR_SD, announce=None) -> list[Fit]:
+    """For each case, the fit on all the others (probit and grid)."""
+    return fit_folds(prepared, base, list(range(len(prepared))), episodes=episodes, seed=seed,
+                     prior_sd=prior_sd, announce=announce)
 
 
 def params_text(prm: builder.BuilderParams, header: str) -> str:

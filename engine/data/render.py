@@ -115,8 +115,9 @@ def render(doc: dict, inp: builder.Inputs, prm: builder.BuilderParams, command: 
         lines += ["", f"# institutions: the pivot's security organisations (engine/data/ties.py SECURITY_IGOS, "
                   f"COW IGO {inp.years['igo']}) with at least {prm.institution_min_members} candidate members, "
                   "and those given with --institutions; broker = "
-                  f"{prm.broker_scale:g} x (1 - share of the system that are members); a venue only at a "
-                  "summit day given with --institutions ID:DAY"]
+                  f"{prm.broker_scale:g} x (1 - share of the system that are members); each institution the "
+                  f"pivot belongs to is a venue (its council) on day {prm.venue_share:g} x the deadline, "
+                  "unless --institutions ID:DAY gives its summit day"]
         why = {iid: ties.SECURITY_IGOS.get(iid, "given with --institutions")
                for iid, *_ in inp.ties.institutions}
         longs = {iid: long for iid, long, *_ in inp.ties.institutions}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -99,6 +100,22 @@ def beta_tables(ties: list[tuple[float, float]]) -> np.ndarray:
             table = _ready.get(key)
         got[key] = table if table is not None else _build(*key)  # dropped meanwhile, or failed
     return np.stack([got[k] for k in keys])
+
+
+@contextmanager
+def cache_at_least(tables: int):
+    """Keep at least `tables` tables in this process while the block runs (a fit that reruns
+    the same cases at many grid points builds each tie's table once); the usual bound after."""
+    global CACHED_TABLES
+    before = CACHED_TABLES
+    CACHED_TABLES = max(before, int(tables))
+    try:
+        yield
+    finally:
+        with _lock:
+            CACHED_TABLES = before
+            while len(_ready) > CACHED_TABLES:
+                _ready.popitem(last=False)
 
 
 @lru_cache(maxsize=4)

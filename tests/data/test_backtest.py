@@ -207,11 +207,16 @@ def test_fit_takes_the_probit_and_the_best_grid_point_and_round_trips(case_file)
     res = fit.fit([p], BuilderParams(), episodes=300)
     assert len(res.grid) == int(np.prod([len(v) for v in fit.PROCESS_GRID.values()]))
     assert res.chosen is fit.best(res.grid)
-    assert res.chosen["log_loss"] == min(r["log_loss"] for r in res.grid)  # no complete case: log loss
+    assert res.chosen["joint"] == min(r["joint"] for r in res.grid)
+    # no complete case: the joint score is the membership log-likelihood of the scored states
+    assert res.chosen["size_log_score"] is None
+    assert res.chosen["joint"] == pytest.approx(res.chosen["log_loss"] * int(p.scored.sum()))
     coefficients, _ = fit.probit([p])
-    for name in fit.PREF_NAMES:
+    for name in fit.PREF_NAMES[1:]:
         assert getattr(res.params, name) == pytest.approx(coefficients[name])
-    for name in fit.PROCESS_GRID:
+    # the intercept is the probit's moved by the chosen shift; the other grid values are taken as chosen
+    assert res.params.pref_intercept == pytest.approx(coefficients["pref_intercept"] + res.chosen["intercept_shift"])
+    for name in set(fit.PROCESS_GRID) - {"intercept_shift"}:
         assert getattr(res.params, name) == res.chosen[name]
     f = case_file.parent / "fitted.toml"
     f.write_text(fit.params_text(res.params, "test"))
@@ -220,11 +225,27 @@ def test_fit_takes_the_probit_and_the_best_grid_point_and_round_trips(case_file)
         assert getattr(again, name) == pytest.approx(getattr(res.params, name), abs=1e-5)
 
 
-def test_grid_prefers_the_size_on_complete_cases():
-    rows = [{"size_log_score": 2.0, "log_loss": 0.1}, {"size_log_score": 1.0, "log_loss": 0.5}]
+def test_joint_score_adds_the_size_log_score_of_complete_cases(monkeypatch):
+    """The grid's criterion: summed membership log loss of the scored states plus each complete
+    case's size log score; the best point is the lowest joint score, not the lowest log loss."""
+    rows = [{"joint": 20.0, "log_loss": 0.1}, {"joint": 19.0, "log_loss": 0.5}]
     assert fit.best(rows) is rows[1]
-    rows = [{"size_log_score": None, "log_loss": 0.3}, {"size_log_score": None, "log_loss": 0.2}]
-    assert fit.best(rows) is rows[1]
+
+
+def test_leave_one_out_fits_each_fold_without_its_case(case_file):
+    """Fold k's probit is fitted on every case but k (the held-out case never enters its own fit)."""
+    (case_file.parent / "second_war.toml").write_text(CASE.replace("Fixture war", "Second war"))
+    a = backtest.prepare(backtest.load_case(case_file))
+    b = backtest.prepare(backtest.load_case(case_file.parent / "second_war.toml"))
+    b.joined = ~b.joined                                     # the second war: the others joined
+    folds = fit.leave_one_out([a, b], BuilderParams(), episodes=200)
+    fitted = [fit.probit([other])[0] for other in (b, a)]
+    assert fitted[0] != pytest.approx(fitted[1])          # the two folds' data differ
+    for fold, coefficients in zip(folds, fitted):
+        for name in fit.PREF_NAMES[1:]:
+            assert getattr(fold.params, name) == pytest.approx(coefficients[name])
+        assert fold.params.pref_intercept == pytest.approx(coefficients["pref_intercept"]
+                                                           + fold.chosen["intercept_shift"])
 
 
 def test_cli_fit_writes_a_parameters_file_and_scores_leave_one_out(case_file, tmp_path, capsys):

@@ -174,8 +174,13 @@ def test_institutions_are_the_pivots_security_igos_and_those_given():
     assert set(ids) == {"NATO"}  # UN is political but not a security organisation; MISC neither
     assert set(ids["NATO"]["members"]) == {"ALY", "NON", "FAR"} and ids["NATO"]["pivot_member"]
     assert ids["NATO"]["broker"] == pytest.approx(BuilderParams().broker_scale * (1 - 4 / 5))
-    assert "venue_day" not in ids["NATO"]  # no summit given: no venue
+    # no summit given: its council meets at venue_share x the deadline, with the fitted pull
+    prm = BuilderParams()
+    assert ids["NATO"]["venue_day"] == pytest.approx(prm.venue_share * doc["deadline_days"])
+    assert ids["NATO"]["venue_bonus"] == prm.venue_bonus
     assert "North Atlantic alliance" in text
+    _, doc, _ = built(prm=BuilderParams(institution_min_members=3, venue_share=0.5), deadline_days=40)
+    assert doc["institutions"][0]["venue_day"] == 20.0
     _, doc, text = built(prm=BuilderParams(venue_bonus=0.7), institutions="UN:30,NATO:12.5")
     ids = {i["id"]: i for i in doc["institutions"]}
     assert ids["UN"]["venue_day"] == 30.0 and ids["UN"]["venue_bonus"] == 0.7 and ids["UN"]["broker"] == 0.0

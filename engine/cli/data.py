@@ -172,9 +172,12 @@ def _fit(args, prepared, prm) -> int:
     params = [loo.params for loo in fits]
     # every case scored with the parameters fitted without it, in one run (its logit baseline is
     # leave-one-case-out already)
-    res = backtest.run_backtests(prepared, params, episodes=backtest.DEFAULT_EPISODES if args.episodes is None
-                                 else args.episodes, seed=args.seed, out=args.out, run_id=args.run_id,
-                                 progress=False, workers=args.workers, seeds=args.seeds)
+    from engine.model import tie_tables
+
+    with tie_tables.cache_at_least(len(fit.tie_shapes(prepared, prm)) + 64):
+        res = backtest.run_backtests(prepared, params, episodes=backtest.DEFAULT_EPISODES if args.episodes is None
+                                     else args.episodes, seed=args.seed, out=args.out, run_id=args.run_id,
+                                     progress=False, workers=args.workers, seeds=args.seeds)
     print(f"\nleave-one-case-out, run {res.run_id} (each case scored with parameters fitted on the others):")
     print(backtest.report(res.tables["backtests"], res.tables["backtest_comparisons"]))
     return 0

@@ -84,16 +84,16 @@ class BuilderParams:
     venue_share: float = 0.3              # the pivot's security institutions meet at this share of the
                                           # deadline (unless --institutions ID:DAY gives the day)
     # preference mean (units of the preference sd) = linear index of the interest covariates
-    pref_intercept: float = -2.263333
-    pref_un_pivot: float = 0.524029
-    pref_un_target: float = -0.63272
-    pref_log_distance: float = -0.626067
-    pref_regime: float = 1.582394
-    pref_rival_target: float = -1.484231
-    pref_rival_pivot: float = -1.241093
-    pref_major: float = 0.308478
-    pref_major_aligned: float = 0.266557
-    pref_log_milper: float = 0.031675
+    pref_intercept: float = -2.35524
+    pref_un_pivot: float = 0.465831
+    pref_un_target: float = -0.407245
+    pref_log_distance: float = -0.58698
+    pref_regime: float = 1.344525
+    pref_rival_target: float = 0.479075
+    pref_rival_pivot: float = -0.012067
+    pref_major: float = 0.270886
+    pref_major_aligned: float = 0.565754
+    pref_log_milper: float = 0.03255
     pref_sd: float = 1.0
     # scenario values (payment unit = one preference sd)
     deadline_days: float = 180.0

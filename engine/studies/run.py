@@ -49,7 +49,8 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
               read_back: bool = True) -> Forecast:
     """Steps two and three of a study: execute its plan, publish the run's tables with
     `design`, `sensitivity` (`sensitivity_s2`) and `comparisons`."""
-    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress,
+                                        kind="study", name=st.name)
     tables = {}
     if st.inputs:
         first_row = 1 + len(st.variants)
@@ -95,8 +96,12 @@ def ablation_plan(scenario, **settings) -> tuple[RunPlan, list[str]]:
 
 def run_ablation(plan: RunPlan, names: list[str], *, out=None, resume: bool = False,
                  progress: bool | None = None, read_back: bool = True) -> Forecast:
-    """Steps two and three of an ablation: the run's tables plus `comparisons`."""
-    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    """Steps two and three of an ablation: the run's tables plus `comparisons`. The run's name
+    is the ablated scenario's file name (its id), else its name."""
+    base = plan.scenarios[0]
+    name = Path(base.path).stem if base.path else base.name
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress,
+                                        kind="ablate", name=name)
     return publisher.publish(execution, {"comparisons": _comparisons(plan, execution, names)}, read_back)
 
 

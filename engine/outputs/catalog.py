@@ -22,6 +22,7 @@ dashboard never opens a half-built catalog.
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import stat
@@ -56,28 +57,62 @@ def build_catalog(out, file=None) -> str:
     if "runs" not in tables:
         raise StorageError(f"no published run in {location.uri}: nothing to catalog")
     target = Path(file) if file else (Path(location.root) / CATALOG if location.local else Path(CATALOG))
-    _check_replaceable(target)
+    named = f"--file {target}" if file else f"the catalog {target}"
+    _check_replaceable(target, named)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(target)
     building = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    building.unlink(missing_ok=True)
+    _remove(building)
     try:
-        con = duckdb.connect(str(building))
-    except duckdb.Error as exc:  # (a file under --out that cannot be read is reported elsewhere)
-        raise StorageError(f"--file {target}: the catalog cannot be written there "
-                           f"({str(exc).splitlines()[0]})") from None
-    try:
-        with con:
-            if not location.local:
-                _load_httpfs(con, location)
-            _create_views(con, location, tables)
-            _suite_views(con, location)
+        try:
+            con = duckdb.connect()
+            with con:
+                try:  # the storage format DuckDB 1.x reads too (docs/OUTPUTS.md: which DuckDB)
+                    con.execute(f"ATTACH {_quote(str(building))} AS catalog (STORAGE_VERSION 'v1.0.0')")
+                except duckdb.Error as exc:  # no such directory, not allowed: a wrong path (exit 2)
+                    raise StorageError(f"{named}: the catalog cannot be written there "
+                                       f"({str(exc).splitlines()[0]})") from None
+                con.execute("USE catalog")
+                if not location.local:
+                    _load_httpfs(con, location)
+                _create_views(con, location, tables)
+                _suite_views(con, location)
+                con.execute("USE memory")
+                con.execute("DETACH catalog")
+        except duckdb.IOException as exc:  # a full or read-only disk: the environment (exit 3)
+            raise OSError(f"{named}: the catalog cannot be written ({str(exc).splitlines()[0]})") from None
+        _remove(target.with_name(target.name + ".wal"))  # a stale log would be replayed into the new file
         os.replace(building, target)
     finally:
-        building.unlink(missing_ok=True)
+        _remove(building)
     return str(target)
 
 
-def _check_replaceable(target: Path) -> None:
+def _remove(path: Path) -> None:
+    """Remove a database file and its write-ahead log, if there."""
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+
+
+def _remove_orphans(target: Path) -> None:
+    """Remove the temporary files of catalog builds whose process is gone (killed midway)."""
+    for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp*"):
+        pid = p.name[len(target.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_replaceable(target: Path, named: str) -> None:
     """The catalog replaces only a regular file (or is written to a new path): never a
     directory, a FIFO, a device node or a symbolic link that happens to be at the path."""
     try:
@@ -88,7 +123,7 @@ def _check_replaceable(target: Path) -> None:
         kind = ("a directory" if stat.S_ISDIR(mode) else "a symbolic link" if stat.S_ISLNK(mode)
                 else "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                 else "not a file")
-        raise StorageError(f"--file {target}: {kind}, not a regular file; the catalog replaces only "
+        raise StorageError(f"{named}: {kind}, not a regular file; the catalog replaces only "
                            "a regular file: give a new path or a catalog file")
 
 
@@ -230,7 +265,8 @@ def _wide_views(con, design: bool) -> None:
             inputs AS (
                 SELECT run_id, scenario_id, any_value(row) AS row,
                        string_agg(input || ' = ' || value::VARCHAR, '; ' ORDER BY input) AS inputs
-                FROM design WHERE run_id IN (SELECT run_id FROM latest) GROUP BY run_id, scenario_id)
+                FROM design WHERE run_id IN (SELECT run_id FROM latest) AND row >= 0  -- not base, variants
+                GROUP BY run_id, scenario_id)
             SELECT w.*, i.row, i.inputs, l.kind, l.name,
                    coalesce(l.kind, 'run') || coalesce(':' || l.name, '') || '/' || w.scenario_id AS series
             FROM summary_wide w JOIN inputs i USING (run_id, scenario_id) JOIN latest l USING (run_id)""")

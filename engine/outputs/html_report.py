@@ -22,6 +22,7 @@ import polars as pl  # noqa: E402
 
 from engine.outputs.storage import StorageError, complete_runs, locate, run_tables  # noqa: E402
 from engine.outputs.tables import wilson  # noqa: E402
+from engine.outputs.text import scenario_lines  # noqa: E402
 
 MAX_SCENARIO_SECTIONS = 12  # a study has hundreds of design rows: base and variants come first
 CAPACITY_BINS = 64          # the report's capacity histogram (the table has 1024 bins)
@@ -35,6 +36,7 @@ td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
 figure.chart { margin: 0; } figure.chart svg { max-width: 100%; height: auto; }
 figcaption { font-size: 0.8em; color: #555; max-width: 520px; }
 .note { font-size: 0.85em; color: #555; }
+ul.figures { font-family: ui-monospace, monospace; font-size: 0.85em; list-style: none; padding-left: 0; }
 """
 
 
@@ -66,22 +68,25 @@ def _render(tables: dict[str, pl.DataFrame]) -> str:
     run = tables["runs"].row(0, named=True)
     scenarios = tables["scenarios"]
     shown = _scenarios_shown(scenarios["scenario_id"].to_list())
-    parts = [f"<h1>pivotal forecast: run {_e(run['run_id'])}</h1>", _run_metadata(run, scenarios),
-             "<h2>Scenarios compared</h2>",
-             _charts([_success_chart(tables, shown), *_capacity_overlay(tables, shown)])]
-    if len(shown) < scenarios.height:
-        parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
-                     "(base and variants first); every scenario is in the tables.</p>")
-    for sid in shown:
-        parts += _scenario_section(tables, scenarios.filter(pl.col("scenario_id") == sid).row(0, named=True))
-    if "sensitivity" in tables or "comparisons" in tables:
-        parts.append("<h2>Study</h2>")
+    kind = run.get("kind") or "run"
+    title = {"study": "study", "ablate": "mechanism ablation", "backtest": "backtest"}.get(kind, "forecast")
+    parts = [f"<h1>pivotal {title}: {_e(run.get('name') or run['run_id'])}</h1>"]
+    if "sensitivity" in tables or "comparisons" in tables:  # the answer first
+        parts.append("<h2>What matters</h2>")
         charts = []
         if "sensitivity" in tables:
             charts.append(_sensitivity_chart(tables["sensitivity"]))
         if "comparisons" in tables:
             charts.append(_comparisons_chart(tables["comparisons"]))
         parts.append(_charts(charts))
+    parts += [_run_metadata(run, scenarios.filter(pl.col("scenario_id").is_in(shown))),
+              "<h2>Scenarios compared</h2>",
+              _charts([_success_chart(tables, shown), *_capacity_overlay(tables, shown)])]
+    if len(shown) < scenarios.height:
+        parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
+                     "(base and variants first); every scenario is in the tables.</p>")
+    for sid in shown:
+        parts += _scenario_section(tables, scenarios.filter(pl.col("scenario_id") == sid).row(0, named=True))
     if "backtests" in tables and "backtest_states" in tables:
         parts.append("<h2>Backtest</h2><p class='note'>Observed participants are the states the "
                      "Correlates of War lists as taking part, that is, major contributors, or, for a "
@@ -156,7 +161,8 @@ def _success_chart(tables, ids: list[str]) -> str:
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.35 * len(ids)))
     y = np.arange(len(ids))[::-1]
     ax.errorbar(p, y, xerr=_spread(p, low, high), fmt="o", color=BLUE, capsize=3)
-    ax.set_yticks(y, ids)
+    names = dict(tables["scenarios"].select("scenario_id", "scenario_name").iter_rows())
+    ax.set_yticks(y, [f"{names.get(i, i)} [{i}]" for i in ids], fontsize=8)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("P(success at the deadline)")
     ax.grid(axis="x", alpha=0.3)
@@ -193,11 +199,35 @@ def _capacity_overlay(tables, ids: list[str]) -> list[str]:
 def _scenario_section(tables, s: dict) -> list[str]:
     sid = s["scenario_id"]
     pick = lambda t: tables[t].filter(pl.col("scenario_id") == sid)  # noqa: E731
+    figures = "".join(f"<li>{_e(line.strip())}</li>" for line in scenario_lines(tables, s, names=True))
     return [f"<h2>{_e(s['scenario_name'])} <small>[{_e(sid)}]</small></h2>",
+            f"<ul class='figures' data-scenario='{_e(sid)}'>{figures}</ul>",
             _charts([_size_chart(pick("size_distribution"), sid),
                      _capacity_chart(pick("capacity_distribution"), s),
+                     _spent_chart(_metric(tables["summary"], sid, "spent"), s),
                      _time_chart(pick("time_to_success"), s),
                      _candidates_chart(pick("candidates"), s)])]
+
+
+def _spent_chart(spent: dict, s: dict) -> str:
+    """Spending at the deadline: its 5-95% range, quartiles, median and mean, against the budget."""
+    fig, ax = plt.subplots(figsize=(5, 1.8))
+    ax.hlines(0, spent["p05"], spent["p95"], color=BLUE, linewidth=1.5, label="5-95%")
+    ax.barh(0, spent["p75"] - spent["p25"], left=spent["p25"], height=0.4, color=BLUE, alpha=0.5,
+            label="25-75%")
+    ax.plot([spent["p50"]] * 2, [-0.2, 0.2], color="black", linewidth=2, label="median")
+    ax.plot(spent["mean"], 0, "o", color=ORANGE, label="mean")
+    ax.axvline(s["budget"], color=RED, linestyle="--", label=f"budget {s['budget']:,.4g}")
+    ax.set_xlim(0, 1.05 * max(s["budget"], spent["max"] or 0.0, 1e-9))
+    ax.set_yticks([])
+    ax.set_xlabel(f"spent by the deadline ({s['payment_unit']})")
+    _thousands(ax.xaxis)
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.6))
+    return _figure(fig, "spent", f"{sid_of(s)}: what the pivot spent, against its budget.")
+
+
+def sid_of(s: dict) -> str:
+    return f"{s['scenario_name']} [{s['scenario_id']}]"
 
 
 def _size_chart(sizes: pl.DataFrame, sid: str) -> str:
@@ -251,7 +281,8 @@ def _candidates_chart(cands: pl.DataFrame, s: dict) -> str:
                 fmt="none", ecolor="black", capsize=2, label="95% interval")
     ax.barh(y, cands["p_venue_join"].to_numpy(), height=0.35, color=ORANGE,
             label="joined at a venue (incl. later withdrawn)")
-    ax.set_yticks(y, cands["candidate_id"].to_list(), fontsize=8)
+    ax.set_yticks(y, [f"{n} ({c})" if n and n != c else c for n, c in
+                      zip(cands["candidate_name"].to_list(), cands["candidate_id"].to_list())], fontsize=8)
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("probability")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / fig.get_figheight()), ncol=2)

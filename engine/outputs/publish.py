@@ -40,6 +40,19 @@ class Forecast:
     simulating: float = 0.0     # seconds of `seconds` spent running chunks (the rate's base)
     starting: float = 0.0       # seconds spent compiling kernels (local) or starting Ray
 
+    def __repr__(self) -> str:
+        """A short summary (the run, its tables, each scenario's success with its interval), not
+        every table: in a terminal or a notebook's text output."""
+        from engine.outputs.text import brief_text
+        return brief_text(self.tables)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        """The short summary as an HTML table, for Jupyter."""
+        from engine.outputs.text import brief_html
+        return brief_html(self.tables)
+
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("status", pa.string()),

@@ -91,7 +91,7 @@ def study_lines(tables) -> list[str]:
     if "comparisons" in tables and tables["comparisons"].height:
         lines += ["", comparisons_text(tables)]
     if "design" in tables and tables["design"].height:
-        rows = tables["design"]["scenario_id"].unique()
+        rows = tables["design"].filter(pl.col("row") >= 0)["scenario_id"].unique()  # not base, variants
         ok = tables["summary"].filter(pl.col("scenario_id").is_in(rows.implode()) & (pl.col("metric") == "success"))["mean"]
         lines += ["", f"design: {rows.len():,} rows x {tables['design']['input'].n_unique()} inputs; success over "
                   f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]

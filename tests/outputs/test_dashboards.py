@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 import pivotal
@@ -115,7 +116,12 @@ def test_a_run_counts_only_in_queries_that_began_after_its_commit(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
+def keyed(keyed_out):
+    return duckdb.connect(build_catalog(keyed_out), read_only=True)
+
+
+@pytest.fixture(scope="module")
+def keyed_out(tmp_path_factory):
     """A run and a backtest of one scenario id; an ablation and two studies (one with a design)
     of one base scenario."""
     out = tmp_path_factory.mktemp("keys")
@@ -131,7 +137,7 @@ def keyed(tmp_path_factory):
     second.write_text(second.read_text().replace('name = "test study"', 'name = "second study"'))
     pivotal.study(first, out=out, run_id="study-1", progress=False)
     pivotal.study(second, out=out, run_id="study-2", progress=False)
-    return duckdb.connect(build_catalog(out), read_only=True)
+    return out
 
 
 def test_runs_say_what_wrote_them(keyed):
@@ -256,3 +262,28 @@ def test_the_catalog_through_sqlalchemy_and_duckdb_engine_as_superset_connects(k
         assert all(t.utcoffset() == dt.timedelta(0) for t in finished)
         typ = con.execute(sqlalchemy.text("SELECT typeof(finished_at) FROM runs LIMIT 1")).scalar()
         assert typ == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_show_reprints_a_studys_and_an_ablations_tables(keyed_out):
+    """`pivotal show` of a study or an ablation printed only the run's summary."""
+    from engine.cli.outputs import show_text
+
+    study = show_text(keyed_out, "study-1")
+    for text in ("difference from the base", "no venues", "design: 4 rows x 2 inputs",
+                 "sensitivity (", "success (S", "budget", "parameters.linkage"):
+        assert text in study, text
+    ablation = show_text(keyed_out, "ablation")
+    assert "difference from the base" in ablation and "no ties" in ablation and "sensitivity" not in ablation
+    assert "difference from the base" not in show_text(keyed_out, "run-gulf")
+
+
+def test_a_result_displays_as_a_short_summary_and_as_html(keyed_out):
+    """A Forecast printed every table raw in a terminal or a notebook."""
+    res = pivotal.ablate(TUTORIAL, episodes=300, progress=False)
+    text = repr(res)
+    assert text == str(res) and text.startswith("Forecast(ablate ")
+    assert len(text.splitlines()) == 1 + 9 and "(95% CI " in text and "shape:" not in text
+    html = res._repr_html_()
+    assert html.count("<tr>") == 1 + 9 and "<table>" in html and "[no ties]" in html
+    low = res.tables["summary"].filter(pl.col("metric") == "success").row(0, named=True)["success_low"]
+    assert f"{low:.1%}" in text.splitlines()[1] or f"{low * 100:.2g}%" in text.splitlines()[1]

@@ -16,7 +16,7 @@ from study_fixtures import STATES, backtest_tables, publish_with, study_tables
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
-SCENARIO_CHARTS = ("size", "capacity", "time_to_success", "candidates")
+SCENARIO_CHARTS = ("size", "capacity", "spent", "time_to_success", "candidates")
 # every chart's kind, whether its SVG has a size and drawn paths, and every URL the page names
 INSPECT = """(() => ({
   charts: Array.from(document.querySelectorAll('figure.chart')).map(f => {
@@ -96,8 +96,12 @@ def test_the_browser_check_sees_requests_and_console_errors(tmp_path):
 def test_report_of_a_study_run_renders_every_chart_offline(out, tmp_path):
     page = render(out, "study", tmp_path)
     kinds = check_offline_page(page, "report_study.png")
-    assert kinds == ["success", "capacity_overlay", *SCENARIO_CHARTS * 4, "sensitivity", "comparisons"]
+    # the answer first (issue 19): sensitivity and comparisons, then the scenarios
+    assert kinds == ["sensitivity", "comparisons", "success", "capacity_overlay", *SCENARIO_CHARTS * 4]
     html = page.read_text()
+    assert html.count("<ul class='figures'") == 4 and html.count("95% CI") == 4
+    for line in ("success", "size ", "capacity ", "spent ", "time to success", "most likely", "least likely"):
+        assert html.count(f"<li>{line}") == 4, line
     for text in ("requirement 300", "S1", "ST", "Poland brought closer", "Bigger budget", "schema_version"):
         assert text in html, text
     # base and variants come before design rows

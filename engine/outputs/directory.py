@@ -242,7 +242,8 @@ class RunDirectory:
         """Write every table to staging (the `streamed` ones are there already), move them
         into place, `runs` last; drop staging."""
         staged = self.staging / "tables"
-        for name in self._stage(tables, streamed):
+        names = self._stage(tables, streamed)
+        for name in names:
             target = self.published(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # left by a crash during an earlier publish of this run
@@ -252,8 +253,9 @@ class RunDirectory:
                 os.utime(staged / name / PART, ns=(ahead, ahead))
             os.replace(staged / name, target)
             fsync_path(target.parent)  # the rename is durable before the next table (and `runs` last)
-        commit = time.time_ns()  # after the rename: every table is in place by this time
-        os.utime(self.published("runs") / PART, ns=(commit, commit))
+        if "runs" in names:  # (a table added to a finished run, such as `discovery`, has none)
+            commit = time.time_ns()  # after the rename: every table is in place by this time
+            os.utime(self.published("runs") / PART, ns=(commit, commit))
         shutil.rmtree(self.staging)
         self.unlock()
 

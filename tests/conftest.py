@@ -76,5 +76,11 @@ def pytest_collection_modifyitems(items):
     another on one worker (`--dist loadgroup`): two local Ray instances on two cores would
     compete for every CPU and time out."""
     for item in items:
-        if "ray" in item.nodeid.lower() or "/execution/test_resilience.py" in item.nodeid:
+        if "ray" in item.nodeid.lower():
             item.add_marker(pytest.mark.xdist_group("ray"))
+        elif any(f in item.fixturenames for f in SHARED_FIXTURES):  # computed once, on one worker
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+# module-scoped fixtures that take seconds: their tests stay on one worker, so each is built once
+SHARED_FIXTURES = ("shipped_and_korea", "batch")

@@ -68,6 +68,10 @@ class Candidate:
     # channel is then the `tie` draw itself; order: information, linkage, credibility
     channels: tuple = (None, None, None)
 
+    def field(self, name: str) -> tuple | None:
+        """The table `name` (capacity, preference, tie or a channel) as a tuple; None: a channel not given."""
+        return self.channels[CHANNELS.index(name)] if name in CHANNELS else getattr(self, name)
+
 
 CHANNELS = ("tie_information", "tie_linkage", "tie_credibility")
 

@@ -193,13 +193,13 @@ def resolve(path: str, doc: dict, base: Scenario) -> tuple[Location, ...] | str:
         if not picked:
             return f"it has no candidate {cid!r}"
         if fld in CHANNELS:  # a per-mechanism tie is varied where the base scenario gives one
-            picked = [i for i in picked if base.candidates[i].channels[CHANNELS.index(fld)] is not None]
+            picked = [i for i in picked if base.candidates[i].field(fld) is not None]
             if not picked:
                 return f"no candidate {cid!r} with a {fld} (give it in the base scenario)"
         sub_index = CANDIDATE_FIELDS[fld].index(sub)
         return tuple(Location(("candidates", i, fld, sub),
                               (f"candidates[{i}].{fld}.{sub}", f"candidates[{i}].{fld}"),
-                              _field(base.candidates[i], fld)[sub_index], "number") for i in picked)
+                              base.candidates[i].field(fld)[sub_index], "number") for i in picked)
     if head == "ties" and len(parts) == 4:
         a, b, sub = parts[1:]
         if sub not in ("mean", "concentration"):
@@ -339,13 +339,6 @@ def load_study(path) -> Study:
         study.values = [list(row) for row in zip(*columns)]
     study.scenarios = _scenarios(c, study, base)
     return study
-
-
-def _field(candidate, field: str) -> tuple:
-    """A candidate's table `field` as a tuple (capacity, preference, tie or a channel)."""
-    if field in CHANNELS:
-        return candidate.channels[CHANNELS.index(field)]
-    return getattr(candidate, field)
 
 
 def _sets_integers(inp: Input) -> bool:

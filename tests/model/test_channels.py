@@ -11,11 +11,25 @@ import pytest
 
 import pivotal
 from conftest import build, metric, run, scenario_doc
+from engine.cli.main import main
 from engine.model.scenario import CHANNELS, ScenarioError, scenario_document
 from exact_scenarios import exact_scenario_doc
+from study_fixtures import write_study
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED = json.loads((ROOT / "tests" / "fixtures" / "numbers_before_channels.json").read_text())
+TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
+LINKAGE_LINE = "tie_linkage = { mean = 0.4, concentration = 20.0 }"
+STUDY = '''
+episodes = 100
+[design]
+sampler = "grid"
+levels = 2
+[[inputs]]
+path = "PATH"
+low = LOW
+high = 0.9
+'''  # a study of the tutorial: PATH from LOW to 0.9
 
 
 def test_scenarios_without_channels_keep_their_numbers():
@@ -130,8 +144,6 @@ def test_a_bad_channel_is_refused_with_its_key_path(value, rule):
 
 
 def test_a_study_can_vary_a_channel(tmp_path):
-    from study_fixtures import write_study
-
     base = tmp_path / "base.toml"
     import tomli_w
     base.write_bytes(tomli_w.dumps(scenario_doc(candidates=[one(tie_linkage=0.5)], parameters=dict(EXACT),
@@ -150,3 +162,75 @@ high = 1
     res = pivotal.study(st, episodes=200, progress=False)
     spent_by_row = res.tables["summary"].filter((pl.col("metric") == "spent") & pl.col("scenario_id").str.starts_with("row-"))
     assert spent_by_row["mean"][0] > spent_by_row["mean"][1]  # a stronger linkage tie costs less
+
+
+def test_with_one_tie_and_the_default_floor_and_linkage_the_two_switches_differ_only_by_withdrawals():
+    """Why the revision was needed: with one tie w, rho = 0.5 and lambda = 1, v = 0.5 (1 + w)
+    with `linkage` off and 0.5 + 0.5 w with `credibility` off, the same to the bit; so without
+    channels the two switches differ only through the withdrawal hazard h (1 - wC). With the
+    channels given, payments differ too."""
+    doc = exact_scenario_doc(6)
+    doc["parameters"] |= {"credibility_floor": 0.5, "linkage": 1.0}
+    doc["mechanisms"] = {"withdrawals": False}
+
+    def off(d, mechanism):
+        return run(d | {"mechanisms": d["mechanisms"] | {mechanism: False}}, episodes=3000, seed=3)
+    a, b = off(doc, "linkage"), off(doc, "credibility")
+    for table in ("summary", "candidates"):
+        assert a[table].drop("run_id").equals(b[table].drop("run_id")), table
+    assert 0 < metric(a, "spent")  # payments were made, so the equality is not vacuous
+    with_withdrawals = doc | {"mechanisms": {}, "parameters": doc["parameters"] | {"withdrawal_rate": 0.01}}
+    assert metric(off(with_withdrawals, "linkage"), "withdrawals") < metric(
+        off(with_withdrawals, "credibility"), "withdrawals")  # wC = 0: the full hazard h
+    channels = json.loads(json.dumps(doc))
+    for k, c in enumerate(channels["candidates"]):
+        c["tie_linkage"] = {"mean": 0.9 if k % 2 else 0.1, "concentration": 20.0}
+        c["tie_credibility"] = {"mean": 0.1 if k % 2 else 0.9, "concentration": 20.0}
+    assert metric(off(channels, "linkage"), "spent") != metric(off(channels, "credibility"), "spent")
+
+
+BAD_CHANNELS = [
+    ("tie_linkage = { mean = 1.4, concentration = 20.0 }", "candidates[0].tie_linkage.mean", "must be in [0, 1]"),
+    ("tie_linkage = { mean = 0.4, concentration = 0.0 }", "candidates[0].tie_linkage.concentration",
+     "must be in (0, 1e6]"),
+    ("tie_linkage = { concentration = 20.0 }", "candidates[0].tie_linkage.mean", "required key is missing"),
+    ("tie_linkage = { mean = 0.4, concentration = 20.0, shape = 1 }", "candidates[0].tie_linkage.shape",
+     "unknown key"),
+    ('tie_linkage = "strong"', "candidates[0].tie_linkage", "must be a table"),
+    ("tie_linkages = { mean = 0.4, concentration = 20.0 }", "candidates[0].tie_linkages", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("line,key,rule", BAD_CHANNELS, ids=[b[1] for b in BAD_CHANNELS])
+def test_the_cli_refuses_a_bad_channel_in_one_line_with_exit_2(tmp_path, capsys, line, key, rule):
+    text = TUTORIAL.read_text()
+    assert text.count(LINKAGE_LINE) == 1  # Bigland, the first candidate, gives a linkage tie
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace(LINKAGE_LINE, line))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: {key}: {rule}" in err[0], err
+
+
+@pytest.mark.parametrize("path,low,key,rule", [
+    ("candidates.C.tie_linkage.mean", 0.1, "inputs[0].path", "no candidate 'C' with a tie_linkage"),
+    ("candidates.B.tie_linkage.shape", 0.1, "inputs[0].path", "a candidate has no value tie_linkage.shape"),
+    ("candidates.E.tie_credibility.mean", -0.5, "inputs[0]",
+     "invalid scenario: candidates[3].tie_credibility.mean: must be in [0, 1]"),
+])
+def test_a_study_path_to_a_channel_is_refused_in_one_line(tmp_path, capsys, path, low, key, rule):
+    """The tutorial gives B a linkage tie and E a credibility tie; C gives no channel."""
+    study = write_study(tmp_path, STUDY.replace("PATH", path).replace("LOW", str(low)), scenario=TUTORIAL)
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{study}: {key}: " in err[0] and rule in err[0], err
+
+
+def test_a_study_path_to_every_candidate_s_channel_takes_those_that_give_it(tmp_path):
+    st = pivotal.load_study(write_study(tmp_path, STUDY.replace("PATH", "candidates.*.tie_linkage.mean")
+                                        .replace("LOW", "0.1"), scenario=TUTORIAL))
+    rows = [s for s in st.scenarios if s.id.startswith("row-")]
+    assert [s.candidates[0].field("tie_linkage")[0] for s in rows] == pytest.approx([0.3, 0.7])
+    assert all([c.field("tie_linkage") for c in s.candidates[1:]] == [None] * 3 for s in rows)
+    assert all(s.candidates[3].field("tie_credibility") == (0.6, 10.0) for s in rows)  # untouched
+    assert all([c.tie for c in s.candidates] == [c.tie for c in st.scenarios[0].candidates] for s in rows)

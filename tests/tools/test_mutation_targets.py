@@ -27,4 +27,5 @@ def test_mutation_names_are_unique_and_cover_the_reviewed_misreadings():
             "information-off-drops-broker", "venue-pays-after-success", "withdraw-subtracts",
             "preference-keyed-by-position", "escalation-without-sd", "open-revisits-withdrawn",
             "venue-index-order", "holdout-missing", "delay-raw-tie", "linkage-reads-credibility-channel",
-            "quantile-one-bin-off", "paired-se-independent", "target-se-trusts-zero"} <= set(names)
+            "quantile-one-bin-off", "paired-se-independent", "target-se-trusts-zero", "delay-reads-broker-tie",
+            "absent-channel-reads-zero", "channel-lanes-swapped", "channel-columns-swapped"} <= set(names)

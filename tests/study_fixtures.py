@@ -41,7 +41,8 @@ def backtest_tables(run_id: str, case: str = "Gulf War, 1990") -> dict[str, pa.T
                        "participated": participated, "p_member": p_member,
                        "capacity_rank": np.arange(1, len(STATES) + 1, dtype=np.int64)})
     rows = [{"run_id": run_id, "case": case, "model": m, "scored": len(STATES),
-             "participants": int(participated.sum()), "auc": auc, "brier": brier, "log_loss": ll}
+             "participants": int(participated.sum()), "auc": auc, "brier": brier, "log_loss": ll,
+             "size_observed": 9, "size_mean": 7.5, "size_p05": 5.0, "size_p95": 10.0}
             for m, auc, brier, ll in (("pivotal", 0.8, 0.2, 0.6), ("no_ties", 0.6, 0.25, 0.7),
                                       ("capacity", 0.7, None, None), ("base_rate", 0.5, 0.24, 0.69))]
     return {"backtests": pa.Table.from_pylist(rows), "backtest_states": states}

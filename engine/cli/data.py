@@ -54,6 +54,27 @@ def add_parsers(sub) -> None:
                     help="with --fit: where the fitted parameters go (default %(default)s)")
 
 
+def _data_columns(command):
+    """A data file that reads but lacks a column the builder needs (a damaged or foreign file) is
+    one line naming --data and the column (exit 2), not a traceback."""
+    import functools
+
+    @functools.wraps(command)
+    def checked(args) -> int:
+        import polars as pl
+
+        from engine.data.cow import DataError
+
+        try:
+            return command(args)
+        except (pl.exceptions.ColumnNotFoundError, pl.exceptions.SchemaFieldNotFoundError) as exc:
+            column = str(exc).strip().splitlines()[0]
+            raise DataError(f"--data {args.data or '(default)'}: a data file has no column {column} (damaged, or not "
+                            "the COW/ATOP file its name says); restore it from ../shared/data") from None
+    return checked
+
+
+@_data_columns
 def scenario_build(args) -> int:
     import shlex
 
@@ -94,6 +115,7 @@ def scenario_build(args) -> int:
     return 0
 
 
+@_data_columns
 def backtest(args) -> int:
     from engine.data import backtest, builder
     from engine.data.cow import DataError

@@ -73,7 +73,29 @@ def show_text(out, run_id: str | None = None, recent: int = 10, max_scenarios: i
         raise StorageError(f"run {run_id!r} is not a complete run in {location.uri}")
     tables = run_tables(location, run_id)
     lines.append(tables_text(tables, max_scenarios=max_scenarios))
+    lines += study_lines(tables)
     if "backtests" in tables:  # a backtest run: its scores as `pivotal backtest` printed them
         from engine.data.backtest import report as backtest_report
         lines += ["", backtest_report(tables["backtests"], tables.get("backtest_comparisons"))]
     return "\n".join(lines)
+
+
+def study_lines(tables) -> list[str]:
+    """What a study or an ablation printed after its summary: the comparisons with the base, the
+    design's spread and the sensitivity indices (`pivotal show` reprints them)."""
+    import polars as pl
+
+    from engine.studies.run import comparisons_text, sensitivity_lines
+
+    lines = []
+    if "comparisons" in tables and tables["comparisons"].height:
+        lines += ["", comparisons_text(tables)]
+    if "design" in tables and tables["design"].height:
+        rows = tables["design"].filter(pl.col("row") >= 0)["scenario_id"].unique()  # not base, variants
+        ok = tables["summary"].filter(pl.col("scenario_id").is_in(rows.implode()) & (pl.col("metric") == "success"))["mean"]
+        lines += ["", f"design: {rows.len():,} rows x {tables['design']['input'].n_unique()} inputs; success over "
+                  f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]
+    if "sensitivity" in tables and tables["sensitivity"].height:
+        methods = ", ".join(tables["sensitivity"]["method"].unique(maintain_order=True).drop_nulls().to_list())
+        lines += ["", f"sensitivity ({methods or 'indices'}):"] + sensitivity_lines(tables["sensitivity"])
+    return lines

@@ -248,7 +248,8 @@ def run_backtest_plan(plan, prepared: list[Prepared], prm, *, out=None,
     plan's and the next ones, each a run of the same scenarios that is not published."""
     from engine.forecast import execute_plan, forecast
 
-    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress, kind="backtest",
+                                        name=",".join(sorted(p.case.name for p in prepared)))
     staged = publisher.staged()
     tables = {name: pl.from_arrow(staged[name]) for name in ("candidates", "size_distribution")}
     rows, states = _scores(plan.run_id, prepared, tables, plan.episodes)

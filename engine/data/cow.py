@@ -65,11 +65,16 @@ def _frames(data_dir: str) -> dict[str, pl.DataFrame]:
     out = {}
     for key, name in FILES.items():
         path = root / name
-        out[key] = (pl.read_parquet(path) if name.endswith(".parquet")
-                    else pl.read_csv(path, infer_schema_length=None))
-    out["atop"] = out["atop"].with_columns(pl.col("ccode1", "ccode2", "year").cast(pl.Int64))
-    for key in ("trade", "igo_dyad", "mindist"):
-        out[key] = out[key].with_columns(pl.col("ccode1", "ccode2", "year").cast(pl.Int64))
+        try:
+            frame = (pl.read_parquet(path) if name.endswith(".parquet")
+                     else pl.read_csv(path, infer_schema_length=None))
+            if key in ("atop", "trade", "igo_dyad", "mindist"):
+                frame = frame.with_columns(pl.col("ccode1", "ccode2", "year").cast(pl.Int64))
+        except (pl.exceptions.PolarsError, OSError) as exc:  # a damaged or foreign file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"--data {data_dir}: {name}: cannot be read as the COW file it should be "
+                            f"({type(exc).__name__}: {first}); restore it from ../shared/data") from None
+        out[key] = frame
     return out
 
 

@@ -9,7 +9,9 @@ Layout (docs/OUTPUTS.md):
 
 Publishing moves each table's directory into place with one rename, and the
 `runs` table last: a reader who sees a run's `runs` row (status complete)
-sees all its tables, and never a half-written file.
+sees all its tables, and never a half-written file. The `runs` file's
+modification time is then set to the moment after its rename (its commit
+time): the catalog counts a run only in queries that began after it.
 
 On object storage (`ObjectRunDirectory`, `--out s3://bucket/prefix`) each table
 is written straight to its final key (an object appears whole or not at all)
@@ -23,6 +25,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,12 +34,17 @@ from pyarrow.fs import FileType
 
 from engine.execution.aggregate import Aggregate, load_chunk, save_chunk
 from engine.outputs.schema import finalize
-from engine.outputs.storage import Location, StorageError, checkpoint_root, locate
+from engine.outputs.storage import PART, Location, StorageError, checkpoint_root, locate
 
 RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
               "time_to_success", "candidates", "episodes", "runs")  # what every run writes
 TABLES = RUN_TABLES + ("design", "sensitivity", "sensitivity_s2", "comparisons",  # studies
                        "backtests", "backtest_states", "backtest_comparisons")  # backtests
+
+
+# The `runs` file's modification time is the run's commit time, which the catalog's views read
+# (engine/outputs/catalog.py): set ahead while it is renamed into place, then to the moment after.
+COMMIT_AHEAD_NS = 60 * 10**9
 
 
 class RunExistsError(RuntimeError):
@@ -234,13 +242,20 @@ class RunDirectory:
         """Write every table to staging (the `streamed` ones are there already), move them
         into place, `runs` last; drop staging."""
         staged = self.staging / "tables"
-        for name in self._stage(tables, streamed):
+        names = self._stage(tables, streamed)
+        for name in names:
             target = self.published(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # left by a crash during an earlier publish of this run
                 shutil.rmtree(target)
+            if name == "runs":  # not yet committed for the catalog's snapshot (below)
+                ahead = time.time_ns() + COMMIT_AHEAD_NS
+                os.utime(staged / name / PART, ns=(ahead, ahead))
             os.replace(staged / name, target)
             fsync_path(target.parent)  # the rename is durable before the next table (and `runs` last)
+        if "runs" in names:  # (a table added to a finished run, such as `discovery`, has none)
+            commit = time.time_ns()  # after the rename: every table is in place by this time
+            os.utime(self.published("runs") / PART, ns=(commit, commit))
         shutil.rmtree(self.staging)
         self.unlock()
 

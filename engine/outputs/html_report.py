@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import re
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ import polars as pl  # noqa: E402
 
 from engine.outputs.storage import StorageError, complete_runs, locate, run_tables  # noqa: E402
 from engine.outputs.tables import wilson  # noqa: E402
+from engine.outputs.text import scenario_lines  # noqa: E402
 
 MAX_SCENARIO_SECTIONS = 12  # a study has hundreds of design rows: base and variants come first
 CAPACITY_BINS = 64          # the report's capacity histogram (the table has 1024 bins)
@@ -35,6 +37,7 @@ td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
 figure.chart { margin: 0; } figure.chart svg { max-width: 100%; height: auto; }
 figcaption { font-size: 0.8em; color: #555; max-width: 520px; }
 .note { font-size: 0.85em; color: #555; }
+ul.figures { font-family: ui-monospace, monospace; font-size: 0.85em; list-style: none; padding-left: 0; }
 """
 
 
@@ -65,28 +68,36 @@ def render(tables: dict[str, pl.DataFrame]) -> str:
 def _render(tables: dict[str, pl.DataFrame]) -> str:
     run = tables["runs"].row(0, named=True)
     scenarios = tables["scenarios"]
-    shown = _scenarios_shown(scenarios["scenario_id"].to_list())
-    parts = [f"<h1>pivotal forecast: run {_e(run['run_id'])}</h1>", _run_metadata(run, scenarios),
-             "<h2>Scenarios compared</h2>",
-             _charts([_success_chart(tables, shown), *_capacity_overlay(tables, shown)])]
-    if len(shown) < scenarios.height:
-        parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
-                     "(base and variants first); every scenario is in the tables.</p>")
-    for sid in shown:
-        parts += _scenario_section(tables, scenarios.filter(pl.col("scenario_id") == sid).row(0, named=True))
-    if "sensitivity" in tables or "comparisons" in tables:
-        parts.append("<h2>Study</h2>")
+    study = "design" in tables or "sensitivity" in tables
+    rows = [i for i in scenarios["scenario_id"].to_list() if study and i.startswith("row-")]
+    shown = _scenarios_shown([i for i in scenarios["scenario_id"].to_list() if i not in set(rows)])
+    kind = run.get("kind") or "run"
+    title = {"study": "study", "ablate": "mechanism ablation", "backtest": "backtest"}.get(kind, "forecast")
+    parts = [f"<h1>pivotal {title}: {_e(run.get('name') or run['run_id'])}</h1>"]
+    if "backtests" in tables and "backtest_states" in tables:  # the scores first
+        parts.append("<h2>Backtest</h2><p class='note'>Observed participants are the states the "
+                     "Correlates of War lists as taking part, that is, major contributors, or, for a "
+                     "case with its own participants file, the states that file lists.</p>")
+        parts.append(_charts(_roc_charts(tables["backtests"], tables["backtest_states"])
+                             + _size_calibration(tables["backtests"])))
+    if "sensitivity" in tables or "comparisons" in tables:  # the answer first
+        parts.append("<h2>What matters</h2>")
         charts = []
         if "sensitivity" in tables:
             charts.append(_sensitivity_chart(tables["sensitivity"]))
         if "comparisons" in tables:
             charts.append(_comparisons_chart(tables["comparisons"]))
         parts.append(_charts(charts))
-    if "backtests" in tables and "backtest_states" in tables:
-        parts.append("<h2>Backtest</h2><p class='note'>Observed participants are the states the "
-                     "Correlates of War lists as taking part, that is, major contributors, or, for a "
-                     "case with its own participants file, the states that file lists.</p>")
-        parts.append(_charts(_roc_charts(tables["backtests"], tables["backtest_states"])))
+    parts += [_run_metadata(run, scenarios.filter(pl.col("scenario_id").is_in(shown))),
+              "<h2>Scenarios compared</h2>",
+              _charts([_success_chart(tables, shown), *_capacity_overlay(tables, shown)])]
+    if len(shown) < scenarios.height:
+        parts.append(f"<p class='note'>Charts for {len(shown)} of {scenarios.height} scenarios "
+                     "(base and variants first); every scenario is in the tables.</p>")
+    for sid in shown:
+        parts += _scenario_section(tables, scenarios.filter(pl.col("scenario_id") == sid).row(0, named=True))
+    if rows:
+        parts += _design_section(tables, rows)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<link rel='icon' href='data:,'>"
             f"<title>pivotal run {_e(run['run_id'])}</title><style>{STYLE}</style></head>"
@@ -133,6 +144,10 @@ def _charts(figures) -> str:
     return "<div class='charts'>" + "".join(figures) + "</div>"
 
 
+_ATTRIBUTE = re.compile(r'="([^"]*)"')
+_DECIMALS = re.compile(r"(\d\.\d)\d+")  # coordinates to a tenth of a point: half the page, same picture
+
+
 def _figure(fig, kind: str, caption: str) -> str:
     """A Matplotlib figure as an inline-SVG <figure> (ids salted by kind and caption)."""
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"{kind}:{caption}"}):
@@ -140,7 +155,7 @@ def _figure(fig, kind: str, caption: str) -> str:
         fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = _ATTRIBUTE.sub(lambda m: '="' + _DECIMALS.sub(r"\1", m.group(1)) + '"', svg[svg.index("<svg"):])
     return (f"<figure class='chart' data-chart='{_e(kind)}'>{svg}"
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
@@ -156,7 +171,8 @@ def _success_chart(tables, ids: list[str]) -> str:
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.35 * len(ids)))
     y = np.arange(len(ids))[::-1]
     ax.errorbar(p, y, xerr=_spread(p, low, high), fmt="o", color=BLUE, capsize=3)
-    ax.set_yticks(y, ids)
+    names = dict(tables["scenarios"].select("scenario_id", "scenario_name").iter_rows())
+    ax.set_yticks(y, [f"{names.get(i, i)} [{i}]" for i in ids], fontsize=8)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("P(success at the deadline)")
     ax.grid(axis="x", alpha=0.3)
@@ -193,11 +209,78 @@ def _capacity_overlay(tables, ids: list[str]) -> list[str]:
 def _scenario_section(tables, s: dict) -> list[str]:
     sid = s["scenario_id"]
     pick = lambda t: tables[t].filter(pl.col("scenario_id") == sid)  # noqa: E731
+    figures = "".join(f"<li>{_e(line.strip())}</li>" for line in scenario_lines(tables, s, names=True))
     return [f"<h2>{_e(s['scenario_name'])} <small>[{_e(sid)}]</small></h2>",
+            f"<ul class='figures' data-scenario='{_e(sid)}'>{figures}</ul>",
             _charts([_size_chart(pick("size_distribution"), sid),
                      _capacity_chart(pick("capacity_distribution"), s),
+                     _spent_chart(_metric(tables["summary"], sid, "spent"), s),
                      _time_chart(pick("time_to_success"), s),
                      _candidates_chart(pick("candidates"), s)])]
+
+
+OUTPUT_METRICS = ("success", "size", "capacity", "spent")
+DESIGN_BINS = 8
+
+
+def _design_section(tables, rows: list[str]) -> list[str]:
+    """Design rows summarised, not listed: each output's spread over the rows, and how it varies
+    with the input that matters most for it (binned means)."""
+    summary = tables["summary"].filter(pl.col("scenario_id").is_in(rows))
+    means = {m: summary.filter(pl.col("metric") == m).select("scenario_id", "mean") for m in OUTPUT_METRICS}
+    ok = means["success"]["mean"]
+    parts = [f"<h2>Design rows</h2><p class='summary'>{len(rows):,} design rows (each a scenario of the "
+             f"study's design, in the tables): success over the rows min {ok.min():.1%}, median "
+             f"{ok.median():.1%}, max {ok.max():.1%}.</p>"]
+    if "design" in tables and "sensitivity" in tables:
+        parts.append(_charts([_binned_chart(tables["design"], tables["sensitivity"], means)]))
+    return parts
+
+
+def _binned_chart(design: pl.DataFrame, sens: pl.DataFrame, means: dict) -> str:
+    fig, axes = plt.subplots(1, len(OUTPUT_METRICS), figsize=(13, 2.8), squeeze=False)
+    for ax, output in zip(axes[0], OUTPUT_METRICS):
+        rows = sens.filter(pl.col("output") == output)
+        key = "ST" if rows["ST"].null_count() < rows.height else "S1"
+        top = rows.sort(key, descending=True, nulls_last=True)["input"][0] if rows.height else None
+        if top is None:
+            continue
+        xy = (design.filter((pl.col("input") == top) & (pl.col("row") >= 0)).select("scenario_id", "value")
+              .join(means[output], on="scenario_id"))
+        x, y = xy["value"].to_numpy(), xy["mean"].to_numpy()
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, DESIGN_BINS + 1)))
+        which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+        centre = [(edges[k] + edges[k + 1]) / 2 for k in range(len(edges) - 1)]
+        stats = [y[which == k] for k in range(len(edges) - 1)]
+        ax.fill_between(centre, [v.min() if len(v) else np.nan for v in stats],
+                        [v.max() if len(v) else np.nan for v in stats], color=BLUE, alpha=0.2, label="range")
+        ax.plot(centre, [v.mean() if len(v) else np.nan for v in stats], "o-", color=BLUE, label="mean")
+        ax.set_xlabel(top, fontsize=8)
+        ax.set_title(f"{output} ({key} {rows.filter(pl.col('input') == top)[key][0] or 0:.2f})", fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    return _figure(fig, "design_binned", "How each output varies with the input it depends on most (largest "
+                   f"index): the design rows' means in {DESIGN_BINS} bins of equal count, mean and range.")
+
+
+def _spent_chart(spent: dict, s: dict) -> str:
+    """Spending at the deadline: its 5-95% range, quartiles, median and mean, against the budget."""
+    fig, ax = plt.subplots(figsize=(5, 1.8))
+    ax.hlines(0, spent["p05"], spent["p95"], color=BLUE, linewidth=1.5, label="5-95%")
+    ax.barh(0, spent["p75"] - spent["p25"], left=spent["p25"], height=0.4, color=BLUE, alpha=0.5,
+            label="25-75%")
+    ax.plot([spent["p50"]] * 2, [-0.2, 0.2], color="black", linewidth=2, label="median")
+    ax.plot(spent["mean"], 0, "o", color=ORANGE, label="mean")
+    ax.axvline(s["budget"], color=RED, linestyle="--", label=f"budget {s['budget']:,.4g}")
+    ax.set_xlim(0, 1.05 * max(s["budget"], spent["max"] or 0.0, 1e-9))
+    ax.set_yticks([])
+    ax.set_xlabel(f"spent by the deadline ({s['payment_unit']})")
+    _thousands(ax.xaxis)
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.6))
+    return _figure(fig, "spent", f"{sid_of(s)}: what the pivot spent, against its budget.")
+
+
+def sid_of(s: dict) -> str:
+    return f"{s['scenario_name']} [{s['scenario_id']}]"
 
 
 def _size_chart(sizes: pl.DataFrame, sid: str) -> str:
@@ -251,7 +334,8 @@ def _candidates_chart(cands: pl.DataFrame, s: dict) -> str:
                 fmt="none", ecolor="black", capsize=2, label="95% interval")
     ax.barh(y, cands["p_venue_join"].to_numpy(), height=0.35, color=ORANGE,
             label="joined at a venue (incl. later withdrawn)")
-    ax.set_yticks(y, cands["candidate_id"].to_list(), fontsize=8)
+    ax.set_yticks(y, [f"{n} ({c})" if n and n != c else c for n, c in
+                      zip(cands["candidate_name"].to_list(), cands["candidate_id"].to_list())], fontsize=8)
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("probability")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / fig.get_figheight()), ncol=2)
@@ -321,6 +405,29 @@ def roc_curve(score, positive):
     tp = np.cumsum(positive)[last_of_tie]
     fp = np.cumsum(~positive)[last_of_tie]
     return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+
+
+def _size_calibration(backtests: pl.DataFrame) -> list[str]:
+    """Per case, the observed coalition size against the forecast's 5-95% size interval and mean
+    (cases without an observed size are left out)."""
+    need = ("size_observed", "size_p05", "size_p95", "size_mean")
+    if any(c not in backtests.columns for c in need):
+        return []
+    rows = backtests.filter((pl.col("model") == "pivotal") & pl.col("size_observed").is_not_null())
+    if rows.is_empty():
+        return []
+    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.35 * rows.height))
+    y = np.arange(rows.height)[::-1]
+    ax.hlines(y, rows["size_p05"].to_numpy(), rows["size_p95"].to_numpy(), color=BLUE, linewidth=3,
+              alpha=0.5, label="forecast 5-95%")
+    ax.plot(rows["size_mean"].to_numpy(), y, "|", color=BLUE, markersize=12, label="forecast mean")
+    ax.plot(rows["size_observed"].to_numpy(), y, "o", color=RED, label="observed")
+    ax.set_yticks(y, rows["case"].to_list(), fontsize=8)
+    ax.set_xlabel("coalition size (states)")
+    ax.legend(fontsize=7)
+    inside = int(((rows["size_observed"] >= rows["size_p05"]) & (rows["size_observed"] <= rows["size_p95"])).sum())
+    return [_figure(fig, "size_calibration", f"Size calibration: the observed coalition size inside the "
+                    f"forecast's 5-95% interval in {inside} of {rows.height} case(s).")]
 
 
 def _roc_charts(backtests: pl.DataFrame, states: pl.DataFrame) -> list[str]:

@@ -40,6 +40,19 @@ class Forecast:
     simulating: float = 0.0     # seconds of `seconds` spent running chunks (the rate's base)
     starting: float = 0.0       # seconds spent compiling kernels (local) or starting Ray
 
+    def __repr__(self) -> str:
+        """A short summary (the run, its tables, each scenario's success with its interval), not
+        every table: in a terminal or a notebook's text output."""
+        from engine.outputs.text import brief_text
+        return brief_text(self.tables)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        """The short summary as an HTML table, for Jupyter."""
+        from engine.outputs.text import brief_html
+        return brief_html(self.tables)
+
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("status", pa.string()),
@@ -48,15 +61,22 @@ RUNS_SCHEMA = pa.schema([
     ("engine_version", pa.string()), ("config_sha256", pa.string()), ("executor", pa.string()),
     ("workers", pa.int64()), ("chunk_size", pa.int64()), ("keep_episodes", pa.int64()),
     ("schema_version", pa.int64()),
+    ("kind", pa.string()), ("name", pa.string()),
 ])
+KINDS = ("run", "study", "ablate", "backtest")  # runs.kind: what wrote the run
 
 
 class Publisher:
     """One run's tables, from its claim on `out` (None: nothing is written) to publishing.
-    `means[s]` holds scenario s's four study outputs once its group has arrived."""
+    `kind` (KINDS) and `name` (the study's name, the ablated scenario, the backtest's cases;
+    None for a plain run) go into the `runs` row: with the scenario id they key the catalog's
+    latest views. `means[s]` holds scenario s's four study outputs once its group has arrived."""
 
-    def __init__(self, plan: RunPlan, out=None, resume: bool = False):
-        self.plan, self.out = plan, out
+    def __init__(self, plan: RunPlan, out=None, resume: bool = False, kind: str = "run",
+                 name: str | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        self.plan, self.out, self.kind, self.name = plan, out, kind, name
         self.store = None
         if out is not None:
             self.store = run_directory(out, plan.run_id)
@@ -99,7 +119,7 @@ class Publisher:
             "seed": plan.seed, "engine_version": __version__, "config_sha256": plan.config_sha256,
             "executor": execution.executor, "workers": execution.workers,
             "chunk_size": plan.chunk_size, "keep_episodes": plan.keep_episodes,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION, "kind": self.kind, "name": self.name,
         }], schema=RUNS_SCHEMA)
         arrow = {name: finalize(table) for name, table in arrow.items()}
         streamed = {name: staged[name] for name in self.sink.names if name in staged}

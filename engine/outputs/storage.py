@@ -12,6 +12,7 @@ Readers here trust only complete runs: a table's rows count once the run's
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import urllib.parse
@@ -136,7 +137,18 @@ def complete_runs(location: Location) -> pl.DataFrame:
     return runs.filter(pl.col("status") == "complete").sort(["finished_at", "run_id"])
 
 
+EVERY_RUN = ("runs", "scenarios", "summary", "size_distribution", "capacity_distribution",
+             "time_to_success", "candidates")  # tables every complete run has
+
+
 def run_tables(location: Location, run_id: str) -> dict[str, pl.DataFrame]:
-    """Every published table of one run, as Polars DataFrames."""
-    return {t: pl.from_arrow(location.read(t, run_id)) for t in location.table_names()
+    """Every published table of one run, as Polars DataFrames. A complete run missing one of
+    the tables every run has (a directory removed by hand) is an OSError naming the file."""
+    names = set(location.table_names())
+    for table in EVERY_RUN:
+        if table not in names or not location.exists(location.part(table, run_id)):
+            raise OSError(errno.ENOENT, f"run {run_id} is complete but this table file is missing "
+                          "(removed or moved after the run); restore it or rerun the run",
+                          location.part(table, run_id))
+    return {t: pl.from_arrow(location.read(t, run_id)) for t in sorted(names)
             if location.exists(location.part(t, run_id))}

@@ -49,7 +49,8 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
               read_back: bool = True) -> Forecast:
     """Steps two and three of a study: execute its plan, publish the run's tables with
     `design`, `sensitivity` (`sensitivity_s2`) and `comparisons`."""
-    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress,
+                                        kind="study", name=st.name)
     tables = {}
     if st.inputs:
         first_row = 1 + len(st.variants)
@@ -95,8 +96,12 @@ def ablation_plan(scenario, **settings) -> tuple[RunPlan, list[str]]:
 
 def run_ablation(plan: RunPlan, names: list[str], *, out=None, resume: bool = False,
                  progress: bool | None = None, read_back: bool = True) -> Forecast:
-    """Steps two and three of an ablation: the run's tables plus `comparisons`."""
-    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    """Steps two and three of an ablation: the run's tables plus `comparisons`. The run's name
+    is the ablated scenario's file name (its id), else its name."""
+    base = plan.scenarios[0]
+    name = Path(base.path).stem if base.path else base.name
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress,
+                                        kind="ablate", name=name)
     return publisher.publish(execution, {"comparisons": _comparisons(plan, execution, names)}, read_back)
 
 
@@ -114,9 +119,10 @@ def _fmt(output, x, sign="+"):
     return f"{x:{sign}.2f}" if abs(x) < 10 else f"{x:{sign},.1f}" if abs(x) < 1000 else f"{x:{sign},.0f}"
 
 
-def comparisons_text(result: Forecast) -> str:
-    """Each variant's difference from the base, with its 95% interval, per output."""
-    comp = result.tables["comparisons"]
+def comparisons_text(result) -> str:
+    """Each variant's difference from the base, with its 95% interval, per output (of a
+    `Forecast`, or of a run's tables as `pivotal show` reads them)."""
+    comp = (result if isinstance(result, dict) else result.tables)["comparisons"]
     first = comp.filter(pl.col("variant") == comp["variant"][0])
     rows = [["", *OUTPUTS], ["base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
     for name in comp["variant"].unique(maintain_order=True):
@@ -143,21 +149,30 @@ def study_text(result: Forecast, st: Study) -> str:
         ok = summary.filter(pl.col("metric") == "success")["mean"]
         lines += ["", f"design: {st.sampler}, {st.rows:,} rows x {len(st.inputs)} inputs; success over "
                   f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]
-        sens = result.tables["sensitivity"]
         basis = (f"over {st.replicates} replicate designs" if st.sampler == "sobol" and st.replicates > 1
                  else "none: 1 replicate" if st.sampler == "sobol" else "bootstrap")
-        for o in OUTPUTS:
-            rows = sens.filter(pl.col("output") == o)
-            key = "ST" if rows["ST"].null_count() < rows.height else "S1"
-            if rows[key].null_count() == rows.height:
-                lines.append(f"  {o}: the same in every row (no indices)")
-                continue
-            rows = rows.sort(key, descending=True, nulls_last=True)
-            lines.append(f"  {o} ({key}, 95% half-width {basis}):  " + "; ".join(
-                f"{r['input']} " + ("-" if r[key] is None else f"{r[key]:.2f}")
-                + ("" if r[key + "_conf"] is None else f" ± {r[key + '_conf']:.2f}")
-                for r in rows.iter_rows(named=True)))
+        lines += sensitivity_lines(result.tables["sensitivity"], basis)
     return "\n".join(lines)
+
+
+def sensitivity_lines(sens: pl.DataFrame, basis: str = "as computed") -> list[str]:
+    """Per output, the inputs ranked by their total-order (else first-order) index, with the
+    95% half-width (its `basis`: replicate designs, bootstrap, or none)."""
+    lines = []
+    for o in OUTPUTS:
+        rows = sens.filter(pl.col("output") == o)
+        if rows.is_empty():
+            continue
+        key = "ST" if rows["ST"].null_count() < rows.height else "S1"
+        if rows[key].null_count() == rows.height:
+            lines.append(f"  {o}: the same in every row (no indices)")
+            continue
+        rows = rows.sort(key, descending=True, nulls_last=True)
+        lines.append(f"  {o} ({key}, 95% half-width {basis}):  " + "; ".join(
+            f"{r['input']} " + ("-" if r[key] is None else f"{r[key]:.2f}")
+            + ("" if r[key + "_conf"] is None else f" ± {r[key + '_conf']:.2f}")
+            for r in rows.iter_rows(named=True)))
+    return lines
 
 
 def write_scenarios(st: Study, directory) -> list[Path]:

@@ -58,3 +58,107 @@ def test_catalog_file_must_be_a_regular_file_or_a_new_path(tmp_path, capsys):
     assert main(["catalog", "--out", str(out), "--file", str(fresh)]) == 0 and fresh.is_file()
     assert main(["catalog", "--out", str(out), "--file", str(fresh)]) == 0  # a regular file: replaced
     assert sys.stdout is not None
+
+
+def _one_run(tmp_path, name="fc"):
+    out = tmp_path / name
+    pivotal.forecast(build(scenario_doc(), scenario_id="s"), episodes=200, out=out, run_id="a", progress=False)
+    return out
+
+
+def _opens(catalog) -> bool:
+    import duckdb
+
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM latest_summary").fetchone()[0] == 8
+
+
+def test_a_stale_wal_beside_the_catalog_does_not_break_the_rebuilt_catalog(tmp_path):
+    """A leftover forecasts.duckdb.wal was replayed into every rebuilt catalog, which then
+    could not be opened while each rebuild reported success."""
+    out = _one_run(tmp_path)
+    catalog = out / "forecasts.duckdb"
+    assert main(["catalog", "--out", str(out)]) == 0
+    (out / "forecasts.duckdb.wal").write_bytes(os.urandom(4096))
+    assert main(["catalog", "--out", str(out)]) == 0
+    assert _opens(catalog) and not (out / "forecasts.duckdb.wal").exists()
+
+
+def test_temporary_files_of_a_killed_catalog_build_are_removed(tmp_path):
+    """A SIGKILLed `pivotal catalog` left .forecasts.duckdb.<pid>.tmp behind forever: the next
+    build removes those of processes that are gone, never those of a build still running."""
+    import subprocess
+
+    out = _one_run(tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphans = [out / f".forecasts.duckdb.{gone.pid}.tmp", out / f".forecasts.duckdb.{gone.pid}.tmp.wal"]
+    running = out / f".forecasts.duckdb.{os.getppid()}.tmp"
+    for p in (*orphans, running):
+        p.write_bytes(b"x" * 100)
+    assert main(["catalog", "--out", str(out)]) == 0
+    assert not any(p.exists() for p in orphans) and running.exists()
+
+
+def test_glob_characters_in_out_are_literal(tmp_path):
+    """`--out 'fc[1]*'` read the runs of ./fc1x (or nothing): the path is glob-escaped."""
+    import duckdb
+
+    odd = _one_run(tmp_path, "fc[1]*")
+    other = tmp_path / "fc1x"
+    pivotal.forecast(build(scenario_doc(), scenario_id="other"), episodes=200, out=other, run_id="b",
+                     progress=False)
+    assert main(["catalog", "--out", str(odd)]) == 0
+    with duckdb.connect(str(odd / "forecasts.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT run_id, scenario_id FROM latest_summary").fetchall() == [("a", "s")]
+
+
+def test_a_full_disk_while_cataloguing_is_exit_3_and_names_the_catalog(tmp_path, capsys, monkeypatch):
+    """Disk full during `catalog` exited 2 (the docs say 3) and named a --file not given."""
+    import duckdb
+
+    from engine.outputs import catalog
+
+    out = _one_run(tmp_path)
+
+    def full(*args, **kwargs):
+        raise duckdb.IOException("Could not write file: No space left on device")
+    monkeypatch.setattr(catalog, "_suite_views", full)
+    assert main(["catalog", "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left" in err and "--file" not in err
+    assert str(out / "forecasts.duckdb") in err
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("command", ["show", "report"])
+def test_a_complete_run_missing_a_table_is_one_line(tmp_path, capsys, command):
+    import shutil
+
+    out = _one_run(tmp_path)
+    shutil.rmtree(out / "candidates")
+    argv = [command, "--out", str(out)] + (["--html", str(tmp_path / "r.html")] if command == "report" else [])
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "candidates" in err and "missing" in err
+
+
+def test_a_garbage_data_file_is_one_line(tmp_path, capsys):
+    """A data file that is not what its name says gave a Polars traceback."""
+    from case_fixtures import FIX
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in FIX.iterdir():
+        (data / f.name).symlink_to(f.resolve())
+    for name, junk in (("cow_states.csv", b"\x00\xff garbage \x01\n\x02"),
+                       ("atop_alliance_dyad_year.parquet", b"not parquet at all")):
+        (data / name).unlink()
+        (data / name).write_bytes(junk)
+        assert main(["scenario", "build", "--data", str(data), "--pivot", "PIV", "--year", "2000",
+                     "--target", "TGT"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--data {data}" in err and "Traceback" not in err, err
+        assert name in err or "no column" in err
+        (data / name).unlink()
+        (data / name).symlink_to((FIX / name).resolve())

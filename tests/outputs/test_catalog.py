@@ -87,8 +87,9 @@ def test_every_table_has_a_view_and_a_latest_view(out):
     names = {n for (n,) in connect(out).execute("SELECT table_name FROM information_schema.tables").fetchall()}
     tables = {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("_")}
     assert {"sensitivity", "comparisons", "backtests", "backtest_states"} <= tables
-    assert tables | {f"latest_{t}" for t in tables} | {"runs_complete", "latest_scenario_runs", "summary_wide",
-                                                       "latest_summary_wide", "capacity_distribution_shared"} == names
+    assert tables | {f"latest_{t}" for t in tables} | {"runs_complete", "scenario_series", "latest_scenario_runs",
+                                                       "summary_wide", "latest_summary_wide",
+                                                       "capacity_distribution_shared"} == names
 
 
 def test_tables_without_a_scenario_take_the_latest_run_that_has_rows(out):

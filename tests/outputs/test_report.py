@@ -16,7 +16,7 @@ from study_fixtures import STATES, backtest_tables, publish_with, study_tables
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
-SCENARIO_CHARTS = ("size", "capacity", "time_to_success", "candidates")
+SCENARIO_CHARTS = ("size", "capacity", "spent", "time_to_success", "candidates")
 # every chart's kind, whether its SVG has a size and drawn paths, and every URL the page names
 INSPECT = """(() => ({
   charts: Array.from(document.querySelectorAll('figure.chart')).map(f => {
@@ -96,18 +96,25 @@ def test_the_browser_check_sees_requests_and_console_errors(tmp_path):
 def test_report_of_a_study_run_renders_every_chart_offline(out, tmp_path):
     page = render(out, "study", tmp_path)
     kinds = check_offline_page(page, "report_study.png")
-    assert kinds == ["success", "capacity_overlay", *SCENARIO_CHARTS * 4, "sensitivity", "comparisons"]
+    # the answer first (issue 19): sensitivity and comparisons, then the scenarios
+    # design rows summarised, not listed (issue 19)
+    assert kinds == ["sensitivity", "comparisons", "success", "capacity_overlay", *SCENARIO_CHARTS * 3]
     html = page.read_text()
+    assert html.count("<ul class='figures'") == 3 and html.count("95% CI") == 3
+    for line in ("success", "size ", "capacity ", "spent ", "time to success", "most likely", "least likely"):
+        assert html.count(f"<li>{line}") == 3, line
+    assert "1 design rows" in html and "[row-000000]" not in html
     for text in ("requirement 300", "S1", "ST", "Poland brought closer", "Bigger budget", "schema_version"):
         assert text in html, text
-    # base and variants come before design rows
-    assert html.index("[base]") < html.index("[variant-2]") < html.index("[row-000000]")
+    # base and variants in order, then the design rows' summary
+    assert html.index("[base]") < html.index("[variant-2]") < html.index("design rows")
 
 
 def test_report_of_a_backtest_run_draws_roc_curves_against_the_baselines(out, tmp_path):
     page = render(out, "backtest", tmp_path)
     kinds = check_offline_page(page, "report_backtest.png")
-    assert kinds == ["success", *SCENARIO_CHARTS, "roc"]
+    assert kinds == ["roc", "size_calibration", "success", *SCENARIO_CHARTS]  # the scores first
+    assert "5-95% interval in 1 of 1 case(s)" in page.read_text()
     html = page.read_text()
     for label in ("pivotal (AUC 0.80)", "capacity (AUC 0.70)", "base_rate (AUC 0.50)", "major contributors",
                   "AUC of models without per-state scores: no_ties 0.60"):
@@ -145,3 +152,22 @@ def test_show_prints_the_end_of_run_summary_again(tmp_path):
     assert one.stdout.startswith("run first  seed 1  3,000 episodes x 1 scenario(s)")
     latest = cli("show", "--out", tmp_path).stdout
     assert latest.index("  first  ") < latest.index("  second  ") < latest.index("run second  seed 2")
+
+
+def test_the_shipped_study_page_leads_with_the_answer_and_stays_small(tmp_path):
+    """configs/studies/syria_drivers.toml (1,280 design rows) at a small episode count: the page
+    opens with the study's question, the sensitivity chart and the comparisons, then the base and
+    variants, then the outputs against their top inputs; design rows summarised; under 500 KB
+    (it was 1.4 MB, design rows drawn one by one), offline in headless Chromium."""
+    out = tmp_path / "fc"
+    study = ROOT / "configs" / "studies" / "syria_drivers.toml"
+    ran = cli("study", study, "--episodes", 200, "--out", out, "--run-id", "shipped", "--quiet")
+    assert ran.returncode == 0, ran.stderr
+    page = render(out, "shipped", tmp_path)
+    assert page.stat().st_size < 500_000, page.stat().st_size
+    html = page.read_text()
+    assert html.index("Which assumption drives the Northern Syria forecast?") < html.index("data-chart='sensitivity'")
+    kinds = check_offline_page(page, "report_shipped_study.png")
+    assert kinds[:4] == ["sensitivity", "comparisons", "success", "capacity_overlay"]
+    assert kinds[-1] == "design_binned" and kinds.count("candidates") == 4  # base and 3 variants
+    assert "1,280 design rows" in html and "[row-" not in html

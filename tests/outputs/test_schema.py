@@ -23,6 +23,7 @@ SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 STATS = ("mean", "sd", "se", "p05", "p25", "p50", "p75", "p95", "min", "max")
 # where a value may not exist (docs/OUTPUTS.md): null there, nowhere else
 NULLABLE = {
+    "runs": ("name",),                              # a plain run has no study, ablation or backtest name
     "summary": STATS + ("success_low", "success_high"),  # time to success never reached; the interval: success row only
     "episodes": ("time_to_success",),              # likewise, per episode
     "backtests": ("auc", "brier", "log_loss",      # a ranking has no probabilities; no AUC without both classes;

@@ -315,7 +315,7 @@ def test_a_second_case_outside_the_data_beats_the_capacity_ranking():
     res = backtest.run_backtests([p], builder.load_params(), episodes=4000, seeds=1)
     rows = {r["model"]: r for r in res.tables["backtests"].iter_rows(named=True)}
     # 0.84 against capacity's 0.74 with the defaults fitted on the 35 cases (0.90 with the earlier
-    # defaults fitted on five wars: docs/BACKTESTS.md)
+    # defaults fitted on nine wars: docs/BACKTESTS.md)
     assert rows["pivotal"]["auc"] >= 0.8 and rows["pivotal"]["auc"] > rows["capacity"]["auc"] + 0.05
     assert rows["pivotal"]["brier"] < rows["base_rate"]["brier"]
 

@@ -45,13 +45,14 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     return run_plan(plan, out=out, resume=resume, progress=progress)
 
 
-def execute_plan(plan: RunPlan, *, out=None, resume: bool = False,
-                 progress: bool | None = None) -> tuple[Execution, Publisher]:
+def execute_plan(plan: RunPlan, *, out=None, resume: bool = False, progress: bool | None = None,
+                 figures=None) -> tuple[Execution, Publisher]:
     """Connect the plan's executor, claim its run id under `out` (None: write nothing) and
-    execute it; returns the execution and the publisher holding its staged tables."""
+    execute it; returns the execution and the publisher holding its staged tables (and the
+    `figures` of each scenario: engine/outputs/figures.py, default the four means)."""
     started = time.perf_counter()
     runner = open_executor(plan)  # connects first: fails before the id is claimed
-    publisher = Publisher(plan, out, resume)
+    publisher = Publisher(plan, out, resume, **({} if figures is None else {"figures": figures}))
     return execute(plan, runner, publisher, progress=progress, started=started), publisher
 
 

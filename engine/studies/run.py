@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -25,14 +24,16 @@ from engine.studies.study import Study, design_table_rows, load_study
 DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
                            ("input", pa.string()), ("value", pa.float64())])
 NO_TIES = ("information", "linkage", "credibility", "brokers")
+PROBABILITIES = ("success", "success.mean")
 
 
-def _comparisons(plan: RunPlan, execution: Execution, names):
+def _comparisons(plan: RunPlan, execution: Execution, names, outputs=OUTPUTS, values=None):
     items, merged = plan.scenarios, execution.aggregates
-    base = (merged[0], outcome_ranges(items[0]).top)
+    base = (merged[0], outcome_ranges(items[0]).top, [c.id for c in items[0].candidates])
     variants = [(name, items[k].id, merged[k], outcome_ranges(items[k]).top)
                 for k, name in enumerate(names, start=1)]
-    return comparisons_table(plan.run_id, base, variants)
+    values = None if values is None else {s.id: v for s, v in zip(items[:1 + len(names)], values)}
+    return comparisons_table(plan.run_id, base, variants, outputs, values)
 
 
 def study_plan(st: Study, *, episodes: int | None = None, seed: int | None = None, **settings) -> RunPlan:
@@ -49,16 +50,17 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
               read_back: bool = True) -> Forecast:
     """Steps two and three of a study: execute its plan, publish the run's tables with
     `design`, `sensitivity` (`sensitivity_s2`) and `comparisons`."""
-    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress)
+    execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress, figures=st.outputs)
     tables = {}
     if st.inputs:
         first_row = 1 + len(st.variants)
         tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
-        outputs = {o: np.array([m[o] for m in publisher.means[first_row:]]) for o in OUTPUTS}
+        outputs = {o: publisher.values[first_row:, k] for k, o in enumerate(st.outputs)}
         tables |= sensitivity_tables(plan.run_id, st.sampler, [i.path for i in st.inputs], st.unit,
-                                     outputs, st.second_order, st.seed, st.replicates)
+                                     outputs, st.second_order, st.seed, st.replicates, st.levels)
     if st.variants:
-        tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants])
+        tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants], st.outputs,
+                                             publisher.values)
     return publisher.publish(execution, tables, read_back)
 
 
@@ -109,7 +111,10 @@ def ablate(scenario, *, out=None, resume: bool = False, progress: bool | None = 
 
 
 def _fmt(output, x, sign="+"):
-    if output == "success":
+    if x is None:
+        return "-"
+    if output in PROBABILITIES or output.startswith("success_by_day.") or output.endswith(
+            (".member", ".ever_joined", ".venue_join")):
         return f"{x * 100:{sign}.1f} pp" if sign else f"{x:.1%}"
     return f"{x:{sign}.2f}" if abs(x) < 10 else f"{x:{sign},.1f}" if abs(x) < 1000 else f"{x:{sign},.0f}"
 
@@ -118,11 +123,12 @@ def comparisons_text(result: Forecast) -> str:
     """Each variant's difference from the base, with its 95% interval, per output."""
     comp = result.tables["comparisons"]
     first = comp.filter(pl.col("variant") == comp["variant"][0])
-    rows = [["", *OUTPUTS], ["base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
+    outputs = first["output"].to_list()
+    rows = [["", *outputs], ["base (value)" if set(outputs) - set(OUTPUTS) else "base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
     for name in comp["variant"].unique(maintain_order=True):
         by = {r["output"]: r for r in comp.filter(pl.col("variant") == name).iter_rows(named=True)}
         rows.append([name, *(f"{_fmt(o, by[o]['difference'])} [{_fmt(o, by[o]['difference_low'])}, "
-                             f"{_fmt(o, by[o]['difference_high'])}]" for o in OUTPUTS)])
+                             f"{_fmt(o, by[o]['difference_high'])}]" for o in outputs)])
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = ["difference from the base, [95% interval] from paired episodes:"]
     for r in rows:
@@ -146,9 +152,9 @@ def study_text(result: Forecast, st: Study) -> str:
         sens = result.tables["sensitivity"]
         basis = (f"over {st.replicates} replicate designs" if st.sampler == "sobol" and st.replicates > 1
                  else "none: 1 replicate" if st.sampler == "sobol" else "bootstrap")
-        for o in OUTPUTS:
+        for o in st.outputs:
             rows = sens.filter(pl.col("output") == o)
-            key = "ST" if rows["ST"].null_count() < rows.height else "S1"
+            key = "mu_star" if st.sampler == "morris" else "ST" if rows["ST"].null_count() < rows.height else "S1"
             if rows[key].null_count() == rows.height:
                 lines.append(f"  {o}: the same in every row (no indices)")
                 continue

@@ -66,11 +66,11 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
 
 def study(path, *, episodes: int | None = None, seed: int | None = None, out=None,
           resume: bool = False, progress: bool | None = None, **settings) -> Forecast:
-    """Run a study file (STUDY_FORMAT.md) and return its tables (a `Forecast`): every run table
+    """Run a study file (STUDY_FORMAT.md) or a `pivotal.Study` and return its tables (a `Forecast`): every run table
     for `base`, `variant-<k>` and `row-<rrrrrr>`, plus `design`, `sensitivity`
     (`sensitivity_s2` with second order) and `comparisons` (with variants).
     `episodes` and `seed` default to the study's; other keywords are `forecast`'s."""
-    st = path if isinstance(path, Study) else load_study(path)
+    st = path if isinstance(path, Study) else getattr(path, "checked", None) or load_study(path)
     plan = study_plan(st, episodes=episodes, seed=seed, **settings)
     return run_study(st, plan, out=out, resume=resume, progress=progress)
 

@@ -29,6 +29,9 @@ def add_parsers(sub):
         if name == "study":
             q.add_argument("--scenarios", metavar="DIR", help="write every evaluated scenario as "
                            "DIR/<scenario_id>.toml and run nothing")
+            q.add_argument("--export", nargs=2, metavar=("FORMAT", "DIR"), help="after the run, write "
+                           "it for another tool: `ema DIR` writes DIR/<run_id>.tar.gz, EMA Workbench's "
+                           "(experiments, outcomes) for load_results (needs pivotal[ema])")
     _discover_parser(sub)
 
 
@@ -69,7 +72,20 @@ def study(args) -> int:
     run = dict(out=args.out, resume=args.resume, progress=False if args.quiet else None, read_back=False)
     if args.command == "study":
         from engine.studies.study import load_study
+        if args.export and args.export[0] != "ema":
+            print(f"pivotal: error: --export: unknown format {args.export[0]!r} (known: ema)", file=sys.stderr)
+            return EXIT_USAGE
+        if args.export:
+            try:
+                import ema_workbench  # noqa: F401 - refused before the run, not after it
+            except ImportError:
+                from engine.studies.ema import INSTALL_HINT
+                print(f"pivotal: error: --export ema: {INSTALL_HINT}", file=sys.stderr)
+                return EXIT_USAGE
         st = load_study(args.file)  # every row and variant checked before anything runs
+        if args.export and not st.inputs:
+            print(f"pivotal: error: --export ema: {args.file} has no [design] rows to export", file=sys.stderr)
+            return EXIT_USAGE
         if args.scenarios:
             try:
                 written = write_scenarios(st, args.scenarios)
@@ -101,6 +117,8 @@ def study(args) -> int:
                 print(comparisons_text(result))
         if result.target:
             print(f"--target-se {result.target}")
+        if args.command == "study" and args.export:
+            _export_ema(args.out, result.run_id, args.export[1], args.quiet)
     return guarded(args, start)
 
 
@@ -120,3 +138,19 @@ def discover(args) -> int:
     print(f"written {path}")
     return 0
 
+
+
+def _export_ema(out, run_id: str, directory, quiet: bool) -> None:
+    """EMA Workbench's (experiments, outcomes) of a study run as DIR/<run_id>.tar.gz."""
+    from pathlib import Path
+
+    from engine.studies.ema import results
+
+    from ema_workbench import save_results
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    target = Path(directory) / f"{run_id}.tar.gz"
+    tmp = target.with_name(target.name + ".tmp.tar.gz")
+    save_results(results(out, run_id), str(tmp))
+    tmp.replace(target)
+    if not quiet:
+        print(f"exported {target} (EMA Workbench: ema_workbench.load_results)")

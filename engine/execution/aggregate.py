@@ -33,7 +33,8 @@ class Aggregate:
     kept: np.ndarray               # (k, 8) leading episodes' outcomes (kernels.layout order)
     kept_members: np.ndarray       # (k, N) member at T, per kept episode
     # (4,) sums over episodes of this scenario's outcome times its paired base's (success,
-    # size, capacity, spent; engine/studies/comparisons.py); zeros outside a paired group
+    # size, capacity, spent; engine/studies/comparisons.py), then (N,) episodes each candidate is
+    # a member at T in both (engine/execution/pairs.py); zeros(4) outside a paired group
     paired: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
 
     @classmethod

@@ -73,11 +73,13 @@ def paired_slice(job: Job, scenarios: range, first: int, stop: int) -> list[list
     for lo in range(first, max(stop, first + 1), PAIR_BLOCK):
         hi = min(lo + PAIR_BLOCK, stop)
         results = [_run_kernel(job, s, lo, hi, hi) for s in scenarios]
-        base = results[0][14]
+        base, base_members = results[0][14], results[0][15]
         n_keep = max(0, min(hi, job.keep_episodes) - lo)
         for k, s in enumerate(scenarios):
             res = list(results[k])
-            cross = cross_sums(base, job.ranges[scenarios[0]].top, res[14], job.ranges[s].top)
+            same = res[15].shape == base_members.shape  # the same candidates: membership cross sums
+            cross = cross_sums(base, job.ranges[scenarios[0]].top, res[14], job.ranges[s].top,
+                               *((base_members, res[15]) if same else ()))
             res[14], res[15] = res[14][:n_keep], res[15][:n_keep]
             parts[k].append((*res, cross))
     return parts

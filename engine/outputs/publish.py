@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -21,7 +22,8 @@ from engine.execution.execute import Execution
 from engine.execution.plan import RunPlan
 from engine.outputs.directory import TableSink, run_directory
 from engine.outputs.schema import SCHEMA_VERSION, finalize
-from engine.outputs.tables import group_tables, output_means, scenario_row, scenarios_table
+from engine.outputs.figures import MEANS, figure_values
+from engine.outputs.tables import group_tables, scenario_row, scenarios_table
 
 READ_BACK = ("summary", "candidates")  # the per-scenario tables every result carries
 
@@ -70,10 +72,12 @@ class Publisher:
     """One run's tables, from its claim on `out` (None: nothing is written) to publishing.
     `kind` (KINDS) and `name` (the study's name, the ablated scenario, the backtest's cases;
     None for a plain run) go into the `runs` row: with the scenario id they key the catalog's
-    latest views. `means[s]` holds scenario s's four study outputs once its group has arrived."""
+    latest views. `values[s]` holds scenario s's `figures` (engine/outputs/figures.py; a
+    study's outputs, by default the four means) once its group has arrived: one float each,
+    NaN until then."""
 
     def __init__(self, plan: RunPlan, out=None, resume: bool = False, kind: str = "run",
-                 name: str | None = None):
+                 name: str | None = None, figures=MEANS):
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
         self.plan, self.out, self.kind, self.name = plan, out, kind, name
@@ -82,7 +86,8 @@ class Publisher:
             self.store = run_directory(out, plan.run_id)
             self.store.prepare(plan.document, resume)
         self.sink = TableSink(self.store)
-        self.means: list[dict | None] = [None] * len(plan.scenarios)
+        self.figures = tuple(figures)
+        self.values = np.full((len(plan.scenarios), len(self.figures)), np.nan)
         self._staged: dict[str, pa.Table] | None = None
 
     def add_group(self, first: int, aggregates: list[Aggregate]) -> None:
@@ -90,7 +95,7 @@ class Publisher:
         scenarios = self.plan.scenarios[first:first + len(aggregates)]
         self.sink.add(group_tables(self.plan.run_id, list(scenarios), list(aggregates)))
         for s, (scenario, agg) in enumerate(zip(scenarios, aggregates), start=first):
-            self.means[s] = output_means(scenario, agg)
+            self.values[s] = figure_values(self.figures, scenario, agg)
 
     def staged(self, read_back: bool = True) -> dict[str, pa.Table]:
         """The per-scenario tables written so far, read back from staging (all of them, or

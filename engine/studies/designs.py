@@ -20,7 +20,9 @@ would leave a replicate under 2 base samples): replicate k is N/R base samples
 scrambled with its own seed (from the study seed and k), its rows consecutive;
 lhs = SALib.sample.latin.sample; random = numpy's Generator(seed).random;
 grid = the midpoints (i + 1/2)/levels of each coordinate, every combination,
-the first input varying slowest.
+the first input varying slowest; morris = SALib.sample.morris.sample (N trajectories
+of D + 1 points on a `levels`-level grid, seeded); fast = SALib.sample.fast_sampler.sample
+(extended FAST, M = 4: N points per input, N > 4 M^2 = 64, seeded).
 
 Sensitivity: sobol designs are analysed with SALib.analyze.sobol on all rows
 (S1, ST, S2); their 95% half-widths come from the replicates, not from SALib's
@@ -28,7 +30,10 @@ bootstrap, which treats scrambled Sobol' points as independent (its intervals
 were about 4x the spread of the indices across independent designs): a
 leave-one-replicate-out jackknife standard error times Student's t with R - 1
 degrees of freedom (null with one replicate). lhs, random and grid designs are
-analysed with SALib.analyze.delta (its S1 and bootstrap S1_conf; ST is null).
+analysed with SALib.analyze.delta (its S1 and bootstrap S1_conf; ST is null);
+morris designs with SALib.analyze.morris (mu, mu_star, its bootstrap mu_star_conf,
+sigma: elementary effects per whole range of an input's unit coordinate; S1 and ST
+null); fast designs with SALib.analyze.fast (S1, ST and their bootstrap half-widths).
 An output that is the same in every row has no variance to share out: its
 indices are null.
 """
@@ -41,7 +46,8 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
-SAMPLERS = ("sobol", "lhs", "random", "grid")
+SAMPLERS = ("sobol", "lhs", "random", "grid", "morris", "fast")
+FAST_M = 4           # the extended FAST interference factor (SALib's default): N > 4 M^2
 DISTRIBUTIONS = {"uniform": ("low", "high"), "normal": ("mean", "sd"),
                  "triangular": ("low", "mode", "high"), "choice": ("values",)}
 _TINY = 2.0 ** -53  # unit coordinates are kept inside (0, 1): no infinite normal draws
@@ -50,7 +56,9 @@ REPLICATES = 8       # independent scrambles of a sobol design, by default
 SENSITIVITY_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("output", pa.string()), ("input", pa.string()), ("method", pa.string()),
     ("S1", pa.float64()), ("S1_conf", pa.float64()), ("ST", pa.float64()), ("ST_conf", pa.float64()),
+    ("mu", pa.float64()), ("mu_star", pa.float64()), ("mu_star_conf", pa.float64()), ("sigma", pa.float64()),
 ])
+MORRIS = ("mu", "mu_star", "mu_star_conf", "sigma")
 SENSITIVITY_S2_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("output", pa.string()), ("input_a", pa.string()),
     ("input_b", pa.string()), ("S2", pa.float64()), ("S2_conf", pa.float64()),
@@ -63,7 +71,24 @@ def design_rows(sampler: str, n_inputs: int, samples: int, second_order: bool, l
         return samples * ((2 * n_inputs + 2) if second_order else (n_inputs + 2))
     if sampler == "grid":
         return levels ** n_inputs
+    if sampler == "morris":
+        return samples * (n_inputs + 1)
+    if sampler == "fast":
+        return samples * n_inputs
     return samples
+
+
+def design_rule(sampler: str, samples: int, levels: int) -> tuple[str, str] | None:
+    """(key, rule) a design's size breaks, or None."""
+    if levels < 1:
+        return "design.levels", f"must be a positive integer (got {levels})"
+    if sampler == "sobol" and samples & (samples - 1):
+        return "design.samples", f"must be a power of 2 for sobol (got {samples})"
+    if sampler == "fast" and samples <= 4 * FAST_M ** 2:
+        return "design.samples", f"must be above {4 * FAST_M ** 2} for fast (4 M^2, M = {FAST_M}) (got {samples})"
+    if sampler == "morris" and (levels < 2 or levels % 2):
+        return "design.levels", f"must be an even number of at least 2 for morris (got {levels})"
+    return None
 
 
 def default_replicates(samples: int) -> int:
@@ -94,6 +119,12 @@ def unit_sample(sampler: str, names: list[str], samples: int, second_order: bool
         u = latin.sample(_problem(names), samples, seed=seed)
     elif sampler == "random":
         u = np.random.default_rng(seed).random((samples, d))
+    elif sampler == "morris":
+        from SALib.sample import morris
+        u = morris.sample(_problem(names), samples, num_levels=levels, seed=seed)
+    elif sampler == "fast":
+        from SALib.sample import fast_sampler
+        u = fast_sampler.sample(_problem(names), samples, M=FAST_M, seed=seed)
     elif sampler == "grid":
         axis = (np.arange(levels) + 0.5) / levels
         u = np.array(list(itertools.product(axis, repeat=d)), dtype=float).reshape(-1, d)
@@ -136,7 +167,8 @@ def preload_analysis(sampler: str):
     import importlib
     import threading
 
-    module = "SALib.analyze.sobol" if sampler == "sobol" else "SALib.analyze.delta"
+    module = {"sobol": "SALib.analyze.sobol", "morris": "SALib.analyze.morris",
+              "fast": "SALib.analyze.fast"}.get(sampler, "SALib.analyze.delta")
     thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
     thread.start()
     return thread
@@ -198,10 +230,11 @@ def _replicate_conf(y: np.ndarray, d: int, second_order: bool, replicates: int) 
 
 def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.ndarray,
                        outputs: dict[str, np.ndarray], second_order: bool, seed: int,
-                       replicates: int | None = None):
+                       replicates: int | None = None, levels: int = 4):
     """The `sensitivity` table (output x input) and, for second-order sobol designs,
     `sensitivity_s2` (output x pair of inputs). A sobol design's `replicates` (default:
-    `default_replicates` of its base samples) give its intervals."""
+    `default_replicates` of its base samples) give its intervals; a morris design's
+    `levels` its step. An output missing (NaN) in a row has null indices."""
     rows, rows2 = [], []
     problem = _problem(names)
     for output, y in outputs.items():
@@ -227,6 +260,8 @@ def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.nda
                     rows2.append({"run_id": run_id, "output": output, "input_a": names[i],
                                   "input_b": names[j], "S2": _at(res, "S2", (i, j)),
                                   "S2_conf": _at(res, "S2_conf", (i, j))})
+        elif sampler in ("morris", "fast"):
+            rows += _screening_rows(run_id, sampler, problem, unit, y, output, constant, seed, levels)
         else:
             if constant:
                 res = {}
@@ -243,3 +278,20 @@ def sensitivity_tables(run_id: str, sampler: str, names: list[str], unit: np.nda
     if sampler == "sobol" and second_order:
         tables["sensitivity_s2"] = pa.Table.from_pylist(rows2, schema=SENSITIVITY_S2_SCHEMA)
     return tables
+
+
+def _screening_rows(run_id, sampler, problem, unit, y, output, constant, seed, levels) -> list[dict]:
+    """The `sensitivity` rows of a morris (mu, mu_star, mu_star_conf, sigma) or fast (S1, ST
+    and their half-widths) design, from SALib's own analysis."""
+    res = {}
+    if not constant and sampler == "morris":
+        from SALib.analyze import morris
+        res = _analyse(lambda: morris.analyze(problem, unit, y, num_resamples=100, conf_level=0.95,
+                                              num_levels=levels, seed=seed + 1))
+    elif not constant:
+        from SALib.analyze import fast
+        res = _analyse(lambda: fast.analyze(problem, y, M=FAST_M, num_resamples=100, conf_level=0.95,
+                                            seed=seed + 1))
+    keys = MORRIS if sampler == "morris" else ("S1", "S1_conf", "ST", "ST_conf")
+    return [{"run_id": run_id, "output": output, "input": name, "method": sampler,
+             **{k: _at(res, k, i) for k in keys}} for i, name in enumerate(problem["names"])]

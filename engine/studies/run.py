@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -25,14 +24,16 @@ from engine.studies.study import Study, design_table_rows, load_study
 DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
                            ("input", pa.string()), ("value", pa.float64())])
 NO_TIES = ("information", "linkage", "credibility", "brokers")
+PROBABILITIES = ("success", "success.mean")
 
 
-def _comparisons(plan: RunPlan, execution: Execution, names):
+def _comparisons(plan: RunPlan, execution: Execution, names, outputs=OUTPUTS, values=None):
     items, merged = plan.scenarios, execution.aggregates
-    base = (merged[0], outcome_ranges(items[0]).top)
+    base = (merged[0], outcome_ranges(items[0]).top, [c.id for c in items[0].candidates])
     variants = [(name, items[k].id, merged[k], outcome_ranges(items[k]).top)
                 for k, name in enumerate(names, start=1)]
-    return comparisons_table(plan.run_id, base, variants)
+    values = None if values is None else {s.id: v for s, v in zip(items[:1 + len(names)], values)}
+    return comparisons_table(plan.run_id, base, variants, outputs, values)
 
 
 def study_plan(st: Study, *, episodes: int | None = None, seed: int | None = None, **settings) -> RunPlan:
@@ -50,26 +51,27 @@ def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progr
     """Steps two and three of a study: execute its plan, publish the run's tables with
     `design`, `sensitivity` (`sensitivity_s2`) and `comparisons`."""
     execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress,
-                                        kind="study", name=st.name)
+                                        kind="study", name=st.name, figures=st.outputs)
     tables = {}
     if st.inputs:
         first_row = 1 + len(st.variants)
         tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
-        outputs = {o: np.array([m[o] for m in publisher.means[first_row:]]) for o in OUTPUTS}
+        outputs = {o: publisher.values[first_row:, k] for k, o in enumerate(st.outputs)}
         tables |= sensitivity_tables(plan.run_id, st.sampler, [i.path for i in st.inputs], st.unit,
-                                     outputs, st.second_order, st.seed, st.replicates)
+                                     outputs, st.second_order, st.seed, st.replicates, st.levels)
     if st.variants:
-        tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants])
+        tables["comparisons"] = _comparisons(plan, execution, [v.name for v in st.variants], st.outputs,
+                                             publisher.values)
     return publisher.publish(execution, tables, read_back)
 
 
 def study(path, *, episodes: int | None = None, seed: int | None = None, out=None,
           resume: bool = False, progress: bool | None = None, **settings) -> Forecast:
-    """Run a study file (STUDY_FORMAT.md) and return its tables (a `Forecast`): every run table
+    """Run a study file (STUDY_FORMAT.md) or a `pivotal.Study` and return its tables (a `Forecast`): every run table
     for `base`, `variant-<k>` and `row-<rrrrrr>`, plus `design`, `sensitivity`
     (`sensitivity_s2` with second order) and `comparisons` (with variants).
     `episodes` and `seed` default to the study's; other keywords are `forecast`'s."""
-    st = path if isinstance(path, Study) else load_study(path)
+    st = path if isinstance(path, Study) else getattr(path, "checked", None) or load_study(path)
     plan = study_plan(st, episodes=episodes, seed=seed, **settings)
     return run_study(st, plan, out=out, resume=resume, progress=progress)
 
@@ -114,7 +116,10 @@ def ablate(scenario, *, out=None, resume: bool = False, progress: bool | None = 
 
 
 def _fmt(output, x, sign="+"):
-    if output == "success":
+    if x is None:
+        return "-"
+    if output in PROBABILITIES or output.startswith("success_by_day.") or output.endswith(
+            (".member", ".ever_joined", ".venue_join")):
         return f"{x * 100:{sign}.1f} pp" if sign else f"{x:.1%}"
     return f"{x:{sign}.2f}" if abs(x) < 10 else f"{x:{sign},.1f}" if abs(x) < 1000 else f"{x:{sign},.0f}"
 
@@ -124,11 +129,12 @@ def comparisons_text(result) -> str:
     `Forecast`, or of a run's tables as `pivotal show` reads them)."""
     comp = (result if isinstance(result, dict) else result.tables)["comparisons"]
     first = comp.filter(pl.col("variant") == comp["variant"][0])
-    rows = [["", *OUTPUTS], ["base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
+    outputs = first["output"].to_list()
+    rows = [["", *outputs], ["base (value)" if set(outputs) - set(OUTPUTS) else "base (mean)", *(_fmt(o, m, "") for o, m in zip(first["output"], first["base_mean"]))]]
     for name in comp["variant"].unique(maintain_order=True):
         by = {r["output"]: r for r in comp.filter(pl.col("variant") == name).iter_rows(named=True)}
         rows.append([name, *(f"{_fmt(o, by[o]['difference'])} [{_fmt(o, by[o]['difference_low'])}, "
-                             f"{_fmt(o, by[o]['difference_high'])}]" for o in OUTPUTS)])
+                             f"{_fmt(o, by[o]['difference_high'])}]" for o in outputs)])
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = ["difference from the base, [95% interval] from paired episodes:"]
     for r in rows:
@@ -156,14 +162,13 @@ def study_text(result: Forecast, st: Study) -> str:
 
 
 def sensitivity_lines(sens: pl.DataFrame, basis: str = "as computed") -> list[str]:
-    """Per output, the inputs ranked by their total-order (else first-order) index, with the
-    95% half-width (its `basis`: replicate designs, bootstrap, or none)."""
+    """Per output, the inputs ranked by their total-order (else first-order; Morris: mu_star)
+    index, with the 95% half-width (its `basis`: replicate designs, bootstrap, or none)."""
     lines = []
-    for o in OUTPUTS:
+    for o in sens["output"].unique(maintain_order=True).to_list():
         rows = sens.filter(pl.col("output") == o)
-        if rows.is_empty():
-            continue
-        key = "ST" if rows["ST"].null_count() < rows.height else "S1"
+        morris = "mu_star" in rows.columns and rows["mu_star"].null_count() < rows.height
+        key = "mu_star" if morris else "ST" if rows["ST"].null_count() < rows.height else "S1"
         if rows[key].null_count() == rows.height:
             lines.append(f"  {o}: the same in every row (no indices)")
             continue

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from engine.execution.plan import MAX_EPISODES
-from engine.studies.designs import (DISTRIBUTIONS, SAMPLERS, default_replicates, design_rows, to_values,
-                                    unit_sample)
+from engine.outputs.figures import MEANS, check_outputs
+from engine.studies.designs import (DISTRIBUTIONS, SAMPLERS, default_replicates, design_rows, design_rule,
+                                    to_values, unit_sample)
 from engine.model.scenario import (CHANNELS, MECHANISMS, PARAMETERS, Scenario, ScenarioError, refusal, load_scenario,
                              parse_scenario, read_toml)
 
-STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants"}
+STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants", "outputs"}
 DESIGN_KEYS = {"sampler", "samples", "second_order", "levels", "replicates"}
 INPUT_KEYS = {"path", "distribution", "apply", "low", "high", "mean", "sd", "mode", "values"}
 APPLY = ("set", "shift", "scale")
@@ -80,6 +81,7 @@ class Study:
     values: list[list]               # (rows, inputs) drawn values
     scenarios: list[Scenario] = field(default_factory=list)
     replicates: int = 1              # sobol: independent scrambles (their spread gives the intervals)
+    outputs: tuple = MEANS           # the figures a study analyses and compares (engine/outputs/figures.py)
 
     @property
     def rows(self) -> int:
@@ -257,11 +259,12 @@ def _flatten(table, prefix=""):
     return out
 
 
-def load_study(path) -> Study:
-    """Read and validate a study file and every scenario it evaluates."""
+def load_study(path, doc: dict | None = None) -> Study:
+    """Read and validate a study file and every scenario it evaluates (`doc`: the document itself,
+    as `pivotal.Study` gives it, `path` naming it in errors; a relative scenario is from its folder)."""
     path = Path(path)
     c = _Study(path)
-    doc, _ = read_toml(path, refusal(path))
+    doc = read_toml(path, refusal(path))[0] if doc is None else doc
     c.unknown(doc, STUDY_KEYS, "")
     for key in ("name", "scenario"):
         if key not in doc:
@@ -299,8 +302,6 @@ def load_study(path) -> Study:
     samples = c.number(design, "samples", "design.samples", integer=True) if "samples" in design else 256
     if samples < 1:
         c.fail("design.samples", f"must be a positive integer (got {samples})")
-    if sampler == "sobol" and samples & (samples - 1):
-        c.fail("design.samples", f"must be a power of 2 for sobol (got {samples})")
     second_order = design.get("second_order", False)
     if not isinstance(second_order, bool):
         c.fail("design.second_order", "must be true or false")
@@ -311,9 +312,10 @@ def load_study(path) -> Study:
         replicates = c.number(design, "replicates", "design.replicates", integer=True)
         if sampler != "sobol" or replicates < 1 or replicates & (replicates - 1) or replicates > samples:
             c.fail("design.replicates", f"sobol only: a power of 2 from 1 to samples ({samples}) (got {replicates})")
-    levels = c.number(design, "levels", "design.levels", integer=True) if "levels" in design else 5
-    if levels < 1:
-        c.fail("design.levels", f"must be a positive integer (got {levels})")
+    levels = c.number(design, "levels", "design.levels", integer=True) if "levels" in design else \
+        4 if sampler == "morris" else 5
+    if broken := design_rule(sampler, samples, levels):
+        c.fail(*broken)
     if "design" in doc and not raw_inputs:
         c.fail("inputs", "at least one [[inputs]] is required with [design]")
 
@@ -327,6 +329,7 @@ def load_study(path) -> Study:
     study = Study(str(path), doc["name"], str(base_path), base_doc, episodes, seed,
                   sampler if inputs else None, samples, second_order, levels, inputs, variants,
                   np.zeros((0, len(inputs))), [], replicates=replicates)
+    study.outputs = check_outputs(doc.get("outputs", list(MEANS)), base, c.fail)
     if inputs:
         n_rows = design_rows(sampler, len(inputs), samples, second_order, levels)
         if n_rows > MAX_ROWS:

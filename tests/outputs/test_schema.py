@@ -32,9 +32,12 @@ NULLABLE = {
                   "auc_low", "auc_high", "brier_low", "brier_high", "log_loss_low", "log_loss_high"),
     "backtest_states": ("p_member_shuffled_ties", "p_member_logit"),  # logit: 3 other cases
     "backtest_comparisons": ("difference", "difference_low", "difference_high", "seed_min", "seed_max"),
-    "sensitivity": ("S1", "S1_conf", "ST", "ST_conf"),  # constant output, design too small, ST of lhs/random/grid
+    "sensitivity": ("S1", "S1_conf", "ST", "ST_conf",  # constant output, design too small, ST of lhs/random/grid
+                    "mu", "mu_star", "mu_star_conf", "sigma"),  # morris only
     "sensitivity_s2": ("S2", "S2_conf"),
-    "comparisons": ("variance_reduction",),        # every paired difference 0
+    "comparisons": ("variance_reduction",          # every paired difference 0
+                    "difference_se", "difference_low", "difference_high", "independent_se",  # a quantile output
+                    "base_mean", "variant_mean", "difference"),  # a time to success no episode reached
     "discovery": ("input", "low", "high", "low_restricted", "high_restricted", "qp_low", "qp_high",
                   "input_min", "input_max"),       # a box that restricts nothing
 }

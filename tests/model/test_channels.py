@@ -234,3 +234,18 @@ def test_a_study_path_to_every_candidate_s_channel_takes_those_that_give_it(tmp_
     assert all([c.field("tie_linkage") for c in s.candidates[1:]] == [None] * 3 for s in rows)
     assert all(s.candidates[3].field("tie_credibility") == (0.6, 10.0) for s in rows)  # untouched
     assert all([c.tie for c in s.candidates] == [c.tie for c in st.scenarios[0].candidates] for s in rows)
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[2] / "configs" / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if p.name != "tutorial.toml"], ids=lambda p: p.stem)
+def test_linkage_off_and_credibility_off_give_different_numbers_on_every_shipped_scenario(path):
+    """Issue 18's bar: with each mechanism fed by its own data, switching linkage off and
+    switching credibility off are different questions on every built scenario."""
+    doc = scenario_document(pivotal.load_scenario(path))
+    runs = [pivotal.forecast([build(doc | {"mechanisms": {**doc["mechanisms"], m: False}}, path.stem)],
+                             episodes=500, seed=1, progress=False) for m in ("linkage", "credibility")]
+    spent, size = ([r.tables["summary"].filter(pl.col("metric") == k)["mean"][0] for r in runs]
+                   for k in ("spent", "size"))
+    assert spent[0] != spent[1] or size[0] != size[1]

@@ -52,7 +52,7 @@ class Totals(NamedTuple):
 
 @njit(cache=True, nogil=True)
 def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
-                   cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members):
+                   cand, scal, tie_ends, tie_tables, tie_mix, adj_ptr, adj_cand, adj_tie, inst, inst_members):
     """Run episodes [first, stop) and return their aggregates, the fields of `Totals` in order
     (successes and reached as integers); releases the GIL, so slices of a chunk can run on
     threads at once.
@@ -70,7 +70,7 @@ def simulate_chunk(seed, first, stop, keep, n_bins, top, n_days, max_offers,
         np.full(N_CONTINUOUS, -np.inf), np.zeros(1, np.int64), np.zeros(1, np.int64),
         np.zeros((3, n), np.int64), np.zeros(n, np.int64), np.zeros((n_kept, N_OUTCOMES)),
         np.zeros((n_kept, n), np.int8))
-    model = (cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie, inst, inst_members)
+    model = (cand, scal, tie_ends, tie_tables, tie_mix, adj_ptr, adj_cand, adj_tie, inst, inst_members)
     scale = np.empty(N_CONTINUOUS)  # per continuous metric: grid steps per unit
     for m in range(N_CONTINUOUS):
         scale[m] = GRID / top[m]

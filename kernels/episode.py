@@ -239,7 +239,7 @@ def _join(i, payment, t, heap, seq, scal, cand, work, status, events, adj_ptr, a
 
 
 @njit(cache=True, inline="always")
-def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, eligible, peer_w):
+def _start(seed, episode, cand, scal, tie_ends, tie_tables, tie_mix, work, status, at_venue, order, eligible, peer_w):
     """The episode's draws and the quantities fixed for it (MODEL.md, section 3), and P's list."""
     n = cand.shape[0]
     rho = scal[CREDIBILITY_FLOOR]
@@ -261,16 +261,16 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
         if abs(work[U_ESTIMATE, i] - 0.5) > rng.NORMAL_CENTRAL:
             work[Z_ESTIMATE, i] = rng.normal_tail(work[U_ESTIMATE, i])
     for i in range(n):
-        w = rng.beta_quantile(tie_tables, i, work[TIE, i])
+        w = rng.tie_draw(tie_tables, tie_mix, i, work[TIE, i])
         w_inf, w_lnk, w_crd = w, w, w  # a channel not given is the tie itself
         if cand[i, INFO_ROW] >= 0.0 or cand[i, LINK_ROW] >= 0.0 or cand[i, CRED_ROW] >= 0.0:
             u_inf, u_lnk, u_crd, _ = rng.uniforms(seed, episode, np.int64(cand[i, KEY]), rng.CHANNEL, 0)
             if cand[i, INFO_ROW] >= 0.0:
-                w_inf = rng.beta_quantile(tie_tables, int(cand[i, INFO_ROW]), u_inf)
+                w_inf = rng.tie_draw(tie_tables, tie_mix, int(cand[i, INFO_ROW]), u_inf)
             if cand[i, LINK_ROW] >= 0.0:
-                w_lnk = rng.beta_quantile(tie_tables, int(cand[i, LINK_ROW]), u_lnk)
+                w_lnk = rng.tie_draw(tie_tables, tie_mix, int(cand[i, LINK_ROW]), u_lnk)
             if cand[i, CRED_ROW] >= 0.0:
-                w_crd = rng.beta_quantile(tie_tables, int(cand[i, CRED_ROW]), u_crd)
+                w_crd = rng.tie_draw(tie_tables, tie_mix, int(cand[i, CRED_ROW]), u_crd)
         w_inf = w_inf * scal[USE_INFORMATION]
         theta = cand[i, PREF_MEAN] + cand[i, PREF_SD] * work[Z_PREFERENCE, i]
         w_info = max(w_inf, cand[i, BROKER_TIE])
@@ -302,7 +302,7 @@ def _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_ven
         for e in range(n_ties):
             peer_w[e], _, _, _ = rng.uniforms(seed, episode, tie_ends[e, TIE_KEY], rng.PEER_TIE, 0)
         for e in range(n_ties):
-            peer_w[e] = rng.beta_quantile(tie_tables, n + e, peer_w[e])
+            peer_w[e] = rng.tie_draw(tie_tables, tie_mix, n + e, peer_w[e])
         for e in range(n_ties):
             work[PEER_TOTAL, tie_ends[e, 0]] += peer_w[e]
             work[PEER_TOTAL, tie_ends[e, 1]] += peer_w[e]
@@ -434,7 +434,7 @@ def _withdraw(i, capacity, scal, work, status, adj_ptr, adj_cand, adj_tie, peer_
 
 
 @njit(cache=True, _nrt=False, error_model="numpy")
-def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_cand, adj_tie,
+def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, tie_mix, adj_ptr, adj_cand, adj_tie,
                 inst, inst_members, work, status, at_venue, order, eligible, peer_w, events, out):
     """Run one episode; outcomes go to `out`, per-candidate results stay in the workspace.
 
@@ -442,7 +442,7 @@ def run_episode(seed, episode, cand, scal, tie_ends, tie_tables, adj_ptr, adj_ca
     WITHDRAWN = ever joined; at_venue[i] = joined at a venue; work[PAYMENT, i]
     = payment received (0 if it never joined).
     """
-    _start(seed, episode, cand, scal, tie_ends, tie_tables, work, status, at_venue, order, eligible, peer_w)
+    _start(seed, episode, cand, scal, tie_ends, tie_tables, tie_mix, work, status, at_venue, order, eligible, peer_w)
     requirement = scal[REQUIREMENT]
     min_partners = scal[MIN_PARTNERS]
     capacity = 0.0

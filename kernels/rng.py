@@ -170,6 +170,28 @@ def beta_quantile(table, row, u):
     return _beta_tail(table, row, u)
 
 
+# A tie's mix (engine/model/tie_tables.py: `kernel_tables`; docs/MODEL.md, section 8): row s of the
+# (n_shapes, 2 * MIX_PARTS) mix names up to MIX_PARTS rows of the tables (columns 0..3, -1 unused)
+# and their weights (columns 4..7). A tie drawn from its own table has one part (column 1 is -1):
+# its draw is that table's quantile, nothing else. A study row's tie of a shape no table was built
+# for is drawn from the tables of the neighbouring shapes of the shape grid, weighted.
+MIX_PARTS = 4
+
+
+@njit(cache=True, inline="always")
+def tie_draw(tables, mix, s, u):
+    """Tie strength of shape `s` at u: its table's quantile, or the weighted quantiles of the
+    shape-grid tables around it (the same u: monotone in u)."""
+    q = beta_quantile(tables, int(mix[s, 0]), u)
+    if mix[s, 1] < 0.0:
+        return q
+    q *= mix[s, MIX_PARTS]
+    for k in range(1, MIX_PARTS):
+        if mix[s, k] >= 0.0:
+            q += mix[s, MIX_PARTS + k] * beta_quantile(tables, int(mix[s, k]), u)
+    return q
+
+
 @njit(cache=True)
 def normal_pair(seed, episode, slot, purpose):
     """Two independent standard normals from one block (inverse CDF)."""

@@ -80,7 +80,9 @@ def execute(plan: RunPlan, runner, sink: Sink, *, progress: bool | None = None,
     time) is when the executor began connecting, to report start-up time."""
     starting = time.perf_counter() if started is None else started
     items = plan.scenarios
-    job = Job(plan.seed, plan.keep_episodes, tuple(build_model_arrays(s) for s in items),
+    first_grid, exact = plan.grid_rows or (len(items), None)
+    job = Job(plan.seed, plan.keep_episodes,
+              tuple(build_model_arrays(s, exact if k >= first_grid else None) for k, s in enumerate(items)),
               tuple(outcome_ranges(s) for s in items), 0 if plan.paired > 1 else -1)
     merged: list[Aggregate | None] = [None] * len(items)
     keep = plan.paired if plan.paired > 1 else 0  # aggregates the paired comparisons need at the end

@@ -136,6 +136,8 @@ class RunPlan:
     document: dict
     config_sha256: str
     started: dt.datetime
+    grid_rows: tuple | None = None   # (first scenario, TieShapes): scenarios from the first on draw
+                                     # ties of other shapes from the shape grid (a study's design rows)
 
 
 def new_run_id() -> str:
@@ -152,7 +154,7 @@ def plan_run(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
              run_id: str | None = None, workers: int | None = None, chunk_size: int | None = None,
              executor: str | None = None, ray_address: str | None = None, keep_episodes: int = 0,
              target_se: float | None = None, max_episodes: int | None = None,
-             paired: int = 0) -> RunPlan:
+             paired: int = 0, grid_rows: tuple | None = None) -> RunPlan:
     """Check a run's scenarios (paths or `Scenario`s) and settings and fix its chunks, groups
     and config hash (arguments as `pivotal.forecast`'s; `paired` > 1 runs the first `paired`
     scenarios, a base and its variants, over the same chunks: engine/studies/comparisons.py)."""
@@ -196,10 +198,12 @@ def plan_run(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     if len(groups) != len(items) or paired > 1 or target_se is not None:
         document |= {"groups": [list(g) for g in groups], "paired": paired, "target_se": target_se,
                      "max_episodes": max_episodes}
+    if grid_rows is not None:
+        document["tie_grid_from"] = grid_rows[0]
     config_sha256 = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
     return RunPlan(items, run_id, seed, episodes, chunk_size, step, keep_episodes, executor, workers,
                    cores, ray_address, target_se, max_episodes, paired, tuple(groups), document,
-                   config_sha256, started)
+                   config_sha256, started, grid_rows)
 
 
 def target_rounds(episodes: int, step: int, max_episodes: int) -> list[int]:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.model.tie_tables import stacked_beta_tables
+from engine.model.tie_tables import kernel_tables
 from engine.model.keys import candidate_key, tie_key
 from engine.model.scenario import Scenario
 from kernels import layout as L
@@ -47,18 +47,23 @@ class ModelArrays(NamedTuple):
     adj_tie: np.ndarray       # (2 n_ties,) int64: the tie's index
     inst: np.ndarray          # (K, N_INSTITUTION_COLUMNS) float64
     inst_members: np.ndarray  # (K, N) uint8
+    tie_grid: np.ndarray | None = None  # (N + n_ties + channels,) int8 per tie shape: 0 its own table,
+                                        # 1 the shape grid in the mean, 2 in mean and concentration
 
     def kernel_args(self) -> tuple:
-        """The arrays in the order the kernels take them, with the ties' Beta quantile tables
-        (engine/model/tie_tables.py) in place of their shapes. The tables (25 KB a tie) are built
-        here, where a chunk runs, not kept with the scenario: a study's rows would otherwise
-        hold one set each."""
-        return (self.cand, self.scal, self.tie_ends, stacked_beta_tables(self.tie_shapes), self.adj_ptr,
+        """The arrays in the order the kernels take them, with the ties' Beta quantile tables and
+        their mix (engine/model/tie_tables.py) in place of their shapes. The tables (25 KB a tie)
+        are built here, where a chunk runs, not kept with the scenario: a study's rows would
+        otherwise hold one set each."""
+        tables, mix = kernel_tables(self.tie_shapes, self.tie_grid)
+        return (self.cand, self.scal, self.tie_ends, tables, mix, self.adj_ptr,
                 self.adj_cand, self.adj_tie, self.inst, self.inst_members)
 
 
-def build_model_arrays(s: Scenario) -> ModelArrays:
-    """Compute the fixed quantities of `s` and lay them out for the kernels."""
+def build_model_arrays(s: Scenario, exact_ties: TieShapes | None = None) -> ModelArrays:
+    """Compute the fixed quantities of `s` and lay them out for the kernels. With `exact_ties`
+    (a study row's: its base scenario's tie shapes) a tie whose shape is not among them is
+    drawn from the shape grid (docs/MODEL.md, section 8); without, every tie from its own table."""
     p, on = s.parameters, s.mechanisms
     index = {c.id: i for i, c in enumerate(s.candidates)}
     n, k = len(s.candidates), len(s.institutions)
@@ -125,4 +130,20 @@ def build_model_arrays(s: Scenario) -> ModelArrays:
     flat = [pair for row in neighbours for pair in row]
     adj_cand = np.array([c for c, _ in flat], np.int64)
     adj_tie = np.array([e for _, e in flat], np.int64)
-    return ModelArrays(cand, scal, tie_ends, tie_shapes, adj_ptr, adj_cand, adj_tie, inst, inst_members)
+    grid = None
+    if exact_ties is not None:
+        grid = np.array([0 if shape in exact_ties.shapes else 1 if shape[1] in exact_ties.concentrations else 2
+                         for shape in map(tuple, tie_shapes.tolist())], np.int8)
+    return ModelArrays(cand, scal, tie_ends, tie_shapes, adj_ptr, adj_cand, adj_tie, inst, inst_members,
+                       grid if grid is not None and grid.any() else None)
+
+
+class TieShapes(NamedTuple):
+    """The tie shapes (mean, concentration) drawn from their own tables in a study's rows."""
+    shapes: frozenset
+    concentrations: frozenset
+
+    @classmethod
+    def of(cls, s: Scenario) -> "TieShapes":
+        shapes = frozenset(map(tuple, build_model_arrays(s).tie_shapes.tolist()))
+        return cls(shapes, frozenset(c for _, c in shapes))

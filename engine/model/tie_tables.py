@@ -10,6 +10,7 @@ a study has.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -129,3 +130,90 @@ def stacked_beta_tables(shapes: np.ndarray) -> np.ndarray:
     """The tables of an (n, 2) array of (mean, concentration), as `beta_tables`; the last few
     stacks are kept, so the chunks of one scenario build theirs once."""
     return _stacked(np.ascontiguousarray(shapes, np.float64).tobytes())
+
+
+# The shape grid (docs/MODEL.md, section 8): a study row's tie whose shape is not one of its base
+# scenario's is drawn from the tables of the grid shapes around it, weighted linearly in the mean
+# (nodes k / GRID_MEANS) and, when its concentration is not one of the base's either, in
+# log2 of the concentration (nodes 2 ** (k / GRID_CONCENTRATIONS)).
+GRID_MEANS = 512
+GRID_CONCENTRATIONS = 16
+ARENA_TABLES = 8192  # tables a process keeps for the shape grid (25 KB each) before starting afresh
+
+
+def grid_parts(mean: float, concentration: float, exact_concentration: bool) -> list[tuple[tuple, float]]:
+    """The grid tables ((mean, concentration) keys) and weights that draw a tie of this shape."""
+    x = min(max(mean, 0.0), 1.0) * GRID_MEANS
+    j = min(int(math.floor(x)), GRID_MEANS - 1)
+    fm = x - j
+    means = [(j / GRID_MEANS, 1.0 - fm), ((j + 1) / GRID_MEANS, fm)]
+    if exact_concentration:
+        concs = [(concentration, 1.0)]
+    else:
+        y = math.log2(concentration) * GRID_CONCENTRATIONS
+        k = math.floor(y)
+        fc = y - k
+        concs = [(2.0 ** (k / GRID_CONCENTRATIONS), 1.0 - fc), (2.0 ** ((k + 1) / GRID_CONCENTRATIONS), fc)]
+    return [((m, c), wm * wc) for m, wm in means for c, wc in concs if wm * wc > 0.0]
+
+
+class _Arena:
+    """One growing array of tables for the shape grid, shared by every row of a study: a row's
+    mix names rows of it, so a row costs a few lookups, not a copy of its tables."""
+
+    def __init__(self):
+        self.array = np.zeros((0, rng.BETA_ROW))
+        self.index: dict = {}
+        self.lock = threading.Lock()
+
+    def rows(self, keys: list) -> tuple[np.ndarray, list[int]]:
+        """(the array, the row of each key), adding the tables it lacks (built once: threads
+        asking at once wait for the first)."""
+        with self.lock:
+            new = [k for k in dict.fromkeys(keys) if k not in self.index]
+            if new:
+                if len(self.index) + len(new) > ARENA_TABLES:  # afresh (chunks running keep the old array)
+                    self.array, self.index = np.zeros((0, rng.BETA_ROW)), {}
+                    new = list(dict.fromkeys(keys))
+                built = beta_tables(new)
+                n = len(self.index)
+                if n + len(new) > len(self.array):
+                    grown = np.empty((max(2 * len(self.array), n + len(new), 64), rng.BETA_ROW))
+                    grown[:n] = self.array[:n]
+                    self.array = grown
+                self.array[n:n + len(new)] = built
+                self.index.update({k: n + r for r, k in enumerate(new)})
+            return self.array, [self.index[k] for k in keys]
+
+
+_arena = _Arena()
+
+
+@lru_cache(maxsize=64)
+def _identity_mix(n: int) -> np.ndarray:
+    mix = np.zeros((n, 2 * rng.MIX_PARTS))
+    mix[:, 1:rng.MIX_PARTS] = -1.0
+    mix[:, 0] = np.arange(n)
+    mix[:, rng.MIX_PARTS] = 1.0
+    mix.setflags(write=False)
+    return mix
+
+
+def kernel_tables(shapes: np.ndarray, grid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The tables and the mix (kernels.rng.tie_draw) of an (n, 2) array of tie shapes. `grid[s]`
+    is 0 for a shape drawn from its own table, 1 for one drawn from the shape grid in the mean
+    (its concentration exact), 2 in both; None: every shape from its own table (a plain run)."""
+    if grid is None or not grid.any():
+        return stacked_beta_tables(shapes), _identity_mix(len(shapes))
+    parts = []
+    for (mean, conc), how in zip(shapes.tolist(), grid.tolist()):
+        parts.append([((mean, conc), 1.0)] if how == 0 else grid_parts(mean, conc, how == 1))
+    array, rows = _arena.rows([key for p in parts for key, _ in p])
+    mix = np.full((len(shapes), 2 * rng.MIX_PARTS), -1.0)
+    at = 0
+    for s, p in enumerate(parts):
+        mix[s, rng.MIX_PARTS:] = 0.0
+        for k, (_, weight) in enumerate(p):
+            mix[s, k], mix[s, rng.MIX_PARTS + k] = rows[at], weight
+            at += 1
+    return array, mix

@@ -14,7 +14,7 @@ import pyarrow as pa
 from engine.execution.execute import Execution
 from engine.execution.plan import RunPlan, plan_run
 from engine.forecast import execute_plan
-from engine.model.arrays import outcome_ranges
+from engine.model.arrays import TieShapes, outcome_ranges
 from engine.model.scenario import MECHANISMS, Scenario, load_scenario
 from engine.outputs.publish import Forecast
 from engine.studies.comparisons import OUTPUTS, comparisons_table
@@ -41,9 +41,11 @@ def study_plan(st: Study, *, episodes: int | None = None, seed: int | None = Non
     run plan. `episodes` and `seed` default to the study's; other keywords are `plan_run`'s."""
     if st.inputs:
         preload_analysis(st.sampler)
+    first_row = 1 + len(st.variants)
     return plan_run(st.scenarios, episodes=st.episodes if episodes is None else episodes,
                     seed=st.seed if seed is None else seed,
-                    paired=1 + len(st.variants) if st.variants else 0, **settings)
+                    paired=first_row if st.variants else 0,
+                    grid_rows=(first_row, TieShapes.of(st.scenarios[0])) if st.inputs else None, **settings)
 
 
 def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progress: bool | None = None,

@@ -1,6 +1,7 @@
 """Study outputs beyond the four means (docs/STUDIES.md, "Outputs"): every figure a study
-analyses is checked against a recomputation from the per-episode outputs of a plain run of
-one row; comparisons of each figure; the outputs key's refusals; pivotal.Study = the file."""
+analyses is checked against a recomputation from the per-episode outputs of a run of one
+row (its ties drawn as the study's row draws them); comparisons of each figure; the outputs
+key's refusals; pivotal.Study = the file."""
 import math
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 import pivotal
 import pivotal.ema
 from engine.cli.main import main
-from engine.model.arrays import VALUE_BINS, outcome_ranges
+from engine.execution.plan import plan_run
+from engine.forecast import run_plan
+from engine.model.arrays import VALUE_BINS, TieShapes, outcome_ranges
 from engine.model.scenario import ScenarioError
 from engine.outputs.figures import FigureError, figure_paths, parse_figure
 from engine.studies import run as study_run
@@ -46,9 +49,16 @@ def analysed(tmp_path_factory):
     return result, seen, st.checked, out
 
 
-def _reference(scenario, path, episodes):
-    """A figure recomputed from the per-episode outputs of a plain run (every episode kept)."""
-    t = pivotal.forecast(scenario, episodes=EPISODES, seed=SEED, keep_episodes=EPISODES, progress=False).tables
+def _row_run(scenario, base, **kw):
+    """A plain run of one row's scenario drawing its ties as the study's row does: shapes its base
+    lacks from the shape grid (docs/MODEL.md, section 8), so the numbers are the row's exactly."""
+    plan = plan_run([scenario], episodes=EPISODES, seed=SEED, grid_rows=(0, TieShapes.of(base)), **kw)
+    return run_plan(plan, progress=False).tables
+
+
+def _reference(scenario, base, path, episodes):
+    """A figure recomputed from the per-episode outputs of a row's run (every episode kept)."""
+    t = _row_run(scenario, base, keep_episodes=EPISODES)
     ep = t["episodes"]
     assert ep.height == EPISODES
     kind, a, b = parse_figure(path)
@@ -80,10 +90,10 @@ def test_every_output_of_a_row_matches_its_plain_run(analysed):
     r = 1
     scenario = st.scenarios[1 + len(st.variants) + r]
     assert scenario.id == "row-000001"
-    cand = pivotal.forecast(scenario, episodes=EPISODES, seed=SEED, progress=False).tables["candidates"]
+    cand = _row_run(scenario, st.scenarios[0])["candidates"]
     for path in OUTPUTS:
         got = seen[path][r]
-        want, tol = _reference(scenario, path, EPISODES)
+        want, tol = _reference(scenario, st.scenarios[0], path, EPISODES)
         if want is None:
             column = {"ever_joined": "p_ever_joined", "payment": "mean_payment"}[path.split(".")[2]]
             want, tol = cand.filter(pl.col("candidate_id") == path.split(".")[1])[column].item(), 0.0

@@ -46,14 +46,16 @@ def forecast(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
 
 
 def execute_plan(plan: RunPlan, *, out=None, resume: bool = False, progress: bool | None = None,
-                 kind: str = "run", name: str | None = None, figures=None) -> tuple[Execution, Publisher]:
+                 kind: str = "run", name: str | None = None, figures=None,
+                 row_tables=None) -> tuple[Execution, Publisher]:
     """Connect the plan's executor, claim its run id under `out` (None: write nothing) and
     execute it; returns the execution and the publisher holding its staged tables (and the
     `figures` of each scenario: engine/outputs/figures.py, default the four means). `kind` and
-    `name` are recorded in the `runs` row (engine/outputs/publish.py: Publisher)."""
+    `name` are recorded in the `runs` row (engine/outputs/publish.py: Publisher); `row_tables`
+    gives the tables of each block of a plan's design rows, streamed as they arrive."""
     started = time.perf_counter()
     runner = open_executor(plan)  # connects first: fails before the id is claimed
-    publisher = Publisher(plan, out, resume, kind=kind, name=name,
+    publisher = Publisher(plan, out, resume, kind=kind, name=name, row_tables=row_tables,
                           **({} if figures is None else {"figures": figures}))
     return execute(plan, runner, publisher, progress=progress, started=started), publisher
 

@@ -77,11 +77,23 @@ def save_chunk(path, aggregates: list[Aggregate]) -> None:
     name, then renamed: never half-written). Each field of all aggregates is one array
     (their flattened values end to end) plus their shapes: a group of many scenarios is
     a handful of arrays, not a handful per scenario."""
+    if isinstance(aggregates, np.ndarray):  # a block of design rows: its rows' figures
+        arrays = {"row_figures": aggregates}
+    else:
+        arrays = _columns(aggregates)
+    _write(path, arrays)
+
+
+def _columns(aggregates: list[Aggregate]) -> dict:
     arrays = {}
     for f in fields(Aggregate):
         parts = [np.asarray(getattr(agg, f.name)) for agg in aggregates]
         arrays[f.name] = np.concatenate([p.ravel() for p in parts])
         arrays[f"{f.name}.shape"] = np.array([p.shape for p in parts], np.int64).reshape(len(parts), -1)
+    return arrays
+
+
+def _write(path, arrays: dict) -> None:
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "wb") as fh:
@@ -95,9 +107,11 @@ def save_chunk(path, aggregates: list[Aggregate]) -> None:
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
-def load_chunk(path) -> list[Aggregate]:
-    """The aggregates `save_chunk` wrote."""
+def load_chunk(path) -> list[Aggregate] | np.ndarray:
+    """The aggregates `save_chunk` wrote (a block of design rows: its figures array)."""
     with np.load(path) as z:
+        if "row_figures" in z:
+            return z["row_figures"]
         columns = {}
         for f in fields(Aggregate):
             flat, shapes = z[f.name], z[f"{f.name}.shape"]

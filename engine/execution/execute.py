@@ -18,7 +18,7 @@ from typing import Protocol
 
 from engine.execution.aggregate import Aggregate
 from engine.execution.executors import ChunkError, Job, LocalExecutor, compile_kernels, kernels_cached
-from engine.execution.plan import RunPlan, plan_chunks, target_rounds
+from engine.execution.plan import Chained, RunPlan, plan_chunks, target_rounds
 from engine.execution.progress import progress_bar
 from engine.execution.signals import raise_if_received, received
 from engine.model.arrays import build_model_arrays, outcome_ranges
@@ -46,6 +46,7 @@ class Sink(Protocol):
     store: Checkpoints | None
 
     def add_group(self, first: int, aggregates: list[Aggregate]) -> None: ...
+    def add_rows(self, first: int, figures) -> None: ...
 
 
 @dataclass
@@ -83,7 +84,7 @@ def execute(plan: RunPlan, runner, sink: Sink, *, progress: bool | None = None,
     first_grid, exact = plan.grid_rows or (len(items), None)
     job = Job(plan.seed, plan.keep_episodes,
               tuple(build_model_arrays(s, exact if k >= first_grid else None) for k, s in enumerate(items)),
-              tuple(outcome_ranges(s) for s in items), 0 if plan.paired > 1 else -1)
+              tuple(outcome_ranges(s) for s in items), 0 if plan.paired > 1 else -1, plan.rows)
     merged: list[Aggregate | None] = [None] * len(items)
     keep = plan.paired if plan.paired > 1 else 0  # aggregates the paired comparisons need at the end
 
@@ -106,9 +107,11 @@ def execute(plan: RunPlan, runner, sink: Sink, *, progress: bool | None = None,
     rounds = [episodes] if plan.target_se is None else target_rounds(episodes, step, plan.max_episodes)
     for stop in rounds:
         chunks = plan_chunks(len(items), stop, step, plan.groups, first_index=done_chunks)
+        if done_chunks == 0 and plan.rows is not None:  # the design rows, after the scenarios
+            chunks = Chained(chunks, plan.row_chunks())
         done_chunks = -(-stop // step)
         try:
-            computed += _simulate(job, chunks, runner, sink.store, merged, progress, final)
+            computed += _simulate(job, chunks, runner, sink.store, merged, progress, final, sink)
         except ChunkError as exc:
             raise RunFailedError(_failure(plan, exc, sink.store)) from exc
         episodes = stop
@@ -131,6 +134,9 @@ def execute(plan: RunPlan, runner, sink: Sink, *, progress: bool | None = None,
 def _failure(plan: RunPlan, exc: ChunkError, store) -> str:
     c, ids = exc.chunk, [s.id for s in plan.scenarios]
     kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
+    if c.scenario >= len(ids):
+        r = c.scenario - len(ids)
+        return f"design rows {r}..{r + c.count - 1} failed: {exc}{kept}"
     names = ids[c.scenario] if c.count == 1 else f"{ids[c.scenario]}..{ids[c.scenario + c.count - 1]}"
     return (f"scenario {names!r}, chunk {c.index} (episodes {c.first}..{c.stop - 1}) failed: "
             f"{exc}{kept}")
@@ -152,9 +158,10 @@ def _success_se(agg: Aggregate) -> float:
 
 
 def _simulate(job: Job, chunks, runner, store: Checkpoints | None, merged: list,
-              progress: bool | None, on_merged=None) -> int:
+              progress: bool | None, on_merged=None, sink=None) -> int:
     """Run the chunks not yet checkpointed and merge all chunks, in list order, into
-    `merged` (one aggregate per scenario), calling `on_merged(chunk)` after each.
+    `merged` (one aggregate per scenario), calling `on_merged(chunk)` after each; a block of
+    design rows goes to `sink.add_rows` (its rows' figures: nothing to merge).
     Returns the episodes computed now. Each checkpoint is read once, when its turn to be
     merged comes; one that cannot be read is computed again then."""
     done = store.finished_chunks() if store else set()
@@ -181,9 +188,12 @@ def _simulate(job: Job, chunks, runner, store: Checkpoints | None, merged: list,
                     aggs = recompute(chunk)
             else:
                 return
+            next_index += 1
+            if chunk.scenario >= len(merged):
+                sink.add_rows(chunk.scenario - len(merged), aggs)
+                continue
             for s, agg in enumerate(aggs, start=chunk.scenario):
                 merged[s] = agg if merged[s] is None else merged[s].merge(agg)
-            next_index += 1
             if on_merged is not None:
                 on_merged(chunk)
 

@@ -13,6 +13,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, NamedTuple
 
+import numpy as np
+
 from engine.execution.aggregate import Aggregate
 from engine.model.arrays import VALUE_BINS, ModelArrays, Ranges
 from engine.execution.plan import Chunk
@@ -25,6 +27,7 @@ class Job(NamedTuple):
     models: tuple[ModelArrays, ...]   # per scenario
     ranges: tuple[Ranges, ...]        # per scenario
     paired: int = -1                  # first scenario of the paired group (base + variants), or -1
+    rows: object = None               # a study's design rows (engine/studies/rows.py: RowDesign), or None
 
 
 class ChunkError(RuntimeError):
@@ -40,7 +43,16 @@ def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None,
     """Run one chunk: every scenario of its group over the chunk's episodes, split into one
     contiguous slice per thread (`threads` of `pool`; the kernel releases the GIL).
     Returns one Aggregate per scenario of the group; in the paired group each also
-    carries its cross sums with the group's first scenario (engine/studies/comparisons.py)."""
+    carries its cross sums with the group's first scenario (engine/studies/comparisons.py).
+    A chunk past the run's scenarios is a block of `job.rows` (rows scenario - len(models)
+    on, `count` of them, every episode): its rows' figures, a (count, figures) array, split
+    over the threads by rows."""
+    if job.rows is not None and chunk.scenario >= len(job.models):  # a block of design rows
+        first = chunk.scenario - len(job.models)
+        bounds = [first + chunk.count * k // threads for k in range(threads + 1)]
+        parts = (pool.map if threads > 1 else map)(
+            lambda a, b: job.rows.run(job.seed, a, b), bounds[:-1], bounds[1:])
+        return np.concatenate([p for p in parts if len(p)])
     bounds = [chunk.first + chunk.episodes * k // threads for k in range(threads + 1)]
     scenarios = range(chunk.scenario, chunk.scenario + chunk.count)
     paired = chunk.scenario == job.paired

@@ -101,6 +101,52 @@ class ChunkPlan(Sequence):
                      min(first + self.chunk_size, self.episodes), count)
 
 
+ROW_POSITIONS = 1 << 40  # checkpoint ids of design-row blocks (after every scenario chunk's)
+
+
+class RowChunks(Sequence):
+    """The blocks of a study's design rows (a `RowDesign`, engine/studies/rows.py), each a chunk
+    of `per_block` rows x every episode, numbered after the run's `first` scenarios."""
+
+    def __init__(self, first: int, rows: int, per_block: int, episodes: int):
+        self.first, self.rows, self.per_block, self.episodes = first, rows, per_block, episodes
+
+    def __len__(self) -> int:
+        return -(-self.rows // self.per_block)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        r = i * self.per_block
+        return Chunk(ROW_POSITIONS + i, self.first + r, 0, 0, self.episodes, min(self.per_block, self.rows - r))
+
+
+class Chained(Sequence):
+    """Two chunk sequences, one after the other."""
+
+    def __init__(self, a: Sequence, b: Sequence):
+        self.a, self.b = a, b
+
+    def __len__(self) -> int:
+        return len(self.a) + len(self.b)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = i + len(self) if i < 0 else i
+        return self.a[i] if i < len(self.a) else self.b[i - len(self.a)]
+
+
+def row_block_size(rows_design, chunk_size: int) -> int:
+    """Design rows per block: about a chunk's work (`chunk_size` episodes), at least one row."""
+    return max(1, min(MAX_ROW_BLOCK, chunk_size // max(rows_design.episodes, 1)))
+
+
+MAX_ROW_BLOCK = 4096  # rows per block: bounds a block's stacked aggregates
+
 DEFAULT_EPISODES = 100_000
 DEFAULT_SEED = 1
 MAX_KEPT = 1_000_000   # --keep-episodes: kept records are held in memory until published
@@ -138,6 +184,15 @@ class RunPlan:
     started: dt.datetime
     grid_rows: tuple | None = None   # (first scenario, TieShapes): scenarios from the first on draw
                                      # ties of other shapes from the shape grid (a study's design rows)
+    rows: object = None              # a study's design rows run in blocks after the scenarios
+                                     # (engine/studies/rows.py: RowDesign), or None
+    row_block: int = 0               # design rows per block
+
+    def row_chunks(self) -> Sequence:
+        """The design-row blocks (none without `rows`)."""
+        if self.rows is None:
+            return ()
+        return RowChunks(len(self.scenarios), self.rows.rows, self.row_block, self.rows.episodes)
 
 
 def new_run_id() -> str:
@@ -154,7 +209,7 @@ def plan_run(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
              run_id: str | None = None, workers: int | None = None, chunk_size: int | None = None,
              executor: str | None = None, ray_address: str | None = None, keep_episodes: int = 0,
              target_se: float | None = None, max_episodes: int | None = None,
-             paired: int = 0, grid_rows: tuple | None = None) -> RunPlan:
+             paired: int = 0, grid_rows: tuple | None = None, rows=None) -> RunPlan:
     """Check a run's scenarios (paths or `Scenario`s) and settings and fix its chunks, groups
     and config hash (arguments as `pivotal.forecast`'s; `paired` > 1 runs the first `paired`
     scenarios, a base and its variants, over the same chunks: engine/studies/comparisons.py)."""
@@ -200,10 +255,15 @@ def plan_run(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
                      "max_episodes": max_episodes}
     if grid_rows is not None:
         document["tie_grid_from"] = grid_rows[0]
+    row_block = 0
+    if rows is not None:
+        _check(target_se is None, "--target-se does not apply to a study's design rows")
+        row_block = row_block_size(rows, chunk_size)
+        document["rows"] = {"count": rows.rows, "sha256": rows.digest(), "block": row_block}
     config_sha256 = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
     return RunPlan(items, run_id, seed, episodes, chunk_size, step, keep_episodes, executor, workers,
                    cores, ray_address, target_se, max_episodes, paired, tuple(groups), document,
-                   config_sha256, started, grid_rows)
+                   config_sha256, started, grid_rows, rows, row_block)
 
 
 def target_rounds(episodes: int, step: int, max_episodes: int) -> list[int]:

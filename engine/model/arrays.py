@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.model.tie_tables import kernel_tables
 from engine.model.keys import candidate_key, tie_key
-from engine.model.scenario import Scenario
+from engine.model.scenario import MECHANISMS, PARAMETERS, Scenario
 from kernels import layout as L
 
 
@@ -60,67 +60,121 @@ class ModelArrays(NamedTuple):
                 self.adj_cand, self.adj_tie, self.inst, self.inst_members)
 
 
+class Fields(NamedTuple):
+    """The values a scenario's kernel arrays are computed from, each with a leading row axis: one
+    row for a scenario, one per design row for a study's block of rows (engine/studies/rows.py),
+    so both go through the one computation (`value_arrays`)."""
+    capacity: np.ndarray      # (R, N, 3) low, mode, high
+    preference: np.ndarray    # (R, N, 2) mean, sd
+    shapes: np.ndarray        # (R, S, 2) tie shapes (mean, concentration), in `tie_shapes` order
+    top: np.ndarray           # (R, 4) deadline_days, requirement, min_partners, budget
+    parameters: np.ndarray    # (R, len(PARAMETERS)) in PARAMETERS order
+    mechanisms: np.ndarray    # (R, len(MECHANISMS)) 1.0 on, 0.0 off
+    institutions: np.ndarray  # (R, K, 3) broker, venue_day (NaN: none), venue_bonus
+
+
+class Structure(NamedTuple):
+    """What a scenario's values do not change: who is who, who is tied to whom, who belongs where."""
+    keys: np.ndarray          # (N,) candidate keys
+    channel_rows: np.ndarray  # (N, 3) the shape row of each channel given, else -1
+    pivot_member: np.ndarray  # (K,) 1.0 if P belongs
+    members: np.ndarray       # (K, N) uint8
+
+
+TOP_FIELDS = ("deadline_days", "requirement", "min_partners", "budget")
+PARAMETER_INDEX = {name: k for k, name in enumerate(PARAMETERS)}
+MECHANISM_INDEX = {name: k for k, name in enumerate(MECHANISMS)}
+
+
+def value_arrays(f: Fields, st: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cand, scal, inst) of each row of `f`, with a leading row axis (MODEL.md, section 3: the
+    expected contribution, the hold-out demand and the broker tie, with the mechanism switches)."""
+    rows, n, k = f.capacity.shape[0], f.capacity.shape[1], f.institutions.shape[1]
+    p = lambda name: f.parameters[:, PARAMETER_INDEX[name]]  # noqa: E731
+    on = lambda name: f.mechanisms[:, MECHANISM_INDEX[name]] != 0.0  # noqa: E731
+    cand = np.zeros((rows, n, L.N_CANDIDATE_COLUMNS))
+    cand[:, :, [L.LOW, L.MODE, L.HIGH]] = f.capacity
+    cand[:, :, [L.PREF_MEAN, L.PREF_SD]] = f.preference
+    cand[:, :, L.KEY] = st.keys
+    expected = cand[:, :, [L.LOW, L.MODE, L.HIGH]].sum(axis=2) / 3.0
+    cand[:, :, L.EXPECTED] = expected
+    requirement = f.top[:, 1:2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        criticality = np.where(requirement > 0, np.minimum(1.0, expected / requirement), 0.0)
+    cand[:, :, L.DEMAND] = p("holdout")[:, None] * criticality
+    brokers = on("brokers")
+    for j in range(k):
+        if st.pivot_member[j]:
+            rows_j = st.members[j].astype(bool)
+            raised = np.maximum(cand[:, rows_j, L.BROKER_TIE], f.institutions[:, j, 0:1])
+            cand[:, rows_j, L.BROKER_TIE] = np.where(brokers[:, None], raised, cand[:, rows_j, L.BROKER_TIE])
+    cand[:, :, [L.INFO_ROW, L.LINK_ROW, L.CRED_ROW]] = st.channel_rows
+
+    inst = np.zeros((rows, k, L.N_INSTITUTION_COLUMNS))
+    inst[:, :, 0] = np.where(on("venues")[:, None], f.institutions[:, :, 1], math.nan)
+    inst[:, :, 1] = f.institutions[:, :, 2]
+    inst[:, :, 2] = st.pivot_member
+    inst[:, :, 3] = st.members.sum(axis=1)
+
+    scal = np.zeros((rows, L.N_SCALARS))
+    scal[:, L.DEADLINE], scal[:, L.REQUIREMENT], scal[:, L.MIN_PARTNERS], scal[:, L.BUDGET] = f.top.T
+    for column, name in ((L.INFO_NOISE, "info_noise"), (L.CREDIBILITY_FLOOR, "credibility_floor"),
+                         (L.LINKAGE, "linkage"), (L.BANDWIDTH, "bandwidth"), (L.DELAY_MIN, "delay_min_days"),
+                         (L.DELAY_MAX, "delay_max_days"), (L.MAX_ROUNDS, "max_rounds"),
+                         (L.ESCALATION, "escalation"), (L.MARGIN, "margin"),
+                         (L.APPROACH_COST, "approach_cost")):
+        scal[:, column] = p(name)
+    scal[:, L.PEER_WEIGHT] = np.where(on("peers"), p("peer_weight"), 0.0)
+    scal[:, L.WITHDRAWAL_RATE] = np.where(on("withdrawals"), p("withdrawal_rate"), 0.0)
+    scal[:, L.USE_INFORMATION] = on("information")
+    scal[:, L.USE_LINKAGE] = on("linkage")
+    scal[:, L.USE_CREDIBILITY] = on("credibility")
+    return cand, scal, inst
+
+
+def scenario_fields(s: Scenario) -> tuple[Fields, Structure]:
+    """The values (one row) and the structure of `s`."""
+    index = {c.id: i for i, c in enumerate(s.candidates)}
+    n, k = len(s.candidates), len(s.institutions)
+    shapes = [c.tie for c in s.candidates] + [(t.mean, t.concentration) for t in s.ties]
+    channel_rows = np.full((n, 3), -1.0)
+    for i, c in enumerate(s.candidates):
+        for column, shape in enumerate(c.channels):
+            if shape is not None:
+                channel_rows[i, column] = len(shapes)
+                shapes.append(shape)
+    members = np.zeros((k, n), np.uint8)
+    for j, institution in enumerate(s.institutions):
+        for m in institution.members:
+            members[j, index[m]] = 1
+    fields = Fields(
+        np.array([c.capacity for c in s.candidates], np.float64).reshape(1, n, 3),
+        np.array([c.preference for c in s.candidates], np.float64).reshape(1, n, 2),
+        np.array(shapes, np.float64).reshape(1, -1, 2),
+        np.array([[s.deadline_days, s.requirement, s.min_partners, s.budget]], np.float64),
+        np.array([[s.parameters[name] for name in PARAMETERS]], np.float64),
+        np.array([[float(s.mechanisms[name]) for name in MECHANISMS]]),
+        np.array([(i.broker, math.nan if i.venue_day is None else i.venue_day, i.venue_bonus)
+                  for i in s.institutions], np.float64).reshape(1, k, 3))
+    structure = Structure(np.array([candidate_key(c.id) for c in s.candidates], np.float64), channel_rows,
+                          np.array([float(i.pivot_member) for i in s.institutions]), members)
+    return fields, structure
+
+
 def build_model_arrays(s: Scenario, exact_ties: TieShapes | None = None) -> ModelArrays:
     """Compute the fixed quantities of `s` and lay them out for the kernels. With `exact_ties`
     (a study row's: its base scenario's tie shapes) a tie whose shape is not among them is
     drawn from the shape grid (docs/MODEL.md, section 8); without, every tie from its own table."""
-    p, on = s.parameters, s.mechanisms
     index = {c.id: i for i, c in enumerate(s.candidates)}
-    n, k = len(s.candidates), len(s.institutions)
-
-    cand = np.zeros((n, L.N_CANDIDATE_COLUMNS))
-    cand[:, [L.LOW, L.MODE, L.HIGH, L.PREF_MEAN, L.PREF_SD, L.KEY]] = np.array(
-        [(*c.capacity, *c.preference, candidate_key(c.id)) for c in s.candidates], np.float64).reshape(n, 6)
-    expected = cand[:, [L.LOW, L.MODE, L.HIGH]].sum(axis=1) / 3.0
-    cand[:, L.EXPECTED] = expected
-    criticality = np.minimum(1.0, expected / s.requirement) if s.requirement > 0 else np.zeros(n)
-    cand[:, L.DEMAND] = p["holdout"] * criticality
-
-    inst = np.zeros((k, L.N_INSTITUTION_COLUMNS))
-    inst_members = np.zeros((k, n), np.uint8)
-    for j, institution in enumerate(s.institutions):
-        for m in institution.members:
-            inst_members[j, index[m]] = 1
-        venue = institution.venue_day if (on["venues"] and institution.venue_day is not None) else math.nan
-        inst[j] = (venue, institution.venue_bonus, float(institution.pivot_member), len(institution.members))
-        if on["brokers"] and institution.pivot_member:
-            rows = inst_members[j].astype(bool)
-            cand[rows, L.BROKER_TIE] = np.maximum(cand[rows, L.BROKER_TIE], institution.broker)
-
-    scal = np.zeros(L.N_SCALARS)
-    scal[L.DEADLINE] = s.deadline_days
-    scal[L.REQUIREMENT] = s.requirement
-    scal[L.MIN_PARTNERS] = s.min_partners
-    scal[L.BUDGET] = s.budget
-    scal[L.INFO_NOISE] = p["info_noise"]
-    scal[L.CREDIBILITY_FLOOR] = p["credibility_floor"]
-    scal[L.LINKAGE] = p["linkage"]
-    scal[L.PEER_WEIGHT] = p["peer_weight"] if on["peers"] else 0.0
-    scal[L.BANDWIDTH] = p["bandwidth"]
-    scal[L.DELAY_MIN] = p["delay_min_days"]
-    scal[L.DELAY_MAX] = p["delay_max_days"]
-    scal[L.MAX_ROUNDS] = p["max_rounds"]
-    scal[L.ESCALATION] = p["escalation"]
-    scal[L.MARGIN] = p["margin"]
-    scal[L.APPROACH_COST] = p["approach_cost"]
-    scal[L.WITHDRAWAL_RATE] = p["withdrawal_rate"] if on["withdrawals"] else 0.0
-    scal[L.USE_INFORMATION] = float(on["information"])
-    scal[L.USE_LINKAGE] = float(on["linkage"])
-    scal[L.USE_CREDIBILITY] = float(on["credibility"])
+    n = len(s.candidates)
+    fields, structure = scenario_fields(s)
+    cand, scal, inst = (a[0] for a in value_arrays(fields, structure))
+    tie_shapes = fields.shapes[0]
+    inst_members = structure.members
 
     ends = [(index[t.a], index[t.b]) for t in s.ties]
     tie_ends = np.array([(a, b, tie_key(t.a, t.b)) for (a, b), t in zip(ends, s.ties)],
                         np.int64).reshape(-1, 3)
-    # Beta tables: each candidate's tie with P, each candidate tie, then each channel given
-    # (MODEL.md revision 2026-12-04); a channel's row goes in INFO_ROW/LINK_ROW/CRED_ROW, else -1
-    shapes = [c.tie for c in s.candidates] + [(t.mean, t.concentration) for t in s.ties]
-    cand[:, [L.INFO_ROW, L.LINK_ROW, L.CRED_ROW]] = -1.0
-    for i, c in enumerate(s.candidates):
-        for column, shape in zip((L.INFO_ROW, L.LINK_ROW, L.CRED_ROW), c.channels):
-            if shape is not None:
-                cand[i, column] = len(shapes)
-                shapes.append(shape)
-    tie_shapes = np.array(shapes, np.float64).reshape(-1, 2)
     neighbours = [[] for _ in range(n)]
     for e, (a, b) in enumerate(ends):
         neighbours[a].append((b, e))

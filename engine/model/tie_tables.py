@@ -217,3 +217,51 @@ def kernel_tables(shapes: np.ndarray, grid: np.ndarray | None) -> tuple[np.ndarr
             mix[s, k], mix[s, rng.MIX_PARTS + k] = rows[at], weight
             at += 1
     return array, mix
+
+
+def block_tables(shapes: np.ndarray, base: np.ndarray, exact) -> tuple[np.ndarray, np.ndarray]:
+    """The tables and the mixes, (R, n, 2 * MIX_PARTS), of a block of R study rows whose tie shapes
+    are `shapes` (R, n, 2): each tie drawn as `kernel_tables` draws a row's (a shape of the base,
+    `exact`, from its own table; any other from the shape grid, with the same parts and weights
+    as `grid_parts`). Rows whose shapes are all the base's (`base`, (n, 2)) share its tables."""
+    rows, n = shapes.shape[0], shapes.shape[1]
+    if np.array_equal(shapes, np.broadcast_to(base, shapes.shape)):
+        mix = np.broadcast_to(_identity_mix(n), (rows, n, 2 * rng.MIX_PARTS))
+        return stacked_beta_tables(base), mix
+    flat = shapes.reshape(-1, 2)
+    changed = np.flatnonzero(np.any(flat != np.tile(base, (rows, 1)), axis=1))
+    mean, conc = flat[changed, 0], flat[changed, 1]
+    on_grid = np.array([c in exact.concentrations and (m, c) not in exact.shapes
+                        for m, c in zip(mean.tolist(), conc.tolist())], bool)
+    # the mean grid (the concentration one of the base's), vectorised as grid_parts computes it
+    x = np.clip(mean[on_grid], 0.0, 1.0) * GRID_MEANS
+    j = np.minimum(np.floor(x), GRID_MEANS - 1)
+    fm = x - j
+    c = conc[on_grid]
+    keys = [tuple(shape) for shape in base.tolist()]
+    lower = list(zip((j / GRID_MEANS).tolist(), c.tolist()))
+    upper = list(zip(((j + 1) / GRID_MEANS).tolist(), c.tolist()))
+    others = [(s, [((m, cc), 1.0)] if (m, cc) in exact.shapes else grid_parts(m, cc, cc in exact.concentrations))
+              for s, m, cc in zip(changed[~on_grid].tolist(), mean[~on_grid].tolist(), conc[~on_grid].tolist())]
+    array, table_rows = _arena.rows(keys + lower + upper + [key for _, p in others for key, _ in p])
+    table_rows = np.array(table_rows, np.float64)
+    mix = np.full((rows * n, 2 * rng.MIX_PARTS), -1.0)
+    mix[:, rng.MIX_PARTS:] = 0.0
+    mix[:, 0] = np.tile(table_rows[:n], rows)
+    mix[:, rng.MIX_PARTS] = 1.0
+    g = changed[on_grid]
+    m = len(g)
+    low_rows, high_rows = table_rows[n:n + m], table_rows[n + m:n + 2 * m]
+    both = (1.0 - fm > 0.0) & (fm > 0.0)
+    mix[g, 0] = np.where(1.0 - fm > 0.0, low_rows, high_rows)
+    mix[g, rng.MIX_PARTS] = np.where(1.0 - fm > 0.0, 1.0 - fm, fm)
+    mix[g, 1] = np.where(both, high_rows, -1.0)
+    mix[g, rng.MIX_PARTS + 1] = np.where(both, fm, 0.0)
+    at = n + 2 * m
+    for s, p in others:
+        mix[s, :] = -1.0
+        mix[s, rng.MIX_PARTS:] = 0.0
+        for k, (_, weight) in enumerate(p):
+            mix[s, k], mix[s, rng.MIX_PARTS + k] = table_rows[at], weight
+            at += 1
+    return array, mix.reshape(rows, n, 2 * rng.MIX_PARTS)

@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from engine.execution.aggregate import Aggregate
-from engine.outputs.tables import METRICS, QUANTILES, output_means, summary_rows
+from engine.outputs.tables import METRICS, QUANTILES, means_of, summary_stats
 from kernels.chunk import GRID
 
 MEANS = ("success", "size", "capacity", "spent")
@@ -83,24 +83,28 @@ def figure_paths(scenario) -> list[str]:
 
 def figure_values(paths, scenario, agg: Aggregate) -> np.ndarray:
     """The figures `paths` of one scenario from its merged aggregate (NaN where missing)."""
+    from engine.model.arrays import outcome_ranges
+
+    return figures_of(paths, [c.id for c in scenario.candidates], outcome_ranges(scenario).top, agg)
+
+
+def figures_of(paths, ids, top, agg: Aggregate) -> np.ndarray:
+    """The figures `paths` from a merged aggregate, given its scenario's candidate `ids` and
+    ranges' `top` (NaN where missing)."""
     out = np.empty(len(paths))
-    summary = means = None
-    ids = None
+    summary = None
     for k, path in enumerate(paths):
         kind, a, b = parse_figure(path)
         if path in MEANS:
-            means = means or output_means(scenario, agg)
-            out[k] = means[path]
+            out[k] = means_of(top, agg)[path]
         elif kind == "summary":
-            summary = summary or {r["metric"]: r for r in summary_rows(scenario, agg)}
+            summary = summary or {r["metric"]: r for r in summary_stats(top, agg)}
             out[k] = summary[a][b]
         elif kind == "candidate":
-            ids = ids or [c.id for c in scenario.candidates]
-            j = ids.index(a)
+            j = list(ids).index(a)
             n = agg.episodes
             if b == "mean_payment":
-                from engine.model.arrays import outcome_ranges
-                out[k] = int(agg.cand_pay[j]) / GRID * outcome_ranges(scenario).top[1] / n
+                out[k] = int(agg.cand_pay[j]) / GRID * top[1] / n
             else:
                 row = {"p_member": 0, "p_ever_joined": 1, "p_venue_join": 2}[b]
                 out[k] = np.asarray(agg.cand_counts[row][j], np.int64) / n

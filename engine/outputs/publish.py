@@ -74,10 +74,10 @@ class Publisher:
     None for a plain run) go into the `runs` row: with the scenario id they key the catalog's
     latest views. `values[s]` holds scenario s's `figures` (engine/outputs/figures.py; a
     study's outputs, by default the four means) once its group has arrived: one float each,
-    NaN until then."""
+    NaN until then; `row_values[r]` those of design row r of a plan with `rows`."""
 
     def __init__(self, plan: RunPlan, out=None, resume: bool = False, kind: str = "run",
-                 name: str | None = None, figures=MEANS):
+                 name: str | None = None, figures=MEANS, row_tables=None):
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
         self.plan, self.out, self.kind, self.name = plan, out, kind, name
@@ -88,6 +88,8 @@ class Publisher:
         self.sink = TableSink(self.store)
         self.figures = tuple(figures)
         self.values = np.full((len(plan.scenarios), len(self.figures)), np.nan)
+        self.row_tables = row_tables
+        self.row_values = np.full((plan.rows.rows if plan.rows is not None else 0, len(self.figures)), np.nan)
         self._staged: dict[str, pa.Table] | None = None
 
     def add_group(self, first: int, aggregates: list[Aggregate]) -> None:
@@ -96,6 +98,13 @@ class Publisher:
         self.sink.add(group_tables(self.plan.run_id, list(scenarios), list(aggregates)))
         for s, (scenario, agg) in enumerate(zip(scenarios, aggregates), start=first):
             self.values[s] = figure_values(self.figures, scenario, agg)
+
+    def add_rows(self, first: int, figures: np.ndarray) -> None:
+        """A block of design rows is done: keep its rows' figures (`row_values`) and stream its
+        tables (`row_tables(first, figures)`: a study's design and row_outputs; no run tables)."""
+        self.row_values[first:first + len(figures)] = figures
+        if self.row_tables is not None:
+            self.sink.add(self.row_tables(first, figures))
 
     def staged(self, read_back: bool = True) -> dict[str, pa.Table]:
         """The per-scenario tables written so far, read back from staging (all of them, or

@@ -60,7 +60,11 @@ def _continuous_stats(agg: Aggregate, m: int, top: float, n: int):
 
 def summary_rows(s: Scenario, agg: Aggregate):
     """One row per metric: n, mean, sd, se, p05..p95, min, max."""
-    top = outcome_ranges(s).top
+    return summary_stats(outcome_ranges(s).top, agg)
+
+
+def summary_stats(top, agg: Aggregate):
+    """`summary_rows` of a scenario whose ranges' top is `top`."""
     n = agg.episodes
     stats = {
         "size": _discrete_stats(agg.size_hist),
@@ -188,7 +192,11 @@ def scenarios_table(rows: list[dict]) -> pa.Table:
 def output_means(s, agg: Aggregate) -> dict[str, float]:
     """The four study outputs of one scenario: the means of success, size, capacity and spent
     (as in its summary table)."""
-    top = outcome_ranges(s).top
+    return means_of(outcome_ranges(s).top, agg)
+
+
+def means_of(top, agg: Aggregate) -> dict[str, float]:
+    """`output_means` of a scenario whose ranges' top is `top`."""
     n = agg.episodes
     sizes = np.asarray(agg.size_hist, dtype=np.int64)
     return {"success": agg.successes / n,

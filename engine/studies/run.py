@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 
 import polars as pl
+import numpy as np
 import pyarrow as pa
 
 from engine.execution.execute import Execution
@@ -19,10 +20,13 @@ from engine.model.scenario import MECHANISMS, Scenario, load_scenario
 from engine.outputs.publish import Forecast
 from engine.studies.comparisons import OUTPUTS, comparisons_table
 from engine.studies.designs import preload_analysis, sensitivity_tables
-from engine.studies.study import Study, design_table_rows, load_study
+from engine.studies.rows import row_design
+from engine.studies.study import Study, design_table_rows, load_study, row_id
 
 DESIGN_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
                            ("input", pa.string()), ("value", pa.float64())])
+ROW_OUTPUTS_SCHEMA = pa.schema([("run_id", pa.string()), ("scenario_id", pa.string()), ("row", pa.int64()),
+                                 ("output", pa.string()), ("value", pa.float64())])
 NO_TIES = ("information", "linkage", "credibility", "brokers")
 PROBABILITIES = ("success", "success.mean")
 
@@ -36,29 +40,69 @@ def _comparisons(plan: RunPlan, execution: Execution, names, outputs=OUTPUTS, va
     return comparisons_table(plan.run_id, base, variants, outputs, values)
 
 
+def _row_ids(numbers: np.ndarray, repeat: int) -> pa.Array:
+    """`row-<rrrrrr>` of each row number, `repeat` times (as `row_id` spells it, built in Arrow)."""
+    import pyarrow.compute as pc
+
+    numbers = pa.array(np.repeat(numbers, repeat))
+    return pc.binary_join_element_wise("row-", pc.utf8_lpad(pc.cast(numbers, pa.string()), 6, "0"), "")
+
+
+def row_tables(run_id: str, st: Study, first: int, figures: np.ndarray) -> dict[str, pa.Table]:
+    """The `design` and `row_outputs` rows of compact design rows [first, first + len(figures)),
+    streamed as each block of rows arrives (the base's and the variants' design rows lead)."""
+    rows, k = figures.shape[0], len(st.inputs)
+    numbers = np.arange(first, first + rows, dtype=np.int64)
+    design = pa.table({"run_id": pa.array([run_id] * (rows * k), pa.string()),
+                       "scenario_id": _row_ids(numbers, k), "row": np.repeat(numbers, k),
+                       "input": pa.array([i.path for i in st.inputs] * rows, pa.string()),
+                       "value": np.ascontiguousarray(st.values[first:first + rows]).ravel()}, schema=DESIGN_SCHEMA)
+    if first == 0:
+        head = pa.Table.from_pylist(design_table_rows(run_id, st, with_rows=False), schema=DESIGN_SCHEMA)
+        design = pa.concat_tables([head, design])
+    flat = figures.ravel()
+    f = len(st.outputs)
+    outputs = pa.table({"run_id": pa.array([run_id] * (rows * f), pa.string()),
+                        "scenario_id": _row_ids(numbers, f), "row": np.repeat(numbers, f),
+                        "output": pa.array(list(st.outputs) * rows, pa.string()),
+                        "value": pa.array(flat, pa.float64(), mask=np.isnan(flat))}, schema=ROW_OUTPUTS_SCHEMA)
+    return {"design": design, "row_outputs": outputs}
+
+
 def study_plan(st: Study, *, episodes: int | None = None, seed: int | None = None, **settings) -> RunPlan:
     """Step one of a study: its base, variants (paired with the base) and design rows as one
     run plan. `episodes` and `seed` default to the study's; other keywords are `plan_run`'s."""
     if st.inputs:
         preload_analysis(st.sampler)
     first_row = 1 + len(st.variants)
-    return plan_run(st.scenarios, episodes=st.episodes if episodes is None else episodes,
-                    seed=st.seed if seed is None else seed,
-                    paired=first_row if st.variants else 0,
-                    grid_rows=(first_row, TieShapes.of(st.scenarios[0])) if st.inputs else None, **settings)
+    episodes = st.episodes if episodes is None else episodes
+    rows = None
+    if st.inputs and not st.row_tables:  # compact rows: run in blocks, no scenario per row
+        rows = row_design(st.scenarios[0], st.inputs, st.values, st.outputs, episodes)
+    return plan_run(st.scenarios, episodes=episodes, seed=st.seed if seed is None else seed,
+                    paired=first_row if st.variants else 0, rows=rows,
+                    grid_rows=(first_row, TieShapes.of(st.scenarios[0])) if st.inputs and rows is None else None,
+                    **settings)
 
 
 def run_study(st: Study, plan: RunPlan, *, out=None, resume: bool = False, progress: bool | None = None,
               read_back: bool = True) -> Forecast:
     """Steps two and three of a study: execute its plan, publish the run's tables with
     `design`, `sensitivity` (`sensitivity_s2`) and `comparisons`."""
+    compact = bool(st.inputs) and not st.row_tables
     execution, publisher = execute_plan(plan, out=out, resume=resume, progress=progress,
-                                        kind="study", name=st.name, figures=st.outputs)
+                                        kind="study", name=st.name, figures=st.outputs,
+                                        row_tables=(lambda first, figures: row_tables(plan.run_id, st, first, figures))
+                                        if compact else None)
     tables = {}
     if st.inputs:
         first_row = 1 + len(st.variants)
-        tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
-        outputs = {o: publisher.values[first_row:, k] for k, o in enumerate(st.outputs)}
+        if st.row_tables:
+            tables["design"] = pa.Table.from_pylist(design_table_rows(plan.run_id, st), schema=DESIGN_SCHEMA)
+            values = publisher.values[first_row:]
+        else:  # design and row_outputs were streamed block by block
+            values = publisher.row_values
+        outputs = {o: values[:, k] for k, o in enumerate(st.outputs)}
         tables |= sensitivity_tables(plan.run_id, st.sampler, [i.path for i in st.inputs], st.unit,
                                      outputs, st.second_order, st.seed, st.replicates, st.levels)
     if st.variants:
@@ -153,10 +197,15 @@ def study_text(result: Forecast, st: Study) -> str:
     if st.variants:
         lines += ["", comparisons_text(result)]
     if st.inputs:
-        summary = result.tables["summary"].filter(pl.col("scenario_id").str.starts_with("row-"))
-        ok = summary.filter(pl.col("metric") == "success")["mean"]
-        lines += ["", f"design: {st.sampler}, {st.rows:,} rows x {len(st.inputs)} inputs; success over "
-                  f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]
+        if st.row_tables:
+            summary = result.tables["summary"].filter(pl.col("scenario_id").str.starts_with("row-"))
+            ok = summary.filter(pl.col("metric") == "success")["mean"]
+        else:
+            ok = result.tables["row_outputs"].filter(pl.col("output").is_in(["success", "success.mean"]))["value"]
+        spread = (f"; success over the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"
+                  if len(ok) else "")
+        lines += ["", f"design: {st.sampler}, {st.rows:,} rows x {len(st.inputs)} inputs{spread}"
+                  + ("" if st.row_tables else " (compact rows: their figures in row_outputs)")]
         basis = (f"over {st.replicates} replicate designs" if st.sampler == "sobol" and st.replicates > 1
                  else "none: 1 replicate" if st.sampler == "sobol" else "bootstrap")
         lines += sensitivity_lines(result.tables["sensitivity"], basis)
@@ -189,10 +238,11 @@ def write_scenarios(st: Study, directory) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for s in st.scenarios:
-        target = directory / f"{s.id}.toml"
+    ids = [s.id for s in st.scenarios] + ([] if st.row_tables else [row_id(r) for r in range(st.rows)])
+    for sid in ids:
+        target = directory / f"{sid}.toml"
         tmp = target.with_suffix(".toml.tmp")
-        tmp.write_bytes(tomli_w.dumps(st.scenario_doc(s.id)).encode())
+        tmp.write_bytes(tomli_w.dumps(st.scenario_doc(sid)).encode())
         tmp.replace(target)
         written.append(target)
     return written

@@ -24,7 +24,7 @@ from engine.model.scenario import (CHANNELS, MECHANISMS, PARAMETERS, Scenario, S
                              parse_scenario, read_toml)
 
 STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "variants", "outputs"}
-DESIGN_KEYS = {"sampler", "samples", "second_order", "levels", "replicates"}
+DESIGN_KEYS = {"sampler", "samples", "second_order", "levels", "replicates", "row_tables"}
 INPUT_KEYS = {"path", "distribution", "apply", "low", "high", "mean", "sd", "mode", "values"}
 APPLY = ("set", "shift", "scale")
 TOP_NUMBERS = {"budget": "number", "requirement": "number", "deadline_days": "number",
@@ -33,7 +33,9 @@ CANDIDATE_FIELDS = {"capacity": ("low", "mode", "high"), "preference": ("mean", 
                     "tie": ("mean", "concentration"),
                     **{channel: ("mean", "concentration") for channel in CHANNELS}}
 INSTITUTION_FIELDS = ("broker", "venue_day", "venue_bonus")
-MAX_ROWS = 100_000  # every row's validated scenario is held in memory (~20 KB for 4 candidates)
+MAX_ROWS = 1_000_000  # design rows (compact: a row is its input values and its figures)
+MAX_TABLED_ROWS = 100_000  # rows with their own run tables (each held as a validated scenario)
+TABLED_BY_DEFAULT = 10_000  # up to this many rows get their own run tables unless row_tables = false
 DEFAULT_EPISODES, DEFAULT_SEED = 10_000, 1
 
 
@@ -81,6 +83,8 @@ class Study:
     values: list[list]               # (rows, inputs) drawn values
     scenarios: list[Scenario] = field(default_factory=list)
     replicates: int = 1              # sobol: independent scrambles (their spread gives the intervals)
+    row_tables: bool = True          # rows are scenarios with their own run tables; False: compact
+                                     # rows (engine/studies/rows.py), `values` an array, no row scenarios
     outputs: tuple = MEANS           # the figures a study analyses and compares (engine/outputs/figures.py)
 
     @property
@@ -105,11 +109,18 @@ class Study:
         return _named(doc, self.base_doc["name"], v.name)
 
     def _row_doc(self, r: int) -> dict:
+        return _named(self._point_doc(self.values[r]), self.base_doc["name"], f"row {r}")
+
+    def _point_doc(self, values) -> dict:
+        """The base document with the inputs set to `values` (one per input)."""
         doc, copied = _shallow(self.base_doc)
-        for inp, value in zip(self.inputs, self.values[r]):
+        for inp, value in zip(self.inputs, values):
+            value = value.item() if isinstance(value, np.generic) else value
+            if inp.locations[0].kind == "bool":
+                value = bool(value)
             for loc in inp.locations:
                 _put(doc, loc, _applied(inp.apply, loc, value), copied)
-        return _named(doc, self.base_doc["name"], f"row {r}")
+        return doc
 
 
 def _copy(node):
@@ -318,6 +329,9 @@ def load_study(path, doc: dict | None = None) -> Study:
         c.fail(*broken)
     if "design" in doc and not raw_inputs:
         c.fail("inputs", "at least one [[inputs]] is required with [design]")
+    row_tables = design.get("row_tables")
+    if row_tables is not None and not isinstance(row_tables, bool):
+        c.fail("design.row_tables", "must be true or false")
 
     inputs, taken = [], {}
     for k, raw in enumerate(raw_inputs):
@@ -333,15 +347,53 @@ def load_study(path, doc: dict | None = None) -> Study:
     if inputs:
         n_rows = design_rows(sampler, len(inputs), samples, second_order, levels)
         if n_rows > MAX_ROWS:
-            c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,}, each held in memory as a "
-                   "validated scenario): use fewer samples or levels, or split the study")
+            c.fail("design", f"makes {n_rows:,} rows (at most {MAX_ROWS:,}): use fewer samples or levels, "
+                   "or split the study")
+        study.row_tables = n_rows <= TABLED_BY_DEFAULT if row_tables is None else row_tables
+        if study.row_tables and n_rows > MAX_TABLED_ROWS:
+            c.fail("design.row_tables", f"rows with their own run tables are at most {MAX_TABLED_ROWS:,} "
+                   f"(this design makes {n_rows:,}, each held in memory as a validated scenario): "
+                   "set row_tables = false")
         study.unit = unit_sample(sampler, [i.path for i in inputs], samples, second_order, levels, seed,
                                  replicates)
         columns = [to_values(i.distribution, i.params, study.unit[:, j], integer=_sets_integers(i))
                    for j, i in enumerate(inputs)]
-        study.values = [list(row) for row in zip(*columns)]
+        if study.row_tables:
+            study.values = [list(row) for row in zip(*columns)]
+        else:
+            study.values = np.array(columns, np.float64).T.reshape(n_rows, len(inputs))
+            _check_rows_at_corners(c, study)
     study.scenarios = _scenarios(c, study, base)
     return study
+
+
+def _check_rows_at_corners(c: _Study, study: Study) -> None:
+    """Validate compact rows by their inputs' bounds, not row by row: every rule of a scenario is
+    a bound or an order between two values (linear in each input's value, which enters its
+    values by set, shift or scale), so it holds in every row if it holds at the corners of the
+    box of the drawn values: all corners up to 10 inputs, else each pair's four corners with the
+    other inputs all at their lows or all at their highs. A corner that fails may not be a row:
+    then the rows themselves are checked, one at a time (nothing kept)."""
+    import itertools
+
+    low, high = study.values.min(axis=0), study.values.max(axis=0)
+    k = len(study.inputs)
+    if k <= 10:
+        corners = itertools.product((False, True), repeat=k)
+    else:
+        corners = ([rest if x not in (a, b) else (fa if x == a else fb) for x in range(k)]
+                   for a, b in itertools.combinations(range(k), 2) for fa in (False, True)
+                   for fb in (False, True) for rest in (False, True))
+    for corner in corners:
+        point = np.where(np.array(corner, bool), high, low)
+        try:
+            parse_scenario(study._point_doc(point), study.path, scenario_id="corner", like=None)
+        except ScenarioError:
+            break
+    else:
+        return
+    for r in range(study.rows):
+        _row_scenario(c, study, r, None)
 
 
 def _sets_integers(inp: Input) -> bool:
@@ -445,26 +497,34 @@ def _scenarios(c: _Study, study: Study, base: Scenario) -> list[Scenario]:
         except ScenarioError as exc:
             c.fail(f"variants[{k - 1}]", f"variant {v.name!r} makes an invalid scenario: "
                    f"{exc.key}: {exc.rule}")
-    for r in range(study.rows):
-        try:
-            out.append(parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r), like=base))
-        except ScenarioError as exc:
-            culprit = next((k for k, i in enumerate(study.inputs) for loc in i.locations
-                            if exc.key in loc.error_keys), None)
-            if culprit is None:
-                c.fail("inputs", f"design row {r} makes an invalid scenario: {exc.key}: {exc.rule}")
-            inp = study.inputs[culprit]
-            c.fail(f"inputs[{culprit}]", f"{inp.path!r} = {study.values[r][culprit]!r} ({inp.apply}) "
-                   f"in design row {r} makes an invalid scenario: {exc.key}: {exc.rule}")
+    if study.row_tables:
+        out += [_row_scenario(c, study, r, base) for r in range(study.rows)]
     return out
+
+
+def _row_scenario(c: _Study, study: Study, r: int, base: Scenario | None) -> Scenario:
+    """Design row r's scenario, validated as a file would be (failing with the input to change)."""
+    try:
+        return parse_scenario(study._row_doc(r), study.path, scenario_id=row_id(r), like=base)
+    except ScenarioError as exc:
+        culprit = next((k for k, i in enumerate(study.inputs) for loc in i.locations
+                        if exc.key in loc.error_keys), None)
+        if culprit is None:
+            c.fail("inputs", f"design row {r} makes an invalid scenario: {exc.key}: {exc.rule}")
+        inp = study.inputs[culprit]
+        value = study.values[r][culprit]
+        value = value.item() if isinstance(value, np.generic) else value
+        c.fail(f"inputs[{culprit}]", f"{inp.path!r} = {value!r} ({inp.apply}) "
+               f"in design row {r} makes an invalid scenario: {exc.key}: {exc.rule}")
 
 
 def row_id(r: int) -> str:
     return f"row-{r:06d}"
 
 
-def design_table_rows(run_id: str, study: Study) -> list[dict]:
-    """The `design` table: one row per evaluated scenario x input."""
+def design_table_rows(run_id: str, study: Study, with_rows: bool = True) -> list[dict]:
+    """The `design` table: one row per evaluated scenario x input (`with_rows` False: the base's
+    and the variants' only)."""
     rows = []
     docs = [("base", -1, study.base_doc)] + [(f"variant-{k}", -1, study._variant_doc(v))
                                              for k, v in enumerate(study.variants, start=1)]
@@ -472,7 +532,7 @@ def design_table_rows(run_id: str, study: Study) -> list[dict]:
         for inp in study.inputs:
             rows.append({"run_id": run_id, "scenario_id": sid, "row": r, "input": inp.path,
                          "value": _value_of(doc, inp)})
-    for r, values in enumerate(study.values):
+    for r, values in enumerate(study.values if with_rows else ()):
         sid = row_id(r)
         for inp, v in zip(study.inputs, values):
             rows.append({"run_id": run_id, "scenario_id": sid, "row": r, "input": inp.path,

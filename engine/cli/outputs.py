@@ -92,9 +92,15 @@ def study_lines(tables) -> list[str]:
         lines += ["", comparisons_text(tables)]
     if "design" in tables and tables["design"].height:
         rows = tables["design"].filter(pl.col("row") >= 0)["scenario_id"].unique()  # not base, variants
-        ok = tables["summary"].filter(pl.col("scenario_id").is_in(rows.implode()) & (pl.col("metric") == "success"))["mean"]
-        lines += ["", f"design: {rows.len():,} rows x {tables['design']['input'].n_unique()} inputs; success over "
-                  f"the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"]
+        if tables.get("row_outputs") is not None and tables["row_outputs"].height:  # compact rows
+            ok = tables["row_outputs"].filter(pl.col("output").is_in(["success", "success.mean"]))["value"]
+        else:
+            ok = tables["summary"].filter(pl.col("scenario_id").is_in(rows.implode())
+                                          & (pl.col("metric") == "success"))["mean"]
+        ok = ok.drop_nulls()
+        spread = (f"; success over the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"
+                  if ok.len() else "")
+        lines += ["", f"design: {rows.len():,} rows x {tables['design']['input'].n_unique()} inputs{spread}"]
     if "sensitivity" in tables and tables["sensitivity"].height:
         methods = ", ".join(tables["sensitivity"]["method"].unique(maintain_order=True).drop_nulls().to_list())
         lines += ["", f"sensitivity ({methods or 'indices'}):"] + sensitivity_lines(tables["sensitivity"])

@@ -49,10 +49,10 @@ def run_chunk(job: Job, chunk: Chunk, pool: ThreadPoolExecutor | None = None,
     over the threads by rows."""
     if job.rows is not None and chunk.scenario >= len(job.models):  # a block of design rows
         first = chunk.scenario - len(job.models)
-        bounds = [first + chunk.count * k // threads for k in range(threads + 1)]
-        parts = (pool.map if threads > 1 else map)(
+        bounds = sorted({first + chunk.count * k // threads for k in range(threads + 1)})
+        parts = (pool.map if len(bounds) > 2 else map)(
             lambda a, b: job.rows.run(job.seed, a, b), bounds[:-1], bounds[1:])
-        return np.concatenate([p for p in parts if len(p)])
+        return np.concatenate(list(parts))
     bounds = [chunk.first + chunk.episodes * k // threads for k in range(threads + 1)]
     scenarios = range(chunk.scenario, chunk.scenario + chunk.count)
     paired = chunk.scenario == job.paired

@@ -185,7 +185,7 @@ def _create_views(con, location: Location, tables: list[str]) -> None:
             con.execute(f"CREATE VIEW {_ident(table)} AS SELECT *{replace} FROM {raw(table)} "
                         "WHERE run_id IN (SELECT run_id FROM runs_complete)")
         columns_of[table] = [name for name, *_ in columns]
-        if "scenario_id" in columns_of[table] and table != "design":  # design rows: latest_design_rows
+        if "scenario_id" in columns_of[table] and table not in ("design", "row_outputs"):  # design rows
             keyed.append(table)
     _key_views(con)
     for table in tables:

@@ -38,7 +38,7 @@ from engine.outputs.storage import PART, Location, StorageError, checkpoint_root
 
 RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
               "time_to_success", "candidates", "episodes", "runs")  # what every run writes
-TABLES = RUN_TABLES + ("design", "sensitivity", "sensitivity_s2", "comparisons",  # studies
+TABLES = RUN_TABLES + ("design", "row_outputs", "sensitivity", "sensitivity_s2", "comparisons",  # studies
                        "backtests", "backtest_states", "backtest_comparisons")  # backtests
 
 

@@ -41,6 +41,7 @@ class Forecast:
     target: str | None = None   # with --target-se: whether it was reached or capped, and where
     simulating: float = 0.0     # seconds of `seconds` spent running chunks (the rate's base)
     starting: float = 0.0       # seconds spent compiling kernels (local) or starting Ray
+    row_figures: np.ndarray | None = None  # a study's compact design rows: (rows, outputs) figures
 
     def __repr__(self) -> str:
         """A short summary (the run, its tables, each scenario's success with its interval), not
@@ -144,4 +145,4 @@ class Publisher:
         where = None if out is None else out if "://" in str(out) else Path(out)
         return Forecast(plan.run_id, frames, where, (finished - plan.started).total_seconds(),
                         execution.computed, execution.target, execution.simulating,
-                        execution.starting)
+                        execution.starting, self.row_values if plan.rows is not None else None)

@@ -277,14 +277,19 @@ def load_design(out, run_id: str, output: str) -> tuple[pl.DataFrame, np.ndarray
     if wide.select(holes).to_series().any():
         raise DiscoveryError(f"the design table of run {run_id!r} lacks a value for some "
                              "row and input")
-    summary = _read(out, "summary", run_id)
-    means = (summary.filter(pl.col("metric") == output).select("scenario_id", "mean")
-             if summary is not None else pl.DataFrame(schema={"scenario_id": pl.String,
-                                                               "mean": pl.Float64}))
+    summary, compact = _read(out, "summary", run_id), _read(out, "row_outputs", run_id)
+    if compact is not None:  # compact rows: their figures are in row_outputs
+        means = (compact.filter(pl.col("output").is_in([output, f"{output}.mean"]))
+                 .select("scenario_id", pl.col("value").alias("mean")).unique("scenario_id", keep="first"))
+    elif summary is not None:
+        means = summary.filter(pl.col("metric") == output).select("scenario_id", "mean")
+    else:
+        means = pl.DataFrame(schema={"scenario_id": pl.String, "mean": pl.Float64})
     joined = wide.join(means, on="scenario_id", how="left", maintain_order="left")
     missing = joined.filter(pl.col("mean").is_null() | pl.col("mean").is_nan())
     if missing.height:
-        raise DiscoveryError(f"the summary table of run {run_id!r} has no {output} mean for "
+        raise DiscoveryError(f"the {'summary' if compact is None else 'row_outputs'} table of run {run_id!r} "
+                             f"has no {output} mean for "
                              f"{missing.height} design row(s), first {missing['scenario_id'][0]}")
     return joined.select(order), joined["mean"].to_numpy()
 

@@ -158,12 +158,26 @@ def results(out, run_id: str, outcomes=None):
     if outcomes is None:
         sens = _read(out, "sensitivity", run_id)
         outcomes = MEANS if sens is None else sens["output"].unique(maintain_order=True).to_list()
-    tables = {t: _read(out, t, run_id) for t in ("summary", "candidates", "time_to_success")}
-    ids = [study_file.row_id(r) for r in range(inputs.height)]
-    tables = {t: (f.filter(pl.col("scenario_id").is_in(ids)) if f is not None else f) for t, f in tables.items()}
-    values = table_values(list(outcomes), tables, ids)
+    compact = _read(out, "row_outputs", run_id)
+    if compact is not None:  # compact rows: the study's outputs, one row per (row, output)
+        values = row_output_values(compact, list(outcomes), inputs.height)
+    else:
+        tables = {t: _read(out, t, run_id) for t in ("summary", "candidates", "time_to_success")}
+        ids = [study_file.row_id(r) for r in range(inputs.height)]
+        tables = {t: (f.filter(pl.col("scenario_id").is_in(ids)) if f is not None else f) for t, f in tables.items()}
+        values = table_values(list(outcomes), tables, ids)
     experiments = pd.DataFrame({ema_name(c): inputs[c].to_numpy() for c in inputs.columns})
     return experiments, {ema_name(o): values[:, k] for k, o in enumerate(outcomes)}
+
+
+def row_output_values(row_outputs, outputs, rows: int) -> np.ndarray:
+    """(rows, outputs) figures of compact design rows from their `row_outputs` table (NaN where
+    null or not an output of the study)."""
+    out = np.full((rows, len(outputs)), np.nan)
+    for k, name in enumerate(outputs):
+        part = row_outputs.filter(row_outputs["output"] == name)
+        out[part["row"].to_numpy(), k] = part["value"].fill_null(np.nan).to_numpy()
+    return out
 
 
 def problem_spec(study, result=None):
@@ -183,7 +197,10 @@ def problem_spec(study, result=None):
                         "outputs": list(st.outputs)})
     spec.set_samples(np.asarray(st.unit, dtype=float))
     if result is not None:
-        ids = [study_file.row_id(r) for r in range(st.rows)]
-        y = table_values(list(st.outputs), result.tables, ids)
+        if "row_outputs" in result.tables:
+            y = row_output_values(result.tables["row_outputs"], list(st.outputs), st.rows)
+        else:
+            ids = [study_file.row_id(r) for r in range(st.rows)]
+            y = table_values(list(st.outputs), result.tables, ids)
         spec.set_results(y[:, 0] if y.shape[1] == 1 else y)
     return spec

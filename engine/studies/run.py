@@ -201,7 +201,8 @@ def study_text(result: Forecast, st: Study) -> str:
             summary = result.tables["summary"].filter(pl.col("scenario_id").str.starts_with("row-"))
             ok = summary.filter(pl.col("metric") == "success")["mean"]
         else:
-            ok = result.tables["row_outputs"].filter(pl.col("output").is_in(["success", "success.mean"]))["value"]
+            k = next((k for k, o in enumerate(st.outputs) if o in ("success", "success.mean")), None)
+            ok = pl.Series([] if k is None else result.row_figures[:, k]).fill_nan(None).drop_nulls()
         spread = (f"; success over the rows: min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"
                   if len(ok) else "")
         lines += ["", f"design: {st.sampler}, {st.rows:,} rows x {len(st.inputs)} inputs{spread}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.model.scenario import load_scenario, read_toml, refusal
-from engine.studies import study as study_file
+from engine.studies import paths, study as study_file
 
 __all__ = ["Study", "input_paths"]
 
@@ -71,10 +71,10 @@ def input_paths(scenario) -> list[str]:
     """Every path an input or a variant may name in `scenario` (a path or a `Scenario`): the
     grammar of docs/STUDIES.md ("Paths") resolved against its candidates, ties and institutions."""
     s = load_scenario(scenario) if not hasattr(scenario, "candidates") else scenario
-    out = list(study_file.TOP_NUMBERS)
-    out += [f"parameters.{k}" for k in study_file.PARAMETERS] + [f"mechanisms.{k}" for k in study_file.MECHANISMS]
+    out = list(paths.TOP_NUMBERS)
+    out += [f"parameters.{k}" for k in paths.PARAMETERS] + [f"mechanisms.{k}" for k in paths.MECHANISMS]
     for cid in ["*", *(c.id for c in s.candidates)]:
-        out += [f"candidates.{cid}.{f}.{sub}" for f, subs in study_file.CANDIDATE_FIELDS.items() for sub in subs]
+        out += [f"candidates.{cid}.{f}.{sub}" for f, subs in paths.CANDIDATE_FIELDS.items() for sub in subs]
     out += [f"ties.{t.a}.{t.b}.{sub}" for t in s.ties for sub in ("mean", "concentration")]
-    out += [f"institutions.{i.id}.{a}" for i in s.institutions for a in study_file.INSTITUTION_FIELDS]
-    return [p for p in out if not isinstance(study_file.resolve(p, None, s), str)]
+    out += [f"institutions.{i.id}.{a}" for i in s.institutions for a in paths.INSTITUTION_FIELDS]
+    return [p for p in out if not isinstance(paths.resolve(p, None, s), str)]

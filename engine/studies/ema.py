@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.outputs.figures import MEANS, check_figure
-from engine.studies import study as study_file
+from engine.studies import paths, study as study_file
 
 INSTALL_HINT = ("pivotal.ema needs EMA Workbench, the extra pivotal[ema]: pip install -e '.[ema]' in "
                 "the pivotal checkout (make install includes it)")
@@ -70,7 +70,7 @@ class ScenarioFunction:
             value = values[name]
             value = bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
             for loc in locations:
-                study_file._put(doc, loc, study_file._applied(apply, loc, value), copied)
+                paths._put(doc, loc, paths._applied(apply, loc, value), copied)
         return parse_scenario(doc, self.base_path, scenario_id="ema", like=base)
 
     def __call__(self, **values) -> dict:
@@ -129,7 +129,7 @@ def model(scenario, uncertainties=None, outcomes=None, *, episodes: int = 1_000,
             raise ScenarioError(base_path, f"outcomes[{k}]", str(exc)) from None
     inputs, params = [], []
     for k, spec in enumerate(specs):
-        locations = study_file.resolve(spec["path"], base_doc, base)
+        locations = paths.resolve(spec["path"], base_doc, base)
         if isinstance(locations, str):
             raise ScenarioError(base_path, f"uncertainties[{k}].path", f"{spec['path']!r} {locations}")
         name_k = ema_name(spec["path"])

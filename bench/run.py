@@ -252,6 +252,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not for figures)")
     p.add_argument("--full", action="store_true", help="also 10^8 episodes")
     p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--scale", action="store_true", help="also the 10^6-row study (bench/study.py)")
     args = p.parse_args()
     os.chdir(ROOT)
     now = dt.datetime.now(dt.timezone.utc)
@@ -272,7 +273,7 @@ def main():
     results["output"] = output_cost()
     print("study:")
     from bench.study import study_numbers
-    results["study"] = study_numbers(args.quick, args.full)
+    results["study"] = study_numbers(args.quick, args.full, args.scale)
     out = HERE / "results" / (f"{results['date']}-{now:%H%M}-{results['host']}"
                               f"{'-quick' if args.quick else ''}.json")
     out.parent.mkdir(exist_ok=True)

@@ -28,7 +28,8 @@ STUDY_KEYS = {"name", "scenario", "episodes", "seed", "design", "inputs", "varia
 DESIGN_KEYS = {"sampler", "samples", "second_order", "levels", "replicates", "row_tables"}
 INPUT_KEYS = {"path", "distribution", "apply", "low", "high", "mean", "sd", "mode", "values"}
 APPLY = ("set", "shift", "scale")
-MAX_ROWS = 1_000_000  # design rows (compact: a row is its input values and its figures)
+MAX_ROWS = 2 ** 21  # design rows (compact: a row is its input values and its figures); a sobol
+                    # design of 2^18 samples over 6 inputs fits
 MAX_TABLED_ROWS = 100_000  # rows with their own run tables (each held as a validated scenario)
 TABLED_BY_DEFAULT = 10_000  # up to this many rows get their own run tables unless row_tables = false
 DEFAULT_EPISODES, DEFAULT_SEED = 10_000, 1

@@ -299,7 +299,7 @@ def test_a_malformed_ray_address_says_what_is_wrong():
 
 @pytest.mark.parametrize("edit,says", [
     ("episodes = 99999999999999999999", "episodes: must be a positive integer of at most 1e+13"),
-    ('[design]\nsampler = "grid"\nlevels = 2000000', "design: makes 2,000,000 rows (at most 1,000,000"),
+    ('[design]\nsampler = "grid"\nlevels = 3000000', "design: makes 3,000,000 rows (at most 2,097,152"),
     ('[design]\nsampler = "grid"\nlevels = 200000\nrow_tables = true',
      "design.row_tables: rows with their own run tables are at most 100,000"),
 ])

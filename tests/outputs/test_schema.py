@@ -35,6 +35,7 @@ NULLABLE = {
     "sensitivity": ("S1", "S1_conf", "ST", "ST_conf",  # constant output, design too small, ST of lhs/random/grid
                     "mu", "mu_star", "mu_star_conf", "sigma"),  # morris only
     "sensitivity_s2": ("S2", "S2_conf"),
+    "row_outputs": ("value",),                      # a figure a compact row lacks (time to success never reached)
     "comparisons": ("variance_reduction",          # every paired difference 0
                     "difference_se", "difference_low", "difference_high", "independent_se",  # a quantile output
                     "base_mean", "variant_mean", "difference"),  # a time to success no episode reached
@@ -114,6 +115,9 @@ set = {{ "mechanisms.venues" = false }}
     (tmp / "case.toml").write_text(CASE)
     common = ["--out", str(out), "--quiet"]
     assert main(["study", str(tmp / "s.toml"), "--run-id", "study", *common]) == 0
+    compact = (tmp / "s.toml").read_text().replace("second_order = true", "second_order = true\nrow_tables = false")
+    (tmp / "compact.toml").write_text(compact.replace('"schema study"', '"schema compact study"'))
+    assert main(["study", str(tmp / "compact.toml"), "--run-id", "compact", *common]) == 0
     assert main(["backtest", str(tmp / "case.toml"), "--episodes", "500", "--run-id", "backtest",
                  "--out", str(out)]) == 0
     assert main(["discover", "--out", str(out), "--run-id", "study", "--below", "0.5"]) == 0

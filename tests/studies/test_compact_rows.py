@@ -165,3 +165,15 @@ def test_ema_results_and_discovery_read_compact_rows_as_they_read_tabled_ones(bo
     (in_tab, mean_tab), (in_cmp, mean_cmp) = (load_design(out, r, "success") for r in ("tabled", "compact"))
     assert in_tab.equals(in_cmp)
     np.testing.assert_array_equal(mean_cmp, mean_tab)
+
+
+def test_the_catalog_shows_the_latest_compact_rows_of_each_study(both):
+    import duckdb
+
+    _, _, out = both
+    assert main(["catalog", "--out", str(out)]) == 0
+    con = duckdb.connect(str(out / "forecasts.duckdb"), read_only=True)
+    rows = con.execute("SELECT run_id, count(*), count(DISTINCT row) FROM latest_row_outputs GROUP BY run_id").fetchall()
+    assert rows == [("compact", 12 * len(OUTPUTS), 12)]
+    # design rows of the compact study are not series of their own
+    assert con.execute("SELECT count(*) FROM latest_scenario_runs WHERE scenario_id LIKE 'row-%'").fetchone() == (0,)

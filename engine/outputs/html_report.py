@@ -70,6 +70,8 @@ def _render(tables: dict[str, pl.DataFrame]) -> str:
     scenarios = tables["scenarios"]
     study = "design" in tables or "sensitivity" in tables
     rows = [i for i in scenarios["scenario_id"].to_list() if study and i.startswith("row-")]
+    if study and tables.get("row_outputs") is not None and tables["row_outputs"].height:  # compact rows
+        rows = tables["row_outputs"]["scenario_id"].unique(maintain_order=True).to_list()
     shown = _scenarios_shown([i for i in scenarios["scenario_id"].to_list() if i not in set(rows)])
     kind = run.get("kind") or "run"
     title = {"study": "study", "ablate": "mechanism ablation", "backtest": "backtest"}.get(kind, "forecast")
@@ -226,12 +228,19 @@ DESIGN_BINS = 8
 def _design_section(tables, rows: list[str]) -> list[str]:
     """Design rows summarised, not listed: each output's spread over the rows, and how it varies
     with the input that matters most for it (binned means)."""
-    summary = tables["summary"].filter(pl.col("scenario_id").is_in(rows))
-    means = {m: summary.filter(pl.col("metric") == m).select("scenario_id", "mean") for m in OUTPUT_METRICS}
+    compact = tables.get("row_outputs")
+    if compact is not None and compact.height:  # compact rows: the study's outputs only
+        means = {m: compact.filter(pl.col("output").is_in([m, f"{m}.mean"])).unique("scenario_id", keep="first")
+                 .select("scenario_id", pl.col("value").alias("mean")).drop_nulls() for m in OUTPUT_METRICS}
+        where = "compact: their figures in row_outputs"
+    else:
+        summary = tables["summary"].filter(pl.col("scenario_id").is_in(rows))
+        means = {m: summary.filter(pl.col("metric") == m).select("scenario_id", "mean") for m in OUTPUT_METRICS}
+        where = "each a scenario of the study's design, in the tables"
     ok = means["success"]["mean"]
-    parts = [f"<h2>Design rows</h2><p class='summary'>{len(rows):,} design rows (each a scenario of the "
-             f"study's design, in the tables): success over the rows min {ok.min():.1%}, median "
-             f"{ok.median():.1%}, max {ok.max():.1%}.</p>"]
+    spread = (f": success over the rows min {ok.min():.1%}, median {ok.median():.1%}, max {ok.max():.1%}"
+              if ok.len() else "")
+    parts = [f"<h2>Design rows</h2><p class='summary'>{len(rows):,} design rows ({where}){spread}.</p>"]
     if "design" in tables and "sensitivity" in tables:
         parts.append(_charts([_binned_chart(tables["design"], tables["sensitivity"], means)]))
     return parts
@@ -247,6 +256,8 @@ def _binned_chart(design: pl.DataFrame, sens: pl.DataFrame, means: dict) -> str:
             continue
         xy = (design.filter((pl.col("input") == top) & (pl.col("row") >= 0)).select("scenario_id", "value")
               .join(means[output], on="scenario_id"))
+        if xy.height == 0:  # (a compact study without this output)
+            continue
         x, y = xy["value"].to_numpy(), xy["mean"].to_numpy()
         edges = np.unique(np.quantile(x, np.linspace(0, 1, DESIGN_BINS + 1)))
         which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)

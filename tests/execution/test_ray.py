@@ -51,6 +51,23 @@ def test_ray_equals_local_for_any_workers_and_chunks(ray_cluster):
         assert_same_numbers(local, remote.tables)
 
 
+def test_compact_study_rows_on_ray_equal_local(ray_cluster):
+    """Blocks of compact design rows (engine/studies/rows.py) shipped to Ray workers give the
+    figures the local threads give."""
+    inputs = [{"path": "budget", "low": 50, "high": 600},
+              {"path": "candidates.*.tie.mean", "low": 0.2, "high": 0.8}]
+    outputs = ["success", "size.p50", "candidates.UKG.member"]
+
+    def figures(**settings):
+        st = pivotal.Study("ray rows", TUTORIAL, episodes=400, seed=2, inputs=inputs, outputs=outputs,
+                           design={"sampler": "lhs", "samples": 40, "row_tables": False})
+        return pivotal.study(st, progress=False, chunk_size=4000, **settings).row_figures
+
+    local = figures()
+    remote = figures(executor="ray", workers=2)
+    assert local.shape == (40, 3) and (local == remote).all()
+
+
 def _busy_chunk_processes():
     return [p for p in psutil.process_iter(["cmdline"])
             if any("ray::run_chunk" in part for part in (p.info["cmdline"] or []))]

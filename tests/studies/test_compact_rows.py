@@ -177,3 +177,15 @@ def test_the_catalog_shows_the_latest_compact_rows_of_each_study(both):
     assert rows == [("compact", 12 * len(OUTPUTS), 12)]
     # design rows of the compact study are not series of their own
     assert con.execute("SELECT count(*) FROM latest_scenario_runs WHERE scenario_id LIKE 'row-%'").fetchone() == (0,)
+
+
+def test_the_report_summarises_compact_rows_from_row_outputs(both):
+    from engine.outputs.html_report import render
+    from engine.outputs.storage import locate, run_tables
+
+    (_, want), _, out = both
+    page = render(run_tables(locate(out), "compact"))
+    success = want[:, OUTPUTS.index("success")]
+    assert (f"12 design rows (compact: their figures in row_outputs): success over the rows min "
+            f"{success.min():.1%}, median {np.median(success):.1%}, max {success.max():.1%}") in page
+    assert "design_binned" in page

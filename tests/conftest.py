@@ -61,6 +61,20 @@ def closed_form_doc():
                        "venue_day": 10.0, "venue_bonus": 50.0}])
 
 
+def stop_after_saving(monkeypatch, n):
+    """Make a run stop (KeyboardInterrupt, as Ctrl-C) right after it checkpointed its n-th chunk."""
+    from engine.outputs.directory import RunDirectory
+
+    saved, original = [], RunDirectory.save_chunk
+
+    def save_then_stop(self, position, aggregates):
+        original(self, position, aggregates)
+        saved.append(position)
+        if len(saved) == n:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(RunDirectory, "save_chunk", save_then_stop)
+
+
 def wait_for_checkpoints(proc, out, run_id, n, timeout=120.0, poll=0.01):
     """Wait until the command `proc` has checkpointed `n` chunks of run `run_id` under `out`;
     fail if it ended first (the caller means to interrupt it in the middle of the run)."""

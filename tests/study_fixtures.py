@@ -16,6 +16,26 @@ VARIANTS = ("Poland brought closer", "Bigger budget")
 STATES = ("USA", "UKG", "FRN", "ITA", "CAN", "EGY", "SYR", "MOR", "ARG", "AUL", "POR", "SPN", "GRC", "TUR")
 
 
+def analysed_figures(study, **kw):
+    """Run a study (`pivotal.study`'s keywords) and return its result and the per-row figures
+    its sensitivity analysis received ({output: array over the design rows})."""
+    from engine.studies import run as study_run
+
+    seen = {}
+    real = study_run.sensitivity_tables
+
+    def spy(run_id, sampler, names, unit, outputs, *args):
+        seen.update({k: np.array(v) for k, v in outputs.items()})
+        return real(run_id, sampler, names, unit, outputs, *args)
+
+    study_run.sensitivity_tables = spy
+    try:
+        result = pivotal.study(study, progress=False, **kw)
+    finally:
+        study_run.sensitivity_tables = real
+    return result, seen
+
+
 def study_tables(run_id: str) -> dict[str, pa.Table]:
     rng = np.random.default_rng(3)
     sens = [{"run_id": run_id, "output": o, "input": i, "S1": s1, "S1_conf": 0.05,

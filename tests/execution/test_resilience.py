@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 import pivotal
 from engine.outputs.directory import RunDirectory, RunExistsError
-from conftest import wait_for_checkpoints
+from conftest import stop_after_saving, wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -107,15 +107,7 @@ def test_resume_reads_each_checkpoint_once_and_recomputes_a_damaged_one(tmp_path
     store = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         with pytest.MonkeyPatch.context() as m:
-            saved = []
-            original = RunDirectory.save_chunk
-
-            def save_then_stop(self, position, aggregates):
-                original(self, position, aggregates)
-                saved.append(position)
-                if len(saved) == 4:
-                    raise KeyboardInterrupt
-            m.setattr(RunDirectory, "save_chunk", save_then_stop)
+            stop_after_saving(m, 4)
             pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, out=store, run_id="t", workers=1,
                              progress=False)
     checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))

@@ -11,7 +11,8 @@ import pytest
 
 import pivotal
 from engine.cli.main import main
-from engine.studies import run as study_run
+from conftest import stop_after_saving
+from study_fixtures import analysed_figures
 
 SYRIA = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
 EPISODES, SEED = 300, 5
@@ -49,18 +50,7 @@ def _study(row_tables, inputs=INPUTS, samples=12, **design):
 
 def _analysed(study, **kw):
     """A study's result and the per-row figures its sensitivity analysis received."""
-    seen = {}
-    real = study_run.sensitivity_tables
-
-    def spy(run_id, sampler, names, unit, outputs, *args):
-        seen.update({k: np.array(v) for k, v in outputs.items()})
-        return real(run_id, sampler, names, unit, outputs, *args)
-
-    study_run.sensitivity_tables = spy
-    try:
-        result = pivotal.study(study, progress=False, **kw)
-    finally:
-        study_run.sensitivity_tables = real
+    result, seen = analysed_figures(study, **kw)
     return result, np.column_stack([seen[o] for o in OUTPUTS])
 
 
@@ -112,18 +102,8 @@ def test_the_same_numbers_for_any_block_size_and_workers(both, settings):
 
 def test_a_resumed_study_of_compact_rows_gives_the_same_tables(both, tmp_path, monkeypatch):
     (_, want), _, _ = both
-    from engine.outputs.directory import RunDirectory
-
-    saved = []
-    original = RunDirectory.save_chunk
-
-    def save_then_stop(self, position, aggregates):
-        original(self, position, aggregates)
-        saved.append(position)
-        if len(saved) == 3:
-            raise KeyboardInterrupt
     with monkeypatch.context() as m:
-        m.setattr(RunDirectory, "save_chunk", save_then_stop)
+        stop_after_saving(m, 3)
         with pytest.raises(KeyboardInterrupt):
             pivotal.study(_study(False), progress=False, out=tmp_path, run_id="r", chunk_size=600)
     _, got = _analysed(_study(False), out=tmp_path, run_id="r", resume=True, chunk_size=600)

@@ -16,8 +16,7 @@ from engine.forecast import run_plan
 from engine.model.arrays import VALUE_BINS, TieShapes, outcome_ranges
 from engine.model.scenario import ScenarioError
 from engine.outputs.figures import FigureError, figure_paths, parse_figure
-from engine.studies import run as study_run
-from study_fixtures import TUTORIAL, write_study
+from study_fixtures import TUTORIAL, analysed_figures, write_study
 
 EPISODES, SEED = 3000, 7
 OUTPUTS = ["success", "size", "size.p25", "size.p50", "size.sd", "spent.p95", "offers.p75", "capacity.p05", "capacity.p50",
@@ -30,22 +29,11 @@ INPUTS = [{"path": "budget", "low": 50, "high": 600}, {"path": "candidates.*.tie
 def analysed(tmp_path_factory):
     """A small lhs study with many outputs: its result, the per-row values its sensitivity
     analysis received, and its checked study."""
-    seen = {}
-    real = study_run.sensitivity_tables
-
-    def spy(run_id, sampler, names, unit, outputs, *args):
-        seen.update({k: np.array(v) for k, v in outputs.items()})
-        return real(run_id, sampler, names, unit, outputs, *args)
-
-    study_run.sensitivity_tables = spy
-    try:
-        st = pivotal.Study("outputs", TUTORIAL, episodes=EPISODES, seed=SEED,
-                           design={"sampler": "lhs", "samples": 3}, inputs=INPUTS,
-                           variants=[{"name": "poorer", "set": {"budget": 120}}], outputs=OUTPUTS)
-        out = tmp_path_factory.mktemp("out")
-        result = pivotal.study(st, progress=False, out=out, run_id="many")
-    finally:
-        study_run.sensitivity_tables = real
+    st = pivotal.Study("outputs", TUTORIAL, episodes=EPISODES, seed=SEED,
+                       design={"sampler": "lhs", "samples": 3}, inputs=INPUTS,
+                       variants=[{"name": "poorer", "set": {"budget": 120}}], outputs=OUTPUTS)
+    out = tmp_path_factory.mktemp("out")
+    result, seen = analysed_figures(st, out=out, run_id="many")
     return result, seen, st.checked, out
 
 

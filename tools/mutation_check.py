@@ -133,8 +133,8 @@ MUTATIONS = [
              EPISODE, "u_inf, u_lnk, u_crd, _ = rng.uniforms(", "u_lnk, u_inf, u_crd, _ = rng.uniforms("),
     Mutation("channel-columns-swapped",
              "a scenario's tie_information is used as linkage and its tie_linkage as information",
-             "engine/model/arrays.py", "zip((L.INFO_ROW, L.LINK_ROW, L.CRED_ROW), c.channels)",
-             "zip((L.LINK_ROW, L.INFO_ROW, L.CRED_ROW), c.channels)"),
+             "engine/model/arrays.py", "cand[:, :, [L.INFO_ROW, L.LINK_ROW, L.CRED_ROW]] = st.channel_rows",
+             "cand[:, :, [L.LINK_ROW, L.INFO_ROW, L.CRED_ROW]] = st.channel_rows"),
     Mutation("time-to-success-last", "time_to_success is the last time the target was met, not the first",
              EPISODE, "if not recruiting and math.isnan(time_to_success):", "if not recruiting:"),
     # venues
@@ -150,7 +150,7 @@ MUTATIONS = [
              EPISODE, "return st == UNTOUCHED or st == PASSED or st == REFUSED",
              "return st != MEMBER and st != WITHDRAWN"),
     Mutation("brokers-without-pivot", "an institution brokers even when the pivot is not a member",
-             "engine/model/arrays.py", 'if on["brokers"] and institution.pivot_member:', 'if on["brokers"]:'),
+             "engine/model/arrays.py", "if st.pivot_member[j]:", "if True:"),
 ]
 
 

@@ -242,6 +242,9 @@ def plan_run(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
            f"planned: give a chunk size of at least {-(-most // MAX_CHUNKS):,}")
     step = min(chunk_size, episodes)  # episodes per chunk (a run shorter than a chunk is one chunk)
     executor = _executor_name(executor, workers, cores, ray_address)
+    if executor == "ray" and (ray_address or os.environ.get("RAY_ADDRESS")):
+        from engine.execution.ray_executor import check_cluster
+        check_cluster(ray_address or os.environ["RAY_ADDRESS"])  # before the run id is announced
     run_id = run_id or new_run_id()
     _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", run_id),
            f"--run-id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or "

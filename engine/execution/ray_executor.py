@@ -45,7 +45,7 @@ class RayExecutor:
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
-                _check_reachable(address)
+                check_cluster(address)
                 try:
                     ray.init(address=address, log_to_driver=False)
                 except (ConnectionError, RuntimeError, TimeoutError) as exc:  # not a Ray head there
@@ -120,6 +120,12 @@ class RayUnreachableError(RunSettingsError):
     """The Ray address does not answer (reported like a bad argument: exit code 2)."""
 
 
+def check_cluster(address: str) -> None:
+    """Fail in one line when a cluster's address does not answer or refuses this process's token."""
+    _check_reachable(address)
+    _check_token(address)
+
+
 def _check_reachable(address: str) -> None:
     """Open a TCP connection to the cluster's address (host:port, or ray://host:port) within
     CONNECT_TIMEOUT seconds; Ray itself would retry an unreachable address for minutes."""
@@ -137,6 +143,34 @@ def _check_reachable(address: str) -> None:
                   if isinstance(exc, OverflowError) else exc.strerror or str(exc) or "timed out")
         raise RayUnreachableError(f"cannot reach the Ray cluster at {address!r} ({reason}); check "
                                   "--ray-address or RAY_ADDRESS (host:port of the head node)") from None
+
+
+AUTH_HELP = ("set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN or in the file "
+             "RAY_AUTH_TOKEN_PATH names (default ~/.ray/auth_token) (docs/CLUSTER.md, \"Token authentication\")")
+
+
+def _check_token(address: str) -> None:
+    """Ask the cluster's GCS for its id, as Ray would first, with the token this process would send
+    (none unless RAY_AUTH_MODE=token): a head with token authentication (Ray 2.60's default)
+    refuses at once, where `ray.init` retries for 20 s, logging each refusal, then blames the
+    address. Anything but a refusal is left to `ray.init`."""
+    if address == "auto" or address.startswith(("local", "ray://")):
+        return
+    import grpc
+    from ray._private.authentication.grpc_authentication_client_interceptor import (
+        _get_authentication_metadata_tuple,
+    )
+
+    metadata = _get_authentication_metadata_tuple()
+    with grpc.insecure_channel(address) as channel:
+        ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        try:
+            ask(b"", timeout=CONNECT_TIMEOUT, metadata=metadata)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                what = ("rejected this process's token" if metadata else
+                        "requires a token (token authentication) and this process has none")
+                raise RayUnreachableError(f"the Ray cluster at {address!r} {what}: {AUTH_HELP}") from None
 
 
 def _cause(exc) -> str:

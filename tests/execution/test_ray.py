@@ -56,7 +56,7 @@ def test_compact_study_rows_on_ray_equal_local(ray_cluster):
     figures the local threads give."""
     inputs = [{"path": "budget", "low": 50, "high": 600},
               {"path": "candidates.*.tie.mean", "low": 0.2, "high": 0.8}]
-    outputs = ["success", "size.p50", "candidates.UKG.member"]
+    outputs = ["success", "size.p50", "candidates.C.member"]
 
     def figures(**settings):
         st = pivotal.Study("ray rows", TUTORIAL, episodes=400, seed=2, inputs=inputs, outputs=outputs,

@@ -6,6 +6,7 @@ import sys
 from engine import __version__
 from engine.cli import data, outputs, run, studies, suite
 from engine.cli.common import EXIT_USAGE, Parser
+from engine.execution import signals
 from engine.execution.signals import exit_code, handle_signals, received
 
 COMMANDS = {"validate": run.validate, "warmup": run.warmup, "run": run.run,
@@ -28,6 +29,7 @@ def parser() -> Parser:
 def main(argv=None) -> int:
     received.clear()  # signals of an earlier command (main called in one process again)
     handle_signals()
+    signals.in_command = True
     try:
         return _main(argv)
     except BaseException as exc:  # an interrupt before or after a command's own handling
@@ -35,6 +37,8 @@ def main(argv=None) -> int:
             raise
         print("pivotal: interrupted", file=sys.stderr)
         return exit_code()
+    finally:
+        signals.in_command = False
 
 
 def _main(argv) -> int:

@@ -20,7 +20,7 @@ from engine.execution.aggregate import Aggregate
 from engine.execution.executors import ChunkError, Job, LocalExecutor, compile_kernels, kernels_cached
 from engine.execution.plan import Chained, RunPlan, plan_chunks, target_rounds
 from engine.execution.progress import progress_bar
-from engine.execution.signals import raise_if_received, received
+from engine.execution.signals import raise_if_received, since_start
 from engine.model.arrays import build_model_arrays, outcome_ranges
 
 
@@ -202,7 +202,7 @@ def _simulate(job: Job, chunks, runner, store: Checkpoints | None, merged: list,
     finished = sum(c.episodes * c.count for c in chunks if c.position in done)
     bar = progress_bar(total, finished, progress is False)
     merge_ready()
-    signals = len(received)
+    signals = since_start()  # a signal lost since the command began counts, whenever it came
     try:
         for chunk, aggs in runner.map(job, todo):
             if store is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from engine import __version__
+from engine.execution.errors import RunSettingsError  # noqa: F401 - where its users import it
 from engine.model.scenario import Scenario, load_scenario, validate_scenario
 from kernels import SOURCE_DIGEST
 
@@ -152,10 +153,6 @@ DEFAULT_SEED = 1
 MAX_KEPT = 1_000_000   # --keep-episodes: kept records are held in memory until published
 
 
-class RunSettingsError(ValueError):
-    """A run argument is out of range (reported like a scenario error: exit code 2)."""
-
-
 @dataclass(frozen=True)
 class RunPlan:
     """Step one of a run: everything a run will do, validated once (`plan_run`).
@@ -243,7 +240,7 @@ def plan_run(scenarios, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT
     step = min(chunk_size, episodes)  # episodes per chunk (a run shorter than a chunk is one chunk)
     executor = _executor_name(executor, workers, cores, ray_address)
     if executor == "ray" and (ray_address or os.environ.get("RAY_ADDRESS")):
-        from engine.execution.ray_executor import check_cluster
+        from engine.execution.cluster import check_cluster
         check_cluster(ray_address or os.environ["RAY_ADDRESS"])  # before the run id is announced
     run_id = run_id or new_run_id()
     _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", run_id),

@@ -15,6 +15,7 @@ class Terminated(KeyboardInterrupt):
 
 
 received: list[int] = []
+in_command = False  # a `pivotal` command is running (engine/cli/main.py): every signal in `received` is its own
 
 
 def _interrupt(signum, frame):
@@ -44,6 +45,12 @@ def raise_if_received(since: int = 0) -> None:
     callbacks (an import's module lock has one), where a signal can land."""
     if len(received) > since:
         raise Terminated() if received[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def since_start() -> int:
+    """How many signals in `received` came before the work now starting: none inside a command
+    (main cleared them), those of earlier calls for the Python API in a long-lived process."""
+    return 0 if in_command else len(received)
 
 
 def exit_code() -> int:

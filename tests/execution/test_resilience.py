@@ -281,7 +281,7 @@ def test_hostile_flags_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, ar
 
 
 def test_a_malformed_ray_address_says_what_is_wrong():
-    from engine.execution.ray_executor import RayUnreachableError, _check_reachable
+    from engine.execution.cluster import RayUnreachableError, _check_reachable
 
     for address, says in (("x", "not host:port"), ("ray://h:", "not host:port"),
                           ("127.0.0.1:99999", "port out of range")):

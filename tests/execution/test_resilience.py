@@ -101,7 +101,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path):
 
 # --- checkpoints are read once on resume; a damaged one is computed again -------------------
 
-def test_resume_reads_each_checkpoint_once_and_recomputes_a_damaged_one(tmp_path, monkeypatch):
+def test_resume_reads_each_checkpoint_once_and_recomputes_damaged_ones(tmp_path, monkeypatch):
     import engine.outputs.directory as output
 
     store = tmp_path / "out"
@@ -113,13 +113,16 @@ def test_resume_reads_each_checkpoint_once_and_recomputes_a_damaged_one(tmp_path
     checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))
     assert len(checkpoints) == 4
     checkpoints[2].write_bytes(b"not a checkpoint")
+    torn = bytearray(checkpoints[1].read_bytes())  # one bit of its data flipped (an unsynced page lost
+    torn[len(torn) // 2] ^= 0x10                    # in a power cut): the zip checksum must catch it
+    checkpoints[1].write_bytes(bytes(torn))
     reads = []
     real_load = output.load_chunk
     monkeypatch.setattr(output, "load_chunk", lambda path: reads.append(Path(path).name) or real_load(path))
     done = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, out=store, run_id="t", resume=True,
                             progress=False)
     assert sorted(reads) == sorted(p.name for p in checkpoints)  # each once, the damaged one included
-    assert done.computed == 5000  # the damaged chunk and the four never run
+    assert done.computed == 6000  # the two damaged chunks and the four never run
     clean = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, progress=False).tables
     for table in ("summary", "candidates", "size_distribution"):
         assert_frame_equal(done.tables[table].drop("run_id"), clean[table].drop("run_id"))

@@ -6,6 +6,7 @@ long run (quantised sums) are kept as Python integers after a merge.
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field, fields
 
@@ -72,20 +73,27 @@ class Aggregate:
 
 
 
-def save_chunk(path, aggregates: list[Aggregate]) -> None:
-    """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
-    name, then renamed: never half-written). Each field of all aggregates is one array
-    (their flattened values end to end) plus their shapes: a group of many scenarios is
-    a handful of arrays, not a handful per scenario."""
+def encode_chunk(aggregates: list[Aggregate]) -> bytes:
+    """A chunk's aggregates (one per scenario of its group) as the bytes of one .npz file. Each
+    field of all aggregates is one array (their flattened values end to end) plus their shapes:
+    a group of many scenarios is a handful of arrays, not a handful per scenario."""
     arrays = {}
     for f in fields(Aggregate):
         parts = [np.asarray(getattr(agg, f.name)) for agg in aggregates]
         arrays[f.name] = np.concatenate([p.ravel() for p in parts])
         arrays[f"{f.name}.shape"] = np.array([p.shape for p in parts], np.int64).reshape(len(parts), -1)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def save_chunk(path, aggregates: list[Aggregate]) -> None:
+    """Write a chunk's aggregates to `path` (a temporary name, then renamed: never half-written)."""
+    data = encode_chunk(aggregates)
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -96,7 +104,8 @@ def save_chunk(path, aggregates: list[Aggregate]) -> None:
 
 
 def load_chunk(path) -> list[Aggregate]:
-    """The aggregates `save_chunk` wrote."""
+    """The aggregates `save_chunk` wrote (`path`: a file name, or a binary file such as the
+    bytes of `encode_chunk` in an io.BytesIO)."""
     with np.load(path) as z:
         columns = {}
         for f in fields(Aggregate):

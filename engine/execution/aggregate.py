@@ -73,27 +73,33 @@ class Aggregate:
 
 
 
-def encode_chunk(aggregates: list[Aggregate]) -> bytes:
-    """A chunk's aggregates (one per scenario of its group) as the bytes of one .npz file. Each
-    field of all aggregates is one array (their flattened values end to end) plus their shapes:
-    a group of many scenarios is a handful of arrays, not a handful per scenario."""
+def _chunk_arrays(aggregates: list[Aggregate]) -> dict[str, np.ndarray]:
+    """Each field of all aggregates as one array (their flattened values end to end) plus their
+    shapes: a group of many scenarios is a handful of arrays, not a handful per scenario."""
     arrays = {}
     for f in fields(Aggregate):
         parts = [np.asarray(getattr(agg, f.name)) for agg in aggregates]
         arrays[f.name] = np.concatenate([p.ravel() for p in parts])
         arrays[f"{f.name}.shape"] = np.array([p.shape for p in parts], np.int64).reshape(len(parts), -1)
+    return arrays
+
+
+def encode_chunk(aggregates: list[Aggregate]) -> bytes:
+    """A chunk's aggregates (one per scenario of its group) as the bytes of the .npz file
+    `save_chunk` writes (for object storage: one object, written whole)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **_chunk_arrays(aggregates))
     return buffer.getvalue()
 
 
 def save_chunk(path, aggregates: list[Aggregate]) -> None:
-    """Write a chunk's aggregates to `path` (a temporary name, then renamed: never half-written)."""
-    data = encode_chunk(aggregates)
+    """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
+    name, then renamed: never half-written)."""
+    arrays = _chunk_arrays(aggregates)
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

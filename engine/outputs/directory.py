@@ -420,6 +420,7 @@ class SharedRunDirectory(ObjectRunDirectory):
             raise RunExistsError(str(exc)) from None
         for name in self._stage(tables, streamed):
             self._upload(name)
+        self.remote.release_lease()  # (first: a renewal after the deletion would leave a lease behind)
         self.remote.discard()
         shutil.rmtree(self.staging, ignore_errors=True)
         self.unlock()

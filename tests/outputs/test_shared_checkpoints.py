@@ -91,7 +91,8 @@ def test_a_run_whose_driver_died_is_resumed_by_a_driver_on_another_machine(s3, t
     assert fresh.returncode == 2 and "being written by another driver" in fresh.stderr
 
     env_b["PIVOTAL_LEASE_SECONDS"] = "1"  # A's lease, renewed over a second ago, is stale
-    resumed = command(env_b, cwd_b, *[a for a in run if a != "--quiet"], "--resume")
+    resumed = command(env_b, cwd_b, *[a for a in ARGS if a != "--quiet"], "--out", out, "--resume")
+    assert resumed.stdout.splitlines()[0] == "m"  # the interrupted run found in object storage
     assert resumed.returncode == 0, resumed.stderr
     assert "3,000 episodes from checkpoints" in resumed.stdout + resumed.stderr
     assert checkpoint_objects(out, "m") == []  # plan, checkpoints and lease deleted after publishing
@@ -102,6 +103,21 @@ def test_a_run_whose_driver_died_is_resumed_by_a_driver_on_another_machine(s3, t
                   "time_to_success"):
         assert_frame_equal(pl.from_arrow(location.read(table, "m")).drop("run_id"),
                            clean[table].drop("run_id"), check_dtypes=False)
+
+
+def test_a_driver_stopped_by_ctrl_c_lets_go_of_its_lease_so_another_resumes_at_once(s3, tmp_path):
+    out = f"s3://{BUCKET}/stopped"
+    run = [*ARGS, "--out", out, "--run-id", "s"]
+    env_a, cwd_a = machine(s3, tmp_path, "a")
+    stopped = command(env_a, cwd_a, *run, script=KILLED_AFTER_3.replace(
+        "os.kill(os.getpid(), signal.SIGKILL)", "raise KeyboardInterrupt"))
+    assert stopped.returncode == 130, stopped.stderr
+    assert "3 finished chunk(s) of run s are kept" in stopped.stderr
+    assert "lease.json" not in checkpoint_objects(out, "s")
+    env_b, cwd_b = machine(s3, tmp_path, "b")  # the default lease time: no waiting needed
+    resumed = command(env_b, cwd_b, *run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert checkpoint_objects(out, "s") == []
 
 
 def test_a_damaged_or_partial_checkpoint_in_object_storage_is_computed_again(s3, monkeypatch, tmp_path):

@@ -61,6 +61,10 @@ class RemoteCheckpoints:
     def _key(self, *parts: str) -> str:
         return "/".join([self.prefix, *parts])
 
+    @property
+    def plan_key(self) -> str:
+        return self._key("plan.json")
+
     def read_plan(self) -> dict | None:
         """The staged plan, or None when there is none."""
         if not self.location.exists(self._key("plan.json")):

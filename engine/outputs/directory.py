@@ -336,7 +336,7 @@ class SharedRunDirectory(ObjectRunDirectory):
         self.remote = RemoteCheckpoints(checkpoints, run_id)
 
     def is_staged(self) -> bool:
-        return self.remote.read_plan() is not None
+        return self.remote.location.exists(self.remote.plan_key)
 
     def kept_at(self) -> str:
         return self.remote.uri

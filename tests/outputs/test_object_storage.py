@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import pyarrow.fs as pafs
 import pytest
 from polars.testing import assert_frame_equal
 

@@ -80,7 +80,7 @@ def _tell_supervisor(out, run_id: str) -> None:
 
     if supervised():
         try:
-            report("run", run_id, run_directory(out, run_id).staging)
+            report("run", run_id, run_directory(out, run_id).kept_at())
         except Exception:  # noqa: BLE001 - a bad --out is reported by the run itself
             pass
 
@@ -96,8 +96,12 @@ def environment_error(exc: OSError, store) -> str:
     """One line for a file-system failure: the path, the cause, and whether --resume can finish."""
     where = f"{exc.filename}: " if exc.filename else ""
     cause = exc.strerror or str(exc)
-    if store and store.staging.exists():
-        then = (f"{len(store.finished_chunks())} finished chunk(s) are kept: fix it and finish with "
+    try:
+        kept = len(store.finished_chunks()) if store and store.is_staged() else None
+    except OSError:  # the checkpoints' object storage failed too: say what is known
+        kept = "the"
+    if kept is not None:
+        then = (f"{kept} finished chunk(s) are kept: fix it and finish with "
                 f"--resume --run-id {store.run_id}")
     elif store is None:
         then = "fix it and run again"
@@ -110,7 +114,7 @@ def _interrupted_state(store) -> str:
     """What an interruption left behind, read from the forecast directory."""
     if store.is_complete():
         return f"interrupted after run {store.run_id} was published complete; nothing to resume"
-    if store.staging.exists():
+    if store.is_staged():
         return (f"interrupted; {len(store.finished_chunks())} finished chunk(s) of run {store.run_id} "
                 f"are kept: finish it with the same command and --resume --run-id {store.run_id}")
     return f"interrupted before run {store.run_id} started; nothing was written"

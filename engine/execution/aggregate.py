@@ -6,6 +6,7 @@ long run (quantised sums) are kept as Python integers after a merge.
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field, fields
 
@@ -72,19 +73,12 @@ class Aggregate:
 
 
 
-def save_chunk(path, aggregates: list[Aggregate]) -> None:
-    """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
-    name, then renamed: never half-written). Each field of all aggregates is one array
-    (their flattened values end to end) plus their shapes: a group of many scenarios is
-    a handful of arrays, not a handful per scenario."""
-    if isinstance(aggregates, np.ndarray):  # a block of design rows: its rows' figures
-        arrays = {"row_figures": aggregates}
-    else:
-        arrays = _columns(aggregates)
-    _write(path, arrays)
-
-
-def _columns(aggregates: list[Aggregate]) -> dict:
+def _chunk_arrays(aggregates: list[Aggregate] | np.ndarray) -> dict[str, np.ndarray]:
+    """Each field of all aggregates as one array (their flattened values end to end) plus their
+    shapes: a group of many scenarios is a handful of arrays, not a handful per scenario. A
+    block of compact design rows returns its rows' figures, one array."""
+    if isinstance(aggregates, np.ndarray):
+        return {"row_figures": aggregates}
     arrays = {}
     for f in fields(Aggregate):
         parts = [np.asarray(getattr(agg, f.name)) for agg in aggregates]
@@ -93,11 +87,21 @@ def _columns(aggregates: list[Aggregate]) -> dict:
     return arrays
 
 
-def _write(path, arrays: dict) -> None:
-    """Write to a temporary name, then rename: a crash of the process never leaves a partial
-    checkpoint. Not fsynced (a sync per chunk bounded the driver at about 300 chunks a second
-    here): a power loss may leave a checkpoint empty or torn, which its zip checksums reveal
-    when it is read (`load_chunk` raises), and its chunk is computed again."""
+def encode_chunk(aggregates: list[Aggregate]) -> bytes:
+    """A chunk's aggregates (one per scenario of its group) as the bytes of the .npz file
+    `save_chunk` writes (for object storage: one object, written whole)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **_chunk_arrays(aggregates))
+    return buffer.getvalue()
+
+
+def save_chunk(path, aggregates: list[Aggregate]) -> None:
+    """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
+    name, then renamed: a crash of the process never leaves a partial checkpoint). Not fsynced
+    (a sync per chunk bounded the driver at about 300 chunks a second here): a power loss may
+    leave a checkpoint empty or torn, which its zip checksums reveal when it is read
+    (`load_chunk` raises), and its chunk is computed again."""
+    arrays = _chunk_arrays(aggregates)
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "wb") as fh:
@@ -110,7 +114,8 @@ def _write(path, arrays: dict) -> None:
 
 
 def load_chunk(path) -> list[Aggregate] | np.ndarray:
-    """The aggregates `save_chunk` wrote (a block of design rows: its figures array)."""
+    """The aggregates `save_chunk` wrote (`path`: a file name, or a binary file such as the
+    bytes of `encode_chunk` in an io.BytesIO); a block of design rows: its figures array."""
     with np.load(path) as z:
         if "row_figures" in z:
             return z["row_figures"]

@@ -33,8 +33,7 @@ class RunFailedError(RuntimeError):
 
 class Checkpoints(Protocol):
     """Where finished chunks are kept for --resume (engine/outputs/directory.py)."""
-    staging: object
-
+    def kept_at(self) -> str: ...
     def finished_chunks(self) -> set[int]: ...
     def save_chunk(self, position: int, aggregates: list[Aggregate]) -> None: ...
     def load_chunk(self, position: int) -> list[Aggregate] | None: ...
@@ -133,7 +132,7 @@ def execute(plan: RunPlan, runner, sink: Sink, *, progress: bool | None = None,
 
 def _failure(plan: RunPlan, exc: ChunkError, store) -> str:
     c, ids = exc.chunk, [s.id for s in plan.scenarios]
-    kept = f"; finished chunks are kept in {store.staging} for --resume" if store else ""
+    kept = f"; finished chunks are kept in {store.kept_at()} for --resume" if store else ""
     if c.scenario >= len(ids):
         r = c.scenario - len(ids)
         return f"design rows {r}..{r + c.count - 1} failed: {exc}{kept}"

@@ -65,6 +65,9 @@ def _left(runs) -> str:
     if not runs:
         return "nothing was written"
     run_id, staging = runs[-1]
+    if "://" in staging:  # checkpoints in object storage (engine/outputs/checkpoints.py)
+        return (f"finished chunks of run {run_id}, if any, are kept in {staging}: finish it with the "
+                f"same command and --resume --run-id {run_id}")
     try:
         chunks = sum(name.endswith(".npz") for name in os.listdir(os.path.join(staging, "chunks")))
     except OSError:

@@ -16,12 +16,15 @@ time): the catalog counts a run only in queries that began after it.
 On object storage (`ObjectRunDirectory`, `--out s3://bucket/prefix`) each table
 is written straight to its final key (an object appears whole or not at all)
 and the `runs` object is written last: it is the commit. The plan and chunk
-checkpoints stay on local disk (engine/outputs/storage.py: checkpoint_root).
+checkpoints stay on local disk (engine/outputs/storage.py: checkpoint_root), or, with
+PIVOTAL_CHECKPOINT_DIR=s3://..., go to object storage too (`SharedRunDirectory`,
+engine/outputs/checkpoints.py), where a driver on another machine can resume the run.
 """
 from __future__ import annotations
 
 import atexit
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -32,9 +35,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
-from engine.execution.aggregate import Aggregate, load_chunk, save_chunk
+from engine.execution.aggregate import Aggregate, encode_chunk, load_chunk, save_chunk
+from engine.outputs.checkpoints import LeaseError, RemoteCheckpoints
 from engine.outputs.schema import finalize
-from engine.outputs.storage import PART, Location, StorageError, checkpoint_root, locate
+from engine.outputs.storage import (PART, Location, StorageError, checkpoint_root, local_staging,
+                                    locate)
 
 RUN_TABLES = ("scenarios", "summary", "size_distribution", "capacity_distribution",
               "time_to_success", "candidates", "episodes", "runs")  # what every run writes
@@ -56,17 +61,19 @@ def run_directory(out, run_id: str) -> RunDirectory:
     location = locate(out)
     if location.local:
         return RunDirectory(out if "://" not in str(out) else location.root, run_id)
+    checkpoints = checkpoint_root(location)
+    if isinstance(checkpoints, Location):
+        return SharedRunDirectory(location, checkpoints, run_id)
     return ObjectRunDirectory(location, run_id)
 
 
 def latest_interrupted_run(out) -> str:
     """The id of the most recently started run under `out` that was interrupted (staged, not
     published), for `--resume` without `--run-id`."""
-    staging = run_directory(out, "latest").staging.parent
-    staged = sorted(staging.glob("run_id=*/plan.json"), key=lambda p: p.stat().st_mtime)
+    staged = run_directory(out, "latest").staged_runs()
     if not staged:
         raise RunExistsError(f"nothing to resume: no interrupted run in {out} (give --run-id)")
-    return staged[-1].parent.name.removeprefix("run_id=")
+    return max(staged, key=lambda run: (run[1], run[0]))[0]
 
 
 _LOCKS: dict[str, int] = {}  # run-id lock files this process holds, and their descriptors
@@ -121,6 +128,23 @@ class RunDirectory:
 
     def is_complete(self) -> bool:
         return self.published("runs").exists()
+
+    def is_staged(self) -> bool:
+        """Whether an interrupted run of this id is staged (its plan written)."""
+        return (self.staging / "plan.json").exists()
+
+    def kept_at(self) -> str:
+        """Where the run's plan and checkpoints are kept (named in messages)."""
+        return str(self.staging)
+
+    def staged_runs(self) -> list[tuple[str, float]]:
+        """(run id, time its plan was written) of every staged run beside this one."""
+        return [(p.parent.name.removeprefix("run_id="), p.stat().st_mtime)
+                for p in self.staging.parent.glob("run_id=*/plan.json")]
+
+    def discard(self) -> None:
+        """Drop the staged run (plan, checkpoints, tables) to start the id afresh."""
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def any_published(self) -> bool:
         return any(self.published(t).exists() for t in TABLES)
@@ -297,54 +321,110 @@ class ObjectRunDirectory(RunDirectory):
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
-class TableSink:
-    """Per-scenario tables arriving one group of scenarios at a time: appended to the run's
-    staged Parquet files as they come (driver memory stays flat however many scenarios a
-    study has), or kept in memory when nothing is written."""
+class SharedRunDirectory(ObjectRunDirectory):
+    """A run published to object storage with its plan and chunk checkpoints there too
+    ($PIVOTAL_CHECKPOINT_DIR=s3://...), so a driver on another machine can resume it. Only
+    its tables are staged on this machine before upload, beside its local run-id lock; the
+    lease (engine/outputs/checkpoints.py) keeps a second driver elsewhere out."""
 
-    def __init__(self, store: RunDirectory | None):
-        self.store = store
-        self.parts: dict[str, list[pa.Table]] = {}
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        if store is not None:
-            store.clear_staged_tables()
+    def __init__(self, location: Location, checkpoints: Location, run_id: str):
+        RunDirectory.__init__(self, local_staging(location), run_id)
+        self.location = location
+        self.where = location.uri
+        self.staging = self.out / f"run_id={run_id}"
+        self.chunks = self.staging / "chunks"  # (never written: the chunks are in `remote`)
+        self.remote = RemoteCheckpoints(checkpoints, run_id)
 
-    def add(self, tables: dict[str, pa.Table]) -> None:
-        for name, table in tables.items():
-            if self.store is None:
-                self.parts.setdefault(name, []).append(table)
-                continue
-            table = finalize(table)
-            path = self.store.staged_table(name)
+    def is_staged(self) -> bool:
+        return self.remote.location.exists(self.remote.plan_key)
+
+    def kept_at(self) -> str:
+        return self.remote.uri
+
+    def staged_runs(self) -> list[tuple[str, float]]:
+        where = self.remote.location
+        return [(run, where.fs.get_file_info(where.path(f"run_id={run}", "plan.json")).mtime.timestamp())
+                for run in (d.removeprefix("run_id=") for d in where.children(where.root)
+                            if d.startswith("run_id="))
+                if where.exists(where.path(f"run_id={run}", "plan.json"))]
+
+    def discard(self) -> None:
+        self.remote.discard()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def prepare(self, plan: dict, resume: bool) -> None:
+        where = self.remote.location
+        bucket = where.root.split("/", 1)[0]
+        try:
+            missing = where.fs.get_file_info(bucket).type == FileType.NotFound
+        except OSError as exc:
+            raise StorageError(f"$PIVOTAL_CHECKPOINT_DIR: {where.uri} cannot be reached ({exc})") from None
+        if missing:
+            raise StorageError(f"$PIVOTAL_CHECKPOINT_DIR: {bucket!r} does not exist; create the bucket first")
+        super().prepare(plan, resume)
+
+    def _claim(self, plan: dict, resume: bool) -> None:
+        if self.is_complete():
+            self.discard()  # left if a crash hit the last step
+            raise RunExistsError(f"run id {self.run_id!r} is already complete in {self.where}; "
+                                 "choose another --run-id")
+        try:
+            self.remote.take_lease()
+        except LeaseError as exc:
+            raise RunExistsError(str(exc)) from None
+        staged = self.remote.read_plan()
+        if resume:
+            if staged is None:
+                raise RunExistsError(f"nothing to resume: no staged run {self.run_id!r} in {self.kept_at()}")
+            if staged != plan:
+                changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
+                raise RunExistsError(f"cannot resume run {self.run_id!r}: its arguments differ "
+                                     f"({', '.join(changed)}); resume with the same arguments, or "
+                                     f"delete {self.kept_at()} to start that run id afresh")
+            return
+        if staged is not None or self.any_published():
+            raise RunExistsError(f"run id {self.run_id!r} is already used in {self.where} "
+                                 "(use --resume to finish an interrupted run, or another --run-id)")
+        self.remote.write_plan(plan)
+
+    def finished_chunks(self) -> set[int]:
+        return self.remote.finished_chunks()
+
+    def save_chunk(self, position: int, aggregates: list[Aggregate]) -> None:
+        try:
+            self.remote.check_lease()  # (before any work: a driver taken over stops at once)
+            self.remote.save_chunk(position, encode_chunk(aggregates))
+        except LeaseError as exc:
+            raise RunExistsError(str(exc)) from None
+        except OSError as exc:  # say which object it was
+            raise OSError(exc.errno, exc.strerror or str(exc),
+                          f"{self.kept_at()}/chunks/{position:08d}.npz") from None
+
+    def load_chunk(self, position: int) -> list[Aggregate] | None:
+        """A checkpoint's aggregates, or None (the object deleted: compute the chunk again) if
+        it cannot be read."""
+        try:
+            return load_chunk(io.BytesIO(self.remote.load_chunk(position)))
+        except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
             try:
-                writer = self.writers.get(name)
-                if writer is None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    writer = self.writers[name] = pq.ParquetWriter(path, table.schema, compression="snappy")
-                writer.write_table(table.cast(writer.schema))
-            except OSError as exc:  # a full disk: drop the writers now, and say which file it was
-                self.abort()
-                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-
-    def abort(self) -> None:
-        """Let go of the staged files after a failure (a resume writes them again)."""
-        for writer in self.writers.values():
-            try:
-                writer.close()
+                self.remote.drop_chunk(position)
             except OSError:
                 pass
-        self.writers.clear()
+            return None
 
-    def close(self) -> dict[str, pa.Table]:
-        """Finish the files; returns the tables kept in memory (none with a run directory)."""
-        for writer in self.writers.values():
-            writer.close()
-        return {name: pa.concat_tables(parts) for name, parts in self.parts.items()}
+    def publish(self, tables: dict[str, pa.Table], streamed=()) -> None:
+        """Upload the tables, `runs` last (the commit); drop the checkpoints, then local staging."""
+        try:
+            self.remote.check_lease()
+        except LeaseError as exc:
+            raise RunExistsError(str(exc)) from None
+        for name in self._stage(tables, streamed):
+            self._upload(name)
+        self.remote.release_lease()  # (first: a renewal after the deletion would leave a lease behind)
+        self.remote.discard()
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.unlock()
 
-    def read(self, name: str) -> pa.Table:
-        """A streamed table, read back from its staged file (after `close`)."""
-        return pq.read_table(self.store.staged_table(name))
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.writers)
+    def unlock(self) -> None:
+        self.remote.release_lease()
+        super().unlock()

@@ -20,7 +20,8 @@ from engine import __version__
 from engine.execution.aggregate import Aggregate
 from engine.execution.execute import Execution
 from engine.execution.plan import RunPlan
-from engine.outputs.directory import TableSink, run_directory
+from engine.outputs.directory import run_directory
+from engine.outputs.sink import TableSink
 from engine.outputs.schema import SCHEMA_VERSION, finalize
 from engine.outputs.figures import MEANS, figure_values
 from engine.outputs.tables import group_tables, scenario_row, scenarios_table

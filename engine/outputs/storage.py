@@ -74,24 +74,25 @@ class Location:
         return pq.read_table(self.part(table, run_id), filesystem=self.fs)
 
 
-def locate(out) -> Location:
-    """The `Location` of `--out`: a local directory, or a URI pyarrow.fs can open."""
+def locate(out, what: str = "--out") -> Location:
+    """The `Location` of `--out` (or of `what`, such as $PIVOTAL_CHECKPOINT_DIR): a local
+    directory, or a URI pyarrow.fs can open."""
     text = str(out)
     if not text.strip():
-        raise StorageError("--out is empty; give a directory (default ./forecasts) or a URI")
+        raise StorageError(f"{what} is empty; give a directory (default ./forecasts) or a URI")
     if "://" not in text:
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", text):  # pyarrow would take s3:/x for a URI
-            raise StorageError(f"--out {text!r} looks like a URI but is not one: write "
+            raise StorageError(f"{what} {text!r} looks like a URI but is not one: write "
                                f"scheme://bucket/prefix, or ./{text} for a local directory")
         return Location(text, pafs.LocalFileSystem(), str(Path(text).absolute()), True)
     try:
         fs, root = pafs.FileSystem.from_uri(_bounded_retries(_with_endpoint(text)))
     except (pa.ArrowException, ValueError, OSError) as exc:
-        raise StorageError(f"--out {text!r} cannot be opened ({exc}); give a directory, "
+        raise StorageError(f"{what} {text!r} cannot be opened ({exc}); give a directory, "
                            "s3://bucket/prefix or another URI that pyarrow.fs supports") from None
     local = isinstance(fs, pafs.LocalFileSystem)
     if not local and not root.strip("/"):
-        raise StorageError(f"--out {text!r} names no bucket; give scheme://bucket/prefix")
+        raise StorageError(f"{what} {text!r} names no bucket; give scheme://bucket/prefix")
     return Location(text, fs, root, local)
 
 
@@ -120,12 +121,42 @@ def _with_endpoint(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
-def checkpoint_root(location: Location) -> Path:
+CHECKPOINT_DIR = "PIVOTAL_CHECKPOINT_DIR"
+
+
+def checkpoint_root(location: Location) -> Path | Location:
     """Where runs written to object storage keep their plan and chunk checkpoints:
     $PIVOTAL_CHECKPOINT_DIR, else ~/.cache/pivotal/checkpoints, then one folder per
-    `--out` URI (its scheme and path, with every other character replaced by '_')."""
-    base = os.environ.get("PIVOTAL_CHECKPOINT_DIR") or Path.home() / ".cache" / "pivotal" / "checkpoints"
-    return Path(base) / re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
+    `--out` URI (its scheme and path, with every other character replaced by '_').
+    A URI there (s3://bucket/prefix) keeps them in object storage, where a driver on
+    another machine can resume the run (engine/outputs/checkpoints.py): then it is a
+    `Location`, else a local directory."""
+    base = os.environ.get(CHECKPOINT_DIR) or str(Path.home() / ".cache" / "pivotal" / "checkpoints")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
+    shared = locate(base, f"${CHECKPOINT_DIR}")
+    if shared.local:
+        return Path(shared.root) / name
+    return Location(f"{base.split('?', 1)[0].rstrip('/')}/{name}", shared.fs, shared.path(name), False)
+
+
+def local_staging(location: Location) -> Path:
+    """Where a run whose checkpoints are in object storage writes its tables before uploading
+    them, and keeps its run-id lock: on this machine, one folder per `--out` URI."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
+    return Path.home() / ".cache" / "pivotal" / "staging" / name
+
+
+def put_object(location: Location, path: str, data: bytes) -> None:
+    """Write `data` to `path` whole: one write into a fresh stream, so object storage makes it
+    visible on close (one PUT, or a multipart upload completed by close) or not at all."""
+    stream = location.fs.open_output_stream(path)
+    stream.write(data)
+    stream.close()
+
+
+def get_object(location: Location, path: str) -> bytes:
+    with location.fs.open_input_stream(path) as stream:
+        return stream.readall()
 
 
 def complete_runs(location: Location) -> pl.DataFrame:

@@ -123,14 +123,13 @@ def _execute(item: Item, run_id: str, out: Path) -> None:
     store = run_directory(out, run_id)
     if store.is_complete():  # published before the suite was stopped, not yet recorded
         return
-    resume = store.staging.joinpath("plan.json").exists()
+    resume = store.is_staged()
     try:
         run_item(item, run_id, out, resume)
     except RunExistsError:
         if not resume:
             raise
-        import shutil  # the staged run cannot be resumed (its inputs changed): start it afresh
-        shutil.rmtree(store.staging, ignore_errors=True)
+        store.discard()  # the staged run cannot be resumed (its inputs changed): start it afresh
         run_item(item, run_id, out, False)
 
 

@@ -1,45 +1,22 @@
 """`--out s3://bucket/prefix` against a local S3-compatible server (moto, on 127.0.0.1)."""
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import polars as pl
-import pyarrow.fs as pafs
 import pytest
-from moto.server import ThreadedMotoServer
 from polars.testing import assert_frame_equal
 
 import engine.outputs.directory
 import pivotal
 from engine.outputs.storage import StorageError, complete_runs, locate
+from s3_fixtures import BUCKET, s3  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
 SYRIA = ROOT / "configs" / "scenarios" / "syria_safe_zone_2019.toml"
-BUCKET = "forecasts"
 TIMES = ("started_at", "finished_at")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on a free loopback port, the AWS variables pointing at it, a bucket."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true",
-           "PIVOTAL_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("checkpoints"))}
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        pafs.S3FileSystem(endpoint_override=env["AWS_ENDPOINT_URL"], allow_bucket_creation=True).create_dir(BUCKET)
-        yield {**os.environ, **env}
-    server.stop()
 
 
 def cli(env, *args):

@@ -52,6 +52,14 @@ TABLES = RUN_TABLES + ("design", "row_outputs", "sensitivity", "sensitivity_s2",
 COMMIT_AHEAD_NS = 60 * 10**9
 
 
+def _same_plan(run_id: str, staged: dict, plan: dict, kept) -> None:
+    """Refuse to resume a run whose arguments differ from those it was started with."""
+    if staged != plan:
+        changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
+        raise RunExistsError(f"cannot resume run {run_id!r}: its arguments differ ({', '.join(changed)}); "
+                             f"resume with the same arguments, or delete {kept} to start that run id afresh")
+
+
 class RunExistsError(RuntimeError):
     """The run id is taken (finished, or staged without --resume) or cannot be resumed."""
 
@@ -201,12 +209,7 @@ class RunDirectory:
         if resume:
             if not plan_file.exists():
                 raise RunExistsError(f"nothing to resume: no staged run {self.run_id!r} in {self.where}")
-            staged = json.loads(plan_file.read_text())
-            if staged != plan:
-                changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
-                raise RunExistsError(f"cannot resume run {self.run_id!r}: its arguments differ "
-                                     f"({', '.join(changed)}); resume with the same arguments, or "
-                                     f"delete {self.staging} to start that run id afresh")
+            _same_plan(self.run_id, json.loads(plan_file.read_text()), plan, self.staging)
             return
         if self.staging.exists() or self.any_published():
             raise RunExistsError(f"run id {self.run_id!r} is already used in {self.where} "
@@ -376,11 +379,7 @@ class SharedRunDirectory(ObjectRunDirectory):
         if resume:
             if staged is None:
                 raise RunExistsError(f"nothing to resume: no staged run {self.run_id!r} in {self.kept_at()}")
-            if staged != plan:
-                changed = sorted(k for k in set(staged) | set(plan) if staged.get(k) != plan.get(k))
-                raise RunExistsError(f"cannot resume run {self.run_id!r}: its arguments differ "
-                                     f"({', '.join(changed)}); resume with the same arguments, or "
-                                     f"delete {self.kept_at()} to start that run id afresh")
+            _same_plan(self.run_id, staged, plan, self.kept_at())
             return
         if staged is not None or self.any_published():
             raise RunExistsError(f"run id {self.run_id!r} is already used in {self.where} "

@@ -199,5 +199,5 @@ class TieShapes(NamedTuple):
 
     @classmethod
     def of(cls, s: Scenario) -> "TieShapes":
-        shapes = frozenset(map(tuple, build_model_arrays(s).tie_shapes.tolist()))
+        shapes = frozenset(map(tuple, scenario_fields(s)[0].shapes[0].tolist()))
         return cls(shapes, frozenset(c for _, c in shapes))

@@ -209,14 +209,22 @@ def kernel_tables(shapes: np.ndarray, grid: np.ndarray | None) -> tuple[np.ndarr
     for (mean, conc), how in zip(shapes.tolist(), grid.tolist()):
         parts.append([((mean, conc), 1.0)] if how == 0 else grid_parts(mean, conc, how == 1))
     array, rows = _arena.rows([key for p in parts for key, _ in p])
-    mix = np.full((len(shapes), 2 * rng.MIX_PARTS), -1.0)
-    at = 0
-    for s, p in enumerate(parts):
+    mix = np.empty((len(shapes), 2 * rng.MIX_PARTS))
+    _fill_mix(mix, enumerate(parts), rows, 0)
+    return array, mix
+
+
+def _fill_mix(mix: np.ndarray, entries, table_rows, at: int) -> int:
+    """Write each (shape, parts) of `entries` into its row of `mix`: the table rows of its parts
+    (from `table_rows[at]` on, in order) and their weights, unused columns -1 and 0. Returns the
+    next unread position of `table_rows`."""
+    for s, p in entries:
+        mix[s, :rng.MIX_PARTS] = -1.0
         mix[s, rng.MIX_PARTS:] = 0.0
         for k, (_, weight) in enumerate(p):
-            mix[s, k], mix[s, rng.MIX_PARTS + k] = rows[at], weight
+            mix[s, k], mix[s, rng.MIX_PARTS + k] = table_rows[at], weight
             at += 1
-    return array, mix
+    return at
 
 
 def block_tables(shapes: np.ndarray, base: np.ndarray, exact) -> tuple[np.ndarray, np.ndarray]:
@@ -257,11 +265,5 @@ def block_tables(shapes: np.ndarray, base: np.ndarray, exact) -> tuple[np.ndarra
     mix[g, rng.MIX_PARTS] = np.where(1.0 - fm > 0.0, 1.0 - fm, fm)
     mix[g, 1] = np.where(both, high_rows, -1.0)
     mix[g, rng.MIX_PARTS + 1] = np.where(both, fm, 0.0)
-    at = n + 2 * m
-    for s, p in others:
-        mix[s, :] = -1.0
-        mix[s, rng.MIX_PARTS:] = 0.0
-        for k, (_, weight) in enumerate(p):
-            mix[s, k], mix[s, rng.MIX_PARTS + k] = table_rows[at], weight
-            at += 1
+    _fill_mix(mix, others, table_rows, n + 2 * m)
     return array, mix.reshape(rows, n, 2 * rng.MIX_PARTS)

@@ -133,8 +133,8 @@ def row_ranges(f: Fields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _needs_histograms(figures) -> bool:
     """Whether a figure reads the continuous histograms (quantiles of capacity, spent, time)."""
-    return any(parse_figure(p)[0] == "summary" and parse_figure(p)[1] in ("capacity", "spent", "time_to_success")
-               and parse_figure(p)[2].startswith("p") for p in figures)
+    return any(kind == "summary" and metric in ("capacity", "spent", "time_to_success") and stat.startswith("p")
+               for kind, metric, stat in map(parse_figure, figures))
 
 
 def run_rows(design: RowDesign, seed: int, first: int, stop: int) -> np.ndarray:

@@ -30,10 +30,22 @@ class Ranges(NamedTuple):
 
 def outcome_ranges(s: Scenario) -> Ranges:
     """Ranges every outcome of `s` lies in (an empty range is widened to 1)."""
-    capacity_top = sum(c.capacity[2] for c in s.candidates)
-    top = np.array([capacity_top or 1.0, s.budget or 1.0, s.deadline_days])
-    max_offers = min(len(s.candidates) * s.parameters["max_rounds"], MAX_OFFERS_BIN)
-    return Ranges(top, math.ceil(s.deadline_days), max_offers)
+    tops, days, max_offers = ranges_of(np.array([[c.capacity[2] for c in s.candidates]], np.float64).reshape(1, -1),
+                                       np.array([s.deadline_days], np.float64), np.array([s.budget], np.float64),
+                                       np.array([s.parameters["max_rounds"]], np.float64))
+    return Ranges(tops[0], int(days[0]), int(max_offers[0]))
+
+
+def ranges_of(highs, deadline, budget, max_rounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ranges of R scenarios or design rows from their capacity highs (R, N), deadlines,
+    budgets and max_rounds (R,): the tops of capacity, spent and time to success (R, 3), the last
+    day (R,) and the last offers bin (R,)."""
+    # summed in candidate order, one after another (cumsum does; a pairwise sum's last bit differs)
+    capacity_top = np.cumsum(highs, axis=1)[:, -1] if highs.shape[1] else np.zeros(len(deadline))
+    tops = np.stack([np.where(capacity_top != 0, capacity_top, 1.0), np.where(budget != 0, budget, 1.0),
+                     deadline], axis=1)
+    max_offers = np.minimum(highs.shape[1] * max_rounds, MAX_OFFERS_BIN)
+    return tops, np.ceil(deadline).astype(np.int64), max_offers.astype(np.int64)
 
 
 class ModelArrays(NamedTuple):

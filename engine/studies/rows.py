@@ -20,14 +20,14 @@ import numpy as np
 
 from engine.execution.aggregate import Aggregate
 from engine.model.arrays import (
-    MAX_OFFERS_BIN, MECHANISM_INDEX, PARAMETER_INDEX, TOP_FIELDS, VALUE_BINS, Fields, ModelArrays,
-    Structure, TieShapes, build_model_arrays, scenario_fields, value_arrays,
+    MECHANISM_INDEX, PARAMETER_INDEX, TOP_FIELDS, VALUE_BINS, Fields, ModelArrays,
+    Structure, TieShapes, build_model_arrays, ranges_of, scenario_fields, value_arrays,
 )
 from engine.model.scenario import CHANNELS, Scenario
 from engine.outputs.figures import MEANS, figures_of, parse_figure
 from kernels.chunk import GRID
 
-CAPACITY_SUBS, PAIR_SUBS = ("low", "mode", "high"), ("mean", "concentration")
+CAPACITY_SUBS, PREFERENCE_SUBS, PAIR_SUBS = ("low", "mode", "high"), ("mean", "sd"), ("mean", "concentration")
 INSTITUTION_SUBS = ("broker", "venue_day", "venue_bonus")
 
 
@@ -113,22 +113,9 @@ def _slot(loc, apply: str, structure: Structure, n: int) -> Slot:
     if fld == "capacity":
         return Slot("capacity", (i, CAPACITY_SUBS.index(sub)), base, apply, integer)
     if fld == "preference":
-        return Slot("preference", (i, PAIR_SUBS.index(sub) if sub == "mean" else 1), base, apply, integer)
+        return Slot("preference", (i, PREFERENCE_SUBS.index(sub)), base, apply, integer)
     row = i if fld == "tie" else int(structure.channel_rows[i, CHANNELS.index(fld)])
     return Slot("shapes", (row, PAIR_SUBS.index(sub)), base, apply, integer)
-
-
-def row_ranges(f: Fields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, what `outcome_ranges` gives a scenario: tops (R, 3), days (R,), max_offers (R,)."""
-    n = f.capacity.shape[1]
-    deadline, budget = f.top[:, 0], f.top[:, 3]
-    capacity_top = np.zeros(len(f.top))
-    for i in range(n):  # in candidate order, as outcome_ranges sums them (a sum's last bit depends on it)
-        capacity_top = capacity_top + f.capacity[:, i, 2]
-    tops = np.stack([np.where(capacity_top != 0, capacity_top, 1.0), np.where(budget != 0, budget, 1.0),
-                     deadline], axis=1)
-    max_rounds = f.parameters[:, PARAMETER_INDEX["max_rounds"]]
-    return tops, np.ceil(deadline).astype(np.int64), np.minimum(n * max_rounds, MAX_OFFERS_BIN).astype(np.int64)
 
 
 def _needs_histograms(figures) -> bool:
@@ -144,7 +131,8 @@ def run_rows(design: RowDesign, seed: int, first: int, stop: int) -> np.ndarray:
     f = design.block_fields(first, stop)
     cand, scal, inst = value_arrays(f, design.structure)
     tables, mix = _block_tables(design, f.shapes)
-    tops, days, max_offers = row_ranges(f)
+    tops, days, max_offers = ranges_of(f.capacity[:, :, 2], f.top[:, 0], f.top[:, 3],
+                                       f.parameters[:, PARAMETER_INDEX["max_rounds"]])
     b = design.base
     n_bins = VALUE_BINS if _needs_histograms(design.figures) else 1
     totals = simulate_rows(seed, design.episodes, n_bins, tops, int(days.max()), int(max_offers.max()),

@@ -22,7 +22,7 @@ from engine.execution.aggregate import Aggregate
 from engine.execution.executors import ChunkError, Job, run_chunk
 from engine.execution.plan import Chunk
 from engine.execution.plan import RunSettingsError
-from engine.execution.cluster import RayUnreachableError, check_cluster
+from engine.execution.cluster import RayUnreachableError
 from engine.execution.signals import handle_signals
 
 TASK_RETRIES = 5  # re-runs of a chunk whose worker process died
@@ -45,8 +45,7 @@ class RayExecutor:
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
-                check_cluster(address)
-                try:
+                try:  # (plan_run checked that the address answers and takes our token)
                     ray.init(address=address, log_to_driver=False)
                 except (ConnectionError, RuntimeError, TimeoutError) as exc:  # not a Ray head there
                     raise RayUnreachableError(f"cannot attach to a Ray cluster at {address!r} "

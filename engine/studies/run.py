@@ -51,22 +51,25 @@ def _row_ids(numbers: np.ndarray, repeat: int) -> pa.Array:
 def row_tables(run_id: str, st: Study, first: int, figures: np.ndarray) -> dict[str, pa.Table]:
     """The `design` and `row_outputs` rows of compact design rows [first, first + len(figures)),
     streamed as each block of rows arrives (the base's and the variants' design rows lead)."""
-    rows, k = figures.shape[0], len(st.inputs)
-    numbers = np.arange(first, first + rows, dtype=np.int64)
-    design = pa.table({"run_id": pa.array([run_id] * (rows * k), pa.string()),
-                       "scenario_id": _row_ids(numbers, k), "row": np.repeat(numbers, k),
-                       "input": pa.array([i.path for i in st.inputs] * rows, pa.string()),
-                       "value": np.ascontiguousarray(st.values[first:first + rows]).ravel()}, schema=DESIGN_SCHEMA)
+    numbers = np.arange(first, first + len(figures), dtype=np.int64)
+    design = _per_row(run_id, numbers, "input", [i.path for i in st.inputs], st.values[first:first + len(figures)],
+                      DESIGN_SCHEMA)
     if first == 0:
         head = pa.Table.from_pylist(design_table_rows(run_id, st, with_rows=False), schema=DESIGN_SCHEMA)
         design = pa.concat_tables([head, design])
-    flat = figures.ravel()
-    f = len(st.outputs)
-    outputs = pa.table({"run_id": pa.array([run_id] * (rows * f), pa.string()),
-                        "scenario_id": _row_ids(numbers, f), "row": np.repeat(numbers, f),
-                        "output": pa.array(list(st.outputs) * rows, pa.string()),
-                        "value": pa.array(flat, pa.float64(), mask=np.isnan(flat))}, schema=ROW_OUTPUTS_SCHEMA)
-    return {"design": design, "row_outputs": outputs}
+    return {"design": design,
+            "row_outputs": _per_row(run_id, numbers, "output", list(st.outputs), figures, ROW_OUTPUTS_SCHEMA)}
+
+
+def _per_row(run_id: str, numbers: np.ndarray, column: str, names: list, values: np.ndarray,
+             schema: pa.Schema) -> pa.Table:
+    """One table row per design row x name (`column`: input or output), its value from `values`
+    (rows x names; NaN written as null)."""
+    flat = np.ascontiguousarray(values, np.float64).ravel()
+    return pa.table({"run_id": pa.array([run_id] * len(flat), pa.string()),
+                     "scenario_id": _row_ids(numbers, len(names)), "row": np.repeat(numbers, len(names)),
+                     column: pa.array(names * len(numbers), pa.string()),
+                     "value": pa.array(flat, pa.float64(), mask=np.isnan(flat))}, schema=schema)
 
 
 def study_plan(st: Study, *, episodes: int | None = None, seed: int | None = None, **settings) -> RunPlan:

@@ -153,6 +153,19 @@ MUTATIONS = [
              "engine/model/arrays.py", "if st.pivot_member[j]:", "if True:"),
 ]
 
+# compact design rows (issue 21): a block of rows must give each row its own scenario's numbers
+ROWS_TESTS = ("tests/studies/test_compact_rows.py",)
+MUTATIONS += [
+    Mutation("rows-first-row-ranges", "every row of a block is binned on the first row's ranges",
+             "kernels/rows.py", "scale[m] = GRID / tops[r, m]", "scale[m] = GRID / tops[0, m]", ROWS_TESTS),
+    Mutation("rows-scale-is-shift", "an input applied by scale is added to the base value",
+             "engine/studies/rows.py", 'slot.base + v if slot.apply == "shift" else slot.base * v',
+             'slot.base + v if slot.apply in ("shift", "scale") else slot.base * v', ROWS_TESTS),
+    Mutation("rows-grid-weights-swapped", "a row's tie between two grid means takes the far node's weight",
+             "engine/model/tie_tables.py", "mix[g, rng.MIX_PARTS] = np.where(1.0 - fm > 0.0, 1.0 - fm, fm)",
+             "mix[g, rng.MIX_PARTS] = np.where(1.0 - fm > 0.0, fm, 1.0 - fm)", ROWS_TESTS),
+]
+
 
 def _engine(name, misreading, path, old, new):
     return Mutation(name, misreading, path, old, new, tuple(ENGINE_TESTS))

@@ -85,6 +85,7 @@ def wait_for_checkpoints(proc, out, run_id, n, timeout=120.0, poll=0.01):
     assert proc.poll() is None, "the command finished before it could be interrupted"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items):
     """With pytest-xdist (`make test` runs two workers), tests that start Ray run one after
     another on one worker (`--dist loadgroup`): two local Ray instances on two cores would
@@ -94,6 +95,18 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group("ray"))
         elif any(f in item.fixturenames for f in SHARED_FIXTURES):  # computed once, on one worker
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Fail the session if xdist did not take the groups (it renames each grouped test
+    `<id>@<group>`; a pytest that keeps the id elsewhere makes that a silent no-op)."""
+    if getattr(session.config.option, "loadgroup", False):  # (set on xdist workers)
+        lost = [i.nodeid for i in session.items
+                if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if lost:
+            raise pytest.UsageError(f"--dist loadgroup grouped nothing (e.g. {lost[0]}); "
+                                    "see the pytest pin in pyproject.toml")
 
 
 # module-scoped fixtures that take seconds: their tests stay on one worker, so each is built once

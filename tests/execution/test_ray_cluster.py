@@ -97,6 +97,19 @@ class Head:
         threading.Thread(target=node.stdout.read, daemon=True).start()  # never block the node on a pipe
         return node
 
+    def wait_for_cpus(self, n: int, timeout: float = 120) -> None:
+        """Wait until the cluster's resource view (what a driver sizes its tasks by) holds `n`
+        CPUs: a node that says "Ray runtime started" may not be in it yet on a busy machine."""
+        deadline, seen = time.time() + timeout, ""
+        while time.time() < deadline:
+            seen = subprocess.run([RAY, "status", f"--address={self.address}"], env=self.env,
+                                  capture_output=True, text=True, timeout=60).stdout
+            cpus = re.search(r"/(\d+(?:\.\d+)?) CPU", seen)
+            if cpus and float(cpus.group(1)) >= n:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the cluster never had {n} CPUs:\n{seen}")
+
     def stop(self) -> None:
         started = [p for p in psutil.process_iter(["cmdline"])
                    if any(self.temp in part for part in (p.info["cmdline"] or []))]
@@ -184,6 +197,7 @@ def test_a_node_killed_mid_run_and_mid_study_changes_no_table(head, tmp_path):
     nodes = [head.add_node()]
     for kind, (args, env) in commands.items():
         out = tmp_path / kind
+        head.wait_for_cpus(2)  # else the driver sizes its tasks to the head's one CPU
         proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args, "--chunk-size", "1000",
                                  "--ray-address", head.address, "--workers", "2", "--out", str(out),
                                  "--run-id", kind, "--quiet"], cwd=ROOT, env=env,

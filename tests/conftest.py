@@ -1,5 +1,6 @@
 """Shared helpers: scenarios built in code, and running them."""
 import copy
+import struct
 import time
 from pathlib import Path
 
@@ -75,12 +76,29 @@ def stop_after_saving(monkeypatch, n):
     monkeypatch.setattr(RunDirectory, "save_chunk", save_then_stop)
 
 
+def checkpointed(out, run_id) -> int:
+    """How many chunks of run `run_id` under `out` are checkpointed (whole journal records)."""
+    from engine.execution.journal import count
+    return count(Path(out) / "_staging" / f"run_id={run_id}" / "chunks")
+
+
+def journal_records(path) -> list[tuple[int, int, int]]:
+    """(position, payload offset, payload length) of each record of a checkpoint journal, read
+    here from the documented layout (docs/OUTPUTS.md), not by the engine's reader."""
+    data, records, offset = Path(path).read_bytes(), [], 0
+    while offset + 24 <= len(data):
+        magic, position, length, _ = struct.unpack_from("<4sQQI", data, offset)
+        assert magic == b"PVCK"
+        records.append((position, offset + 24, length))
+        offset += 24 + length
+    return records
+
+
 def wait_for_checkpoints(proc, out, run_id, n, timeout=120.0, poll=0.01):
     """Wait until the command `proc` has checkpointed `n` chunks of run `run_id` under `out`;
     fail if it ended first (the caller means to interrupt it in the middle of the run)."""
-    chunks = Path(out) / "_staging" / f"run_id={run_id}" / "chunks"
     deadline = time.time() + timeout
-    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < n and proc.poll() is None:
+    while time.time() < deadline and checkpointed(out, run_id) < n and proc.poll() is None:
         time.sleep(poll)
     assert proc.poll() is None, "the command finished before it could be interrupted"
 

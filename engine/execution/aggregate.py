@@ -6,8 +6,9 @@ long run (quantised sums) are kept as Python integers after a merge.
 """
 from __future__ import annotations
 
-import io
-import os
+import json
+import struct
+import zlib
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -87,44 +88,44 @@ def _chunk_arrays(aggregates: list[Aggregate] | np.ndarray) -> dict[str, np.ndar
     return arrays
 
 
-def encode_chunk(aggregates: list[Aggregate]) -> bytes:
-    """A chunk's aggregates (one per scenario of its group) as the bytes of the .npz file
-    `save_chunk` writes (for object storage: one object, written whole)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **_chunk_arrays(aggregates))
-    return buffer.getvalue()
+CHUNK_MAGIC = b"PVC1"  # a checkpoint payload: magic, header length, header, arrays, CRC-32
 
 
-def save_chunk(path, aggregates: list[Aggregate]) -> None:
-    """Write a chunk's aggregates (one per scenario of its group) to `path` (a temporary
-    name, then renamed: a crash of the process never leaves a partial checkpoint). Not fsynced
-    (a sync per chunk bounded the driver at about 300 chunks a second here): a power loss may
-    leave a checkpoint empty or torn, which its zip checksums reveal when it is read
-    (`load_chunk` raises), and its chunk is computed again."""
+def encode_chunk(aggregates: list[Aggregate] | np.ndarray) -> bytes:
+    """A chunk's aggregates (one per scenario of its group), or a block of design rows'
+    figures, as a checkpoint's payload (a journal record on local disk, one object on object
+    storage): a JSON header naming each array's dtype and shape, the arrays' bytes end to end,
+    and a CRC-32 of all of it, so a torn or damaged payload is refused when it is decoded."""
     arrays = _chunk_arrays(aggregates)
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk: leave no partial file, and say which file it was
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    header = json.dumps([[name, a.dtype.str, a.shape] for name, a in arrays.items()]).encode()
+    body = b"".join([CHUNK_MAGIC, struct.pack("<I", len(header)), header,
+                     *(np.ascontiguousarray(a).tobytes() for a in arrays.values())])
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
-def load_chunk(path) -> list[Aggregate] | np.ndarray:
-    """The aggregates `save_chunk` wrote (`path`: a file name, or a binary file such as the
-    bytes of `encode_chunk` in an io.BytesIO); a block of design rows: its figures array."""
-    with np.load(path) as z:
-        if "row_figures" in z:
-            return z["row_figures"]
-        columns = {}
-        for f in fields(Aggregate):
-            flat, shapes = z[f.name], z[f"{f.name}.shape"]
-            ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
-            columns[f.name] = [part.reshape(shape) for part, shape in
-                               zip(np.split(flat, ends[:-1]), shapes)]
+def decode_chunk(payload: bytes) -> list[Aggregate] | np.ndarray:
+    """What `encode_chunk` encoded; ValueError if the payload is torn, damaged or foreign."""
+    body = memoryview(payload)[:-4]
+    if (len(payload) < 12 or payload[:4] != CHUNK_MAGIC
+            or struct.unpack("<I", payload[-4:])[0] != zlib.crc32(body)):
+        raise ValueError("not a whole checkpoint")
+    (length,) = struct.unpack_from("<I", payload, 4)
+    offset, z = 8 + length, {}
+    for name, dtype, shape in json.loads(bytes(body[8:offset])):
+        dtype = np.dtype(dtype)
+        n = int(np.prod(shape)) * dtype.itemsize
+        z[name] = np.frombuffer(body[offset:offset + n], dtype).reshape(shape).copy()
+        offset += n
+    if offset != len(body):
+        raise ValueError("not a whole checkpoint")
+    if "row_figures" in z:
+        return z["row_figures"]
+    columns = {}
+    for f in fields(Aggregate):
+        flat, shapes = z[f.name], z[f"{f.name}.shape"]
+        ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+        columns[f.name] = [part.reshape(shape) for part, shape in
+                           zip(np.split(flat, ends[:-1]), shapes)]
     out = []
     for k in range(len(columns["episodes"])):
         values = {name: parts[k] for name, parts in columns.items()}

@@ -61,17 +61,17 @@ def _read_all(fd: int) -> bytes:
 
 
 def _left(runs) -> str:
-    """What the run left behind, from its staging directory (nothing is imported for it)."""
+    """What the run left behind, from its staging directory (only the journal reader is imported)."""
     if not runs:
         return "nothing was written"
     run_id, staging = runs[-1]
     if "://" in staging:  # checkpoints in object storage (engine/outputs/checkpoints.py)
         return (f"finished chunks of run {run_id}, if any, are kept in {staging}: finish it with the "
                 f"same command and --resume --run-id {run_id}")
-    try:
-        chunks = sum(name.endswith(".npz") for name in os.listdir(os.path.join(staging, "chunks")))
-    except OSError:
+    if not os.path.isdir(os.path.join(staging, "chunks")):
         return f"nothing of run {run_id} was written: run it again"
+    from engine.execution.journal import count  # (standard library only)
+    chunks = count(os.path.join(staging, "chunks"))
     return (f"{chunks} finished chunk(s) of run {run_id} are kept: finish it with the same command "
             f"and --resume --run-id {run_id}")
 

@@ -4,7 +4,7 @@ With `--out s3://...` and `PIVOTAL_CHECKPOINT_DIR=s3://bucket/prefix` (docs/OUTP
 docs/CLUSTER.md) a run keeps, under `<prefix>/<out uri>/run_id=<id>/`:
 
     plan.json          what the run was asked to do (compared on --resume)
-    chunks/<pos>.npz   one checkpoint per finished chunk
+    chunks/<pos>.chunk one checkpoint per finished chunk (aggregate.py: encode_chunk)
     lease.json         which driver is writing the run, renewed while it runs
 
 Every object is written whole with one write into a fresh stream (engine/outputs/storage.py:
@@ -76,14 +76,14 @@ class RemoteCheckpoints:
                    json.dumps(plan, indent=1, sort_keys=True).encode())
 
     def chunk_key(self, position: int) -> str:
-        return self._key("chunks", f"{position:08d}.npz")
+        return self._key("chunks", f"{position:08d}.chunk")
 
     def finished_chunks(self) -> set[int]:
         """Positions of the chunks checkpointed so far (from the object names: nothing is read)."""
         selector = pafs.FileSelector(self._key("chunks"), allow_not_found=True, recursive=False)
         names = (info.base_name for info in self.location.fs.get_file_info(selector)
                  if info.type == pafs.FileType.File)
-        return {int(n[:-4]) for n in names if n.endswith(".npz") and n[:-4].isdigit()}
+        return {int(n[:-6]) for n in names if n.endswith(".chunk") and n[:-6].isdigit()}
 
     def save_chunk(self, position: int, data: bytes) -> None:
         put_object(self.location, self.chunk_key(position), data)

@@ -4,7 +4,7 @@ Layout (docs/OUTPUTS.md):
 
     DIR/<table>/run_id=<id>/part-0.parquet        published tables
     DIR/_staging/run_id=<id>/plan.json           what the run was asked to do
-    DIR/_staging/run_id=<id>/chunks/<pos>.npz    one checkpoint per finished chunk
+    DIR/_staging/run_id=<id>/chunks/NNNN.journal finished chunks' checkpoints (engine/execution/journal.py)
     DIR/_staging/run_id=<id>/tables/<table>/...  tables being written
 
 Publishing moves each table's directory into place with one rename, and the
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import fcntl
-import io
 import json
 import os
 import shutil
@@ -35,8 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
-from engine.execution.aggregate import Aggregate, encode_chunk, load_chunk, save_chunk
+from engine.execution.aggregate import Aggregate, decode_chunk, encode_chunk
 from engine.outputs.checkpoints import LeaseError, RemoteCheckpoints
+from engine.execution.journal import Journal
 from engine.outputs.schema import finalize
 from engine.outputs.storage import (PART, Location, StorageError, checkpoint_root, local_staging,
                                     locate)
@@ -130,6 +130,7 @@ class RunDirectory:
         self.run_id = run_id
         self.staging = self.out / "_staging" / f"run_id={run_id}"
         self.chunks = self.staging / "chunks"
+        self.journal = Journal(self.chunks)
 
     def published(self, table: str) -> Path:
         return self.out / table / f"run_id={self.run_id}"
@@ -152,7 +153,9 @@ class RunDirectory:
 
     def discard(self) -> None:
         """Drop the staged run (plan, checkpoints, tables) to start the id afresh."""
+        self.journal.close()
         shutil.rmtree(self.staging, ignore_errors=True)
+        self.journal = Journal(self.chunks)
 
     def any_published(self) -> bool:
         return any(self.published(t).exists() for t in TABLES)
@@ -186,6 +189,7 @@ class RunDirectory:
     def unlock(self) -> None:
         """Let go of the run id's lock and remove its file (while still holding it: whoever opened
         the old file meanwhile sees it is gone once it gets the lock, and tries again)."""
+        self.journal.close()
         path = self._lock_path()
         fd = _LOCKS.pop(path, None)
         if fd is not None:
@@ -220,26 +224,22 @@ class RunDirectory:
         (building / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True))
         os.rename(building, self.staging)
 
-    def checkpoint_path(self, position: int) -> Path:
-        return self.chunks / f"{position:08d}.npz"
-
     def finished_chunks(self) -> set[int]:
-        """Positions of the chunks checkpointed so far (from the file names: nothing is read)."""
-        if not self.chunks.exists():
-            return set()
-        return {int(path.stem) for path in self.chunks.glob("*.npz") if path.stem.isdigit()}
+        """Positions of the chunks checkpointed so far (the journals' headers: no chunk is read)."""
+        return self.journal.positions()
 
     def save_chunk(self, position: int, aggregates: list[Aggregate]) -> None:
-        save_chunk(self.checkpoint_path(position), aggregates)
+        self.journal.append(position, encode_chunk(aggregates))
 
     def load_chunk(self, position: int) -> list[Aggregate] | None:
-        """A checkpointed chunk's aggregates, or None if its file cannot be read (a disk that
-        filled up or failed under it): the file is removed and the chunk must be computed again."""
-        path = self.checkpoint_path(position)
+        """A checkpointed chunk's aggregates, or None if its record cannot be read (torn by a
+        crash, or damaged on disk): the chunk must be computed again."""
+        payload = self.journal.read(position)
+        if payload is None:
+            return None
         try:
-            return load_chunk(path)
+            return decode_chunk(payload)
         except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
-            path.unlink(missing_ok=True)
             return None
 
     def clear_staged_tables(self) -> None:
@@ -296,6 +296,7 @@ class ObjectRunDirectory(RunDirectory):
         self.where = location.uri
         self.staging = self.out / f"run_id={run_id}"
         self.chunks = self.staging / "chunks"
+        self.journal = Journal(self.chunks)
 
     def is_complete(self) -> bool:
         return self.location.exists(self.location.part("runs", self.run_id))
@@ -397,13 +398,13 @@ class SharedRunDirectory(ObjectRunDirectory):
             raise RunExistsError(str(exc)) from None
         except OSError as exc:  # say which object it was
             raise OSError(exc.errno, exc.strerror or str(exc),
-                          f"{self.kept_at()}/chunks/{position:08d}.npz") from None
+                          f"{self.kept_at()}/chunks/{position:08d}.chunk") from None
 
     def load_chunk(self, position: int) -> list[Aggregate] | None:
         """A checkpoint's aggregates, or None (the object deleted: compute the chunk again) if
         it cannot be read."""
         try:
-            return load_chunk(io.BytesIO(self.remote.load_chunk(position)))
+            return decode_chunk(self.remote.load_chunk(position))
         except Exception:  # noqa: BLE001 - any damage means: compute the chunk again
             try:
                 self.remote.drop_chunk(position)

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 import pivotal
 from engine.outputs.directory import RunExistsError
 from engine.model.scenario import ScenarioError
-from conftest import wait_for_checkpoints
+from conftest import checkpointed, wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -238,7 +238,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_run_resumable(tmp_path, monke
 
     def fill_up(self, position, aggregate):
         if len(saved) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.checkpoint_path(position)))
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.chunks / "0000.journal"))
         saved.append(position)
         original(self, position, aggregate)
     monkeypatch.setattr(RunDirectory, "save_chunk", fill_up)
@@ -255,15 +255,17 @@ def test_a_full_disk_while_checkpointing_keeps_the_run_resumable(tmp_path, monke
     assert_frame_equal(published.drop("run_id"), clean["summary"].drop("run_id"))
 
 
-def test_a_truncated_checkpoint_is_computed_again(tmp_path):
+def test_a_truncated_checkpoint_journal_is_computed_again_from_the_cut(tmp_path):
     store = tmp_path / "out"
     interrupted_after(3, TUTORIAL, episodes=6000, chunk_size=1000, out=store, run_id="t", workers=1)
-    checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))
-    assert len(checkpoints) == 3
-    checkpoints[1].write_bytes(checkpoints[1].read_bytes()[:100])  # a disk that filled up under it
+    journal = store / "_staging" / "run_id=t" / "chunks" / "0000.journal"
+    assert checkpointed(store, "t") == 3
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:len(whole) // 2])  # a disk that filled up under it: cut in chunk 1's record
+    assert checkpointed(store, "t") == 1
     done = pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, out=store, run_id="t",
                             resume=True, progress=False)
-    assert done.computed == 4000  # chunks 1, 3, 4, 5
+    assert done.computed == 5000  # chunks 1 to 5: the cut ends the journal
     clean = pivotal.forecast(TUTORIAL, episodes=6000, chunk_size=1000, progress=False).tables
     assert_frame_equal(done.tables["summary"].drop("run_id"), clean["summary"].drop("run_id"))
 
@@ -414,26 +416,6 @@ def test_a_damaged_file_under_out_is_one_line(tmp_path):
 def test_an_empty_out_is_refused(tmp_path):
     done = cli("run", TUTORIAL, "--episodes", "100", "--out", "", cwd=tmp_path)
     assert done.returncode == 2 and "--out is empty" in done.stderr and not any(tmp_path.iterdir())
-
-
-def test_a_checkpoint_that_cannot_be_written_names_its_path_and_leaves_nothing(tmp_path, monkeypatch):
-    import errno
-
-    import engine.execution.aggregate as aggregate
-
-    def full(fh, **arrays):
-        fh.write(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")
-    from engine.execution.executors import Job, run_chunk
-    from engine.model.arrays import build_model_arrays, outcome_ranges
-    from engine.execution.plan import Chunk
-    s = pivotal.load_scenario(TUTORIAL)
-    aggregates = run_chunk(Job(1, 0, (build_model_arrays(s),), (outcome_ranges(s),), -1), Chunk(0, 0, 0, 0, 10))
-    monkeypatch.setattr(aggregate.np, "savez", full)
-    with pytest.raises(OSError) as err:
-        aggregate.save_chunk(tmp_path / "00000001.npz", aggregates)
-    assert err.value.filename == str(tmp_path / "00000001.npz") and err.value.errno == errno.ENOSPC
-    assert not any(tmp_path.iterdir())
 
 
 def test_validate_checks_every_file_and_fails_if_any_is_refused(tmp_path):

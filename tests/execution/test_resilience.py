@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 
 import pivotal
 from engine.outputs.directory import RunDirectory, RunExistsError
-from conftest import stop_after_saving, wait_for_checkpoints
+from conftest import checkpointed, journal_records, stop_after_saving, wait_for_checkpoints
+from engine.execution.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -110,18 +111,21 @@ def test_resume_reads_each_checkpoint_once_and_recomputes_damaged_ones(tmp_path,
             stop_after_saving(m, 4)
             pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, out=store, run_id="t", workers=1,
                              progress=False)
-    checkpoints = sorted((store / "_staging" / "run_id=t" / "chunks").glob("*.npz"))
-    assert len(checkpoints) == 4
-    checkpoints[2].write_bytes(b"not a checkpoint")
-    torn = bytearray(checkpoints[1].read_bytes())  # one bit of its data flipped (an unsynced page lost
-    torn[len(torn) // 2] ^= 0x10                    # in a power cut): the zip checksum must catch it
-    checkpoints[1].write_bytes(bytes(torn))
+    journal = store / "_staging" / "run_id=t" / "chunks" / "0000.journal"
+    records = journal_records(journal)
+    assert [position for position, _, _ in records] == [0, 1, 2, 3]
+    data = bytearray(journal.read_bytes())
+    _, start, length = records[2]
+    data[start:start + length] = b"x" * length       # not a checkpoint
+    _, start, length = records[1]
+    data[start + length // 2] ^= 0x10                # one bit flipped (an unsynced page lost in a power cut)
+    journal.write_bytes(bytes(data))
     reads = []
-    real_load = output.load_chunk
-    monkeypatch.setattr(output, "load_chunk", lambda path: reads.append(Path(path).name) or real_load(path))
+    real_read = Journal.read
+    monkeypatch.setattr(Journal, "read", lambda self, p: reads.append(p) or real_read(self, p))
     done = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, out=store, run_id="t", resume=True,
                             progress=False)
-    assert sorted(reads) == sorted(p.name for p in checkpoints)  # each once, the damaged one included
+    assert sorted(reads) == [0, 1, 2, 3]  # each once, the damaged ones included
     assert done.computed == 6000  # the two damaged chunks and the four never run
     clean = pivotal.forecast(TUTORIAL, episodes=8000, chunk_size=1000, progress=False).tables
     for table in ("summary", "candidates", "size_distribution"):
@@ -334,7 +338,7 @@ def test_a_signal_whose_interrupt_a_library_swallowed_still_stops_the_run(tmp_pa
                                  workers=1, progress=False)
     finally:
         signals.received.clear()
-    assert len(list((tmp_path / "_staging" / "run_id=s" / "chunks").glob("*.npz"))) == 2
+    assert checkpointed(tmp_path, "s") == 2
 
 
 def test_a_gcs_uri_gets_a_bounded_retry_time():

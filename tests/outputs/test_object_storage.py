@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal
 
 import engine.outputs.directory
 import pivotal
+from engine.execution.journal import count
 from engine.outputs.storage import StorageError, complete_runs, locate
 from s3_fixtures import BUCKET, s3  # noqa: F401 - the fixture
 
@@ -93,7 +94,7 @@ def test_runs_object_is_the_commit_and_resume_keeps_checkpoints_on_local_disk(s3
         from engine.cli.outputs import show_text
         show_text(out)
     checkpoints = Path(os.environ["PIVOTAL_CHECKPOINT_DIR"])
-    assert len(list(checkpoints.rglob("run_id=x/chunks/*.npz"))) == 4
+    assert count(next(checkpoints.rglob("run_id=x/chunks"))) == 4
     written.clear()
     monkeypatch.setattr(engine.outputs.directory.ObjectRunDirectory, "_upload",
                         lambda self, name: (written.append(name), real(self, name)))

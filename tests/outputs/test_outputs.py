@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 import engine.execution.executors
 import pivotal
 from engine.forecast import RunFailedError
+from conftest import checkpointed
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -115,7 +116,7 @@ def test_a_failing_chunk_publishes_nothing_and_can_be_resumed(tmp_path, monkeypa
     with pytest.raises(RunFailedError, match=r"scenario 'tutorial', chunk 2 \(episodes 2000..2999\)"):
         pivotal.forecast(TUTORIAL, **args)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "summary").exists()
-    assert len(list((tmp_path / "_staging" / "run_id=x" / "chunks").glob("*.npz"))) == 2
+    assert checkpointed(tmp_path, "x") == 2
     monkeypatch.setattr(engine.execution.executors, "run_chunk", real)
     resumed = pivotal.forecast(TUTORIAL, resume=True, **args).tables
     clean = pivotal.forecast(TUTORIAL, episodes=5000, seed=9, progress=False).tables

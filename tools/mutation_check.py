@@ -166,6 +166,20 @@ MUTATIONS += [
              "mix[g, rng.MIX_PARTS] = np.where(1.0 - fm > 0.0, fm, 1.0 - fm)", ROWS_TESTS),
 ]
 
+# checkpoints: what a crash or a damaged disk leaves must be read back whole or not at all
+JOURNAL_TESTS = ("tests/execution/test_journal.py",)
+MUTATIONS += [
+    Mutation("journal-first-record-wins", "a chunk computed again keeps its first (damaged) record",
+             "engine/execution/journal.py", "records[position] = (path, start, length, crc)",
+             "records.setdefault(position, (path, start, length, crc))", JOURNAL_TESTS),
+    Mutation("journal-no-magic", "a journal's scan takes any 24 bytes as a record header",
+             "engine/execution/journal.py", "if magic != MAGIC or start + length > size:",
+             "if start + length > size:", JOURNAL_TESTS),
+    Mutation("payload-crc-unchecked", "a checkpoint payload is decoded without checking its CRC",
+             "engine/execution/aggregate.py",
+             "or struct.unpack(\"<I\", payload[-4:])[0] != zlib.crc32(body)):", "):", JOURNAL_TESTS),
+]
+
 
 def _engine(name, misreading, path, old, new):
     return Mutation(name, misreading, path, old, new, tuple(ENGINE_TESTS))

@@ -71,8 +71,9 @@ def test_foreign_bytes_end_the_scan(tmp_path):
     j.append(0, _payload(0))
     j.close()
     with open(tmp_path / "0000.journal", "ab") as fh:
-        fh.write(bytes(40) + b"PVCK")  # zeros where a header should be
-    assert Journal(tmp_path).positions() == {0}
+        fh.write(bytes(40) + b"PVCK")  # zeros where a header should be (position 0, length 0)
+    reader = Journal(tmp_path)
+    assert reader.positions() == {0} and reader.read(0) == _payload(0)
 
 
 def test_a_full_disk_cuts_the_partial_record_off_and_names_the_journal(tmp_path, monkeypatch):

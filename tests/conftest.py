@@ -1,6 +1,8 @@
 """Shared helpers: scenarios built in code, and running them."""
 import copy
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -92,6 +94,27 @@ def journal_records(path) -> list[tuple[int, int, int]]:
         records.append((position, offset + 24, length))
         offset += 24 + length
     return records
+
+
+def start_past_entry_point(args, **popen):
+    """Start `python -m engine.cli.start *args` (the `pivotal` command) and return once it
+    has imported the entry point's first module (its own `-X importtime` report on stderr; the
+    next statement installs its signal handlers): a signal sent then is the command's to
+    handle, however long a loaded machine took to start Python. Its stderr then also holds
+    the import report's lines."""
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "engine.cli.start", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.rstrip().endswith("| engine.execution.supervisor"):
+            return proc
+    pytest.fail(f"the command never reached its entry point: {''.join(seen)[-2000:]}")
+
+
+def messages(err: str) -> list[str]:
+    """The lines of a command's stderr that are not `-X importtime` reports."""
+    return [x for x in err.splitlines() if not x.startswith("import time:")]
 
 
 def wait_for_checkpoints(proc, out, run_id, n, timeout=120.0, poll=0.01):

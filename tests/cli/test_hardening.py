@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 import pivotal
 from engine.outputs.directory import RunExistsError
 from engine.model.scenario import ScenarioError
-from conftest import checkpointed, wait_for_checkpoints
+from conftest import checkpointed, messages, start_past_entry_point, wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -176,12 +176,12 @@ def test_signals_leave_a_resumable_run_and_say_so(tmp_path, sig, code):
 
 
 def test_interrupt_before_the_run_starts_is_one_line(tmp_path):
-    proc = subprocess.Popen([*CLI, "run", str(TUTORIAL), "--out", str(tmp_path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_past_entry_point(["run", TUTORIAL, "--out", tmp_path], cwd=ROOT)
     time.sleep(0.3)  # importing the engine
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "Traceback" not in err and "interrupted" in err, err
+    said = messages(err)
+    assert proc.returncode == 143 and "Traceback" not in err and len(said) == 1 and "interrupted" in said[0], err
 
 
 def test_resume_without_a_run_id_and_nothing_to_resume(tmp_path):

@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 
 import pivotal
 from engine.outputs.directory import RunDirectory, RunExistsError
-from conftest import checkpointed, journal_records, stop_after_saving, wait_for_checkpoints
+from conftest import (checkpointed, journal_records, messages, start_past_entry_point, stop_after_saving,
+                      wait_for_checkpoints)
 from engine.execution.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,22 +83,14 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path):
     imported the entry point's first module, not from a guess at how long start-up takes (a
     loaded CI machine took longer than twice a `python -c pass`)."""
     for delay in (0.002, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8):
-        proc = subprocess.Popen([sys.executable, "-X", "importtime", *COMMAND[1:], "run", str(TUTORIAL),
-                                 "--episodes", "5000000", "--out", str(tmp_path / "out")], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        seen = []
-        for line in proc.stderr:
-            seen.append(line)
-            if line.rstrip().endswith("| engine.execution.supervisor"):
-                break  # start.py's next statement installs its handlers
-        else:
-            pytest.fail(f"the command never reached its entry point: {''.join(seen)[-2000:]}")
+        proc = start_past_entry_point(["run", TUTORIAL, "--episodes", "5000000", "--out", tmp_path / "out"],
+                                      cwd=ROOT)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-        messages = [x for x in err.splitlines() if not x.startswith("import time:")]
+        said = messages(err)
         assert proc.returncode == 130, (delay, proc.returncode, err[-2000:])
-        assert "Traceback" not in err and messages and "interrupted" in messages[-1], (delay, messages)
+        assert "Traceback" not in err and said and "interrupted" in said[-1], (delay, said)
 
 
 # --- checkpoints are read once on resume; a damaged one is computed again -------------------

@@ -2,8 +2,10 @@
 
     chunks/NNNN.journal    the chunks one process checkpointed, in the order they finished
 
-A record is a header (`PVCK`, the chunk's position, the payload's length and CRC-32) and the
-payload: the chunk's aggregates (engine/execution/aggregate.py: encode_chunk).
+A record is a header (`PVCK`, the chunk's position, the payload's length, and a CRC-32 of
+those three and the payload) and the payload: the chunk's aggregates
+(engine/execution/aggregate.py: encode_chunk). The CRC covers the position too, so a flipped
+bit there cannot pass one chunk's numbers off as another's.
 Appending a record is one write to a file the process keeps open, where a file per chunk
 cost a create and a rename each (about 500 chunks a second here, against the 1,000 a driver
 of a few hundred workers must merge). Records are not fsynced: a process killed mid-write
@@ -21,9 +23,14 @@ import struct
 import zlib
 from pathlib import Path
 
-HEADER = struct.Struct("<4sQQI")  # magic, chunk position, payload length, CRC-32 of the payload
+HEADER = struct.Struct("<4sQQI")  # magic, chunk position, payload length, CRC-32 (below)
 MAGIC = b"PVCK"
 SUFFIX = ".journal"
+
+
+def _crc(position: int, payload: bytes) -> int:
+    """The record's CRC-32: of its magic, position and length, then of its payload."""
+    return zlib.crc32(payload, zlib.crc32(HEADER.pack(MAGIC, position, len(payload), 0)[:-4]))
 
 
 class Journal:
@@ -44,7 +51,7 @@ class Journal:
     def _records(self) -> dict[int, tuple[Path, int, int, int]]:
         if self._index is None:
             self._index = {}
-            for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            for _, path in _journals(self.directory):  # oldest first: a later record replaces
                 self._index.update(_scan(path))
         return self._index
 
@@ -61,7 +68,7 @@ class Journal:
                 payload = fh.read(length)
         except OSError:
             payload = b""
-        if len(payload) != length or zlib.crc32(payload) != crc:
+        if len(payload) != length or _crc(position, payload) != crc:
             del self._index[position]
             return None
         return payload
@@ -72,7 +79,8 @@ class Journal:
         records = self._records()
         if self._fd is None:
             self._open()
-        record = HEADER.pack(MAGIC, position, len(payload), zlib.crc32(payload)) + payload
+        crc = _crc(position, payload)
+        record = HEADER.pack(MAGIC, position, len(payload), crc) + payload
         try:
             written = 0
             while written < len(record):
@@ -83,13 +91,12 @@ class Journal:
             except OSError:
                 pass  # the torn tail then ends this journal's scan
             raise OSError(exc.errno, exc.strerror or str(exc), str(self._path)) from None
-        records[position] = (self._path, self._size + HEADER.size, len(payload), zlib.crc32(payload))
+        records[position] = (self._path, self._size + HEADER.size, len(payload), crc)
         self._size += len(record)
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        numbers = [int(p.stem) for p in self.directory.glob(f"*{SUFFIX}") if p.stem.isdigit()]
-        number = max(numbers, default=-1) + 1
+        number = max((n for n, _ in _journals(self.directory)), default=-1) + 1
         while True:
             self._path = self.directory / f"{number:04d}{SUFFIX}"
             try:
@@ -106,6 +113,11 @@ class Journal:
             self._fd = None
 
     __del__ = close  # a run abandoned in a notebook does not keep its journal open
+
+
+def _journals(directory: Path) -> list[tuple[int, Path]]:
+    """(number, path) of the journals in `directory`, by number (other files are not ours)."""
+    return sorted((int(p.stem), p) for p in directory.glob(f"*{SUFFIX}") if p.stem.isdigit())
 
 
 def _scan(path: Path) -> dict[int, tuple[Path, int, int, int]]:

@@ -66,6 +66,37 @@ def test_a_damaged_record_is_not_read_and_no_longer_counted(tmp_path, damage):
     assert reader.read(0) == _payload(0) and reader.read(2) == _payload(2)
 
 
+def test_a_flipped_bit_in_a_header_s_position_cannot_pass_for_another_chunk(tmp_path):
+    """The helper's review found this: with the CRC over the payload alone, record 3 relabelled
+    as chunk 2 replaced chunk 2's record, and a resumed run merged chunk 3's numbers twice."""
+    j = Journal(tmp_path)
+    for position in range(4):
+        j.append(position, _payload(position))
+    j.close()
+    path = tmp_path / "0000.journal"
+    data = bytearray(path.read_bytes())
+    _, start, _ = journal_records(path)[3]
+    data[start - 24 + 4] ^= 0x01  # the position's lowest bit: 3 becomes 2
+    path.write_bytes(bytes(data))
+    reader = Journal(tmp_path)
+    assert reader.positions() == {0, 1, 2}
+    assert reader.read(2) is None and reader.read(3) is None  # both chunks are computed again
+    assert reader.read(0) == _payload(0) and reader.read(1) == _payload(1)
+
+
+def test_journals_are_read_in_number_order_past_9999(tmp_path):
+    first = Journal(tmp_path)
+    first.append(0, b"older")
+    first.close()
+    (tmp_path / "0000.journal").rename(tmp_path / "9999.journal")
+    (tmp_path / "notes.journal").write_bytes(b"not ours")
+    later = Journal(tmp_path)
+    later.append(0, b"newer")
+    later.close()
+    assert (tmp_path / "10000.journal").exists()  # (sorted as text, 10000 comes before 9999)
+    assert Journal(tmp_path).read(0) == b"newer"
+
+
 def test_foreign_bytes_end_the_scan(tmp_path):
     j = Journal(tmp_path)
     j.append(0, _payload(0))

@@ -14,6 +14,15 @@ def _payload(position: int) -> bytes:
     return bytes((position * 7 + k) % 251 for k in range(100 + 13 * position))
 
 
+def _written(tmp_path, n: int):
+    """A journal of chunks 0 .. n-1, closed; its path."""
+    j = Journal(tmp_path)
+    for position in range(n):
+        j.append(position, _payload(position))
+    j.close()
+    return tmp_path / "0000.journal"
+
+
 def test_records_are_read_back_by_another_process_and_a_later_one_replaces_an_earlier(tmp_path):
     first = Journal(tmp_path)
     for position in (5, 0, 1 << 40):  # completion order; a design-row block's position
@@ -31,11 +40,7 @@ def test_records_are_read_back_by_another_process_and_a_later_one_replaces_an_ea
 
 
 def test_a_torn_tail_ends_its_journal_and_what_follows_in_a_new_journal_is_read(tmp_path):
-    j = Journal(tmp_path)
-    for position in range(4):
-        j.append(position, _payload(position))
-    j.close()
-    path = tmp_path / "0000.journal"
+    path = _written(tmp_path, 4)
     _, start, length = journal_records(path)[2]
     for cut in (start - 3, start + length // 2):  # in record 2's header, then in its payload
         os.truncate(path, cut)
@@ -48,11 +53,7 @@ def test_a_torn_tail_ends_its_journal_and_what_follows_in_a_new_journal_is_read(
 
 @pytest.mark.parametrize("damage", ["a bit flipped", "zeros (a page never written)"])
 def test_a_damaged_record_is_not_read_and_no_longer_counted(tmp_path, damage):
-    j = Journal(tmp_path)
-    for position in range(3):
-        j.append(position, _payload(position))
-    j.close()
-    path = tmp_path / "0000.journal"
+    path = _written(tmp_path, 3)
     data = bytearray(path.read_bytes())
     _, start, length = journal_records(path)[1]
     if damage == "a bit flipped":
@@ -69,11 +70,7 @@ def test_a_damaged_record_is_not_read_and_no_longer_counted(tmp_path, damage):
 def test_a_flipped_bit_in_a_header_s_position_cannot_pass_for_another_chunk(tmp_path):
     """The helper's review found this: with the CRC over the payload alone, record 3 relabelled
     as chunk 2 replaced chunk 2's record, and a resumed run merged chunk 3's numbers twice."""
-    j = Journal(tmp_path)
-    for position in range(4):
-        j.append(position, _payload(position))
-    j.close()
-    path = tmp_path / "0000.journal"
+    path = _written(tmp_path, 4)
     data = bytearray(path.read_bytes())
     _, start, _ = journal_records(path)[3]
     data[start - 24 + 4] ^= 0x01  # the position's lowest bit: 3 becomes 2

@@ -112,7 +112,11 @@ class Journal:
             os.close(self._fd)
             self._fd = None
 
-    __del__ = close  # a run abandoned in a notebook does not keep its journal open
+    def __del__(self):  # a run abandoned in a notebook does not keep its journal open
+        try:
+            self.close()
+        except (OSError, TypeError):  # (at interpreter exit `os` may be gone: the OS closes it)
+            pass
 
 
 def _journals(directory: Path) -> list[tuple[int, Path]]:

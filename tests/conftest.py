@@ -1,5 +1,6 @@
 """Shared helpers: scenarios built in code, and running them."""
 import copy
+import socket
 import struct
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def stop_after_saving(monkeypatch, n):
         if len(saved) == n:
             raise KeyboardInterrupt
     monkeypatch.setattr(RunDirectory, "save_chunk", save_then_stop)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def checkpointed(out, run_id) -> int:

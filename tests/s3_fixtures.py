@@ -1,10 +1,11 @@
 """A local S3-compatible server (moto, on 127.0.0.1) for the object-storage tests."""
 import os
-import socket
 
 import pyarrow.fs as pafs
 import pytest
 from moto.server import ThreadedMotoServer
+
+from conftest import free_port
 
 BUCKET = "forecasts"
 
@@ -12,9 +13,7 @@ BUCKET = "forecasts"
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A moto S3 server on a free loopback port, the AWS variables pointing at it, a bucket."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -35,8 +36,8 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
 from engine.execution.aggregate import Aggregate, decode_chunk, encode_chunk
-from engine.outputs.checkpoints import LeaseError, RemoteCheckpoints
 from engine.execution.journal import Journal
+from engine.outputs.checkpoints import LeaseError, RemoteCheckpoints
 from engine.outputs.schema import finalize
 from engine.outputs.storage import (PART, Location, StorageError, checkpoint_root, local_staging,
                                     locate)
@@ -130,7 +131,6 @@ class RunDirectory:
         self.run_id = run_id
         self.staging = self.out / "_staging" / f"run_id={run_id}"
         self.chunks = self.staging / "chunks"
-        self.journal = Journal(self.chunks)
 
     def published(self, table: str) -> Path:
         return self.out / table / f"run_id={self.run_id}"
@@ -153,9 +153,8 @@ class RunDirectory:
 
     def discard(self) -> None:
         """Drop the staged run (plan, checkpoints, tables) to start the id afresh."""
-        self.journal.close()
+        self._close_journal()
         shutil.rmtree(self.staging, ignore_errors=True)
-        self.journal = Journal(self.chunks)
 
     def any_published(self) -> bool:
         return any(self.published(t).exists() for t in TABLES)
@@ -189,7 +188,7 @@ class RunDirectory:
     def unlock(self) -> None:
         """Let go of the run id's lock and remove its file (while still holding it: whoever opened
         the old file meanwhile sees it is gone once it gets the lock, and tries again)."""
-        self.journal.close()
+        self._close_journal()
         path = self._lock_path()
         fd = _LOCKS.pop(path, None)
         if fd is not None:
@@ -223,6 +222,17 @@ class RunDirectory:
         (building / "chunks").mkdir(parents=True)
         (building / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True))
         os.rename(building, self.staging)
+
+    @functools.cached_property
+    def journal(self) -> Journal:
+        """The run's checkpoint journals, opened on first use (a subclass may move `chunks`)."""
+        return Journal(self.chunks)
+
+    def _close_journal(self) -> None:
+        """Close this process's journal; the next use reads the journals afresh."""
+        journal = self.__dict__.pop("journal", None)
+        if journal is not None:
+            journal.close()
 
     def finished_chunks(self) -> set[int]:
         """Positions of the chunks checkpointed so far (the journals' headers: no chunk is read)."""
@@ -296,7 +306,6 @@ class ObjectRunDirectory(RunDirectory):
         self.where = location.uri
         self.staging = self.out / f"run_id={run_id}"
         self.chunks = self.staging / "chunks"
-        self.journal = Journal(self.chunks)
 
     def is_complete(self) -> bool:
         return self.location.exists(self.location.part("runs", self.run_id))

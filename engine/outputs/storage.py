@@ -132,7 +132,7 @@ def checkpoint_root(location: Location) -> Path | Location:
     another machine can resume the run (engine/outputs/checkpoints.py): then it is a
     `Location`, else a local directory."""
     base = os.environ.get(CHECKPOINT_DIR) or str(Path.home() / ".cache" / "pivotal" / "checkpoints")
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
+    name = _folder_name(location)
     shared = locate(base, f"${CHECKPOINT_DIR}")
     if shared.local:
         return Path(shared.root) / name
@@ -142,8 +142,12 @@ def checkpoint_root(location: Location) -> Path | Location:
 def local_staging(location: Location) -> Path:
     """Where a run whose checkpoints are in object storage writes its tables before uploading
     them, and keeps its run-id lock: on this machine, one folder per `--out` URI."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
-    return Path.home() / ".cache" / "pivotal" / "staging" / name
+    return Path.home() / ".cache" / "pivotal" / "staging" / _folder_name(location)
+
+
+def _folder_name(location: Location) -> str:
+    """The `--out` URI as one folder name: its scheme and path, other characters as '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", location.uri.rstrip("/"))
 
 
 def put_object(location: Location, path: str, data: bytes) -> None:

@@ -8,7 +8,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import pivotal
-from conftest import wait_for_checkpoints
+from conftest import free_port, wait_for_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "configs" / "scenarios" / "tutorial.toml"
@@ -32,12 +31,6 @@ NUMBERS = ("summary", "size_distribution", "capacity_distribution", "time_to_suc
            "candidates", "episodes", "scenarios")
 STUDY_TABLES = ("sensitivity", "comparisons", "design")
 AUTH = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(**auth) -> dict:
@@ -63,7 +56,7 @@ class Head:
     def __init__(self):
         self.temp = tempfile.mkdtemp(prefix="pvray-", dir="/tmp")  # (Unix socket paths stay short)
         self.token = secrets.token_hex(16)
-        self.port, self.dashboard = _free_port(), _free_port()
+        self.port, self.dashboard = free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
         # a killed node is declared dead after ~1.5 s, not Ray's default 15 s
         self.env = _env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token,
@@ -74,8 +67,8 @@ class Head:
     def start(self) -> None:
         subprocess.run([RAY, "start", "--head", f"--port={self.port}", "--num-cpus=1",
                         f"--dashboard-port={self.dashboard}", "--dashboard-host=127.0.0.1",
-                        f"--ray-client-server-port={_free_port()}",
-                        f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={self.temp}",
+                        f"--ray-client-server-port={free_port()}",
+                        f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={self.temp}",
                         "--disable-usage-stats"], env=self.env, check=True, capture_output=True,
                        timeout=120)
 
@@ -84,7 +77,7 @@ class Head:
         the node is a descendant of the returned process."""
         node = subprocess.Popen(
             [RAY, "start", f"--address={self.address}", f"--num-cpus={cpus}", "--block",
-             f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={self.temp}",
+             f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={self.temp}",
              "--disable-usage-stats"], env=self.env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.nodes.append(node)
